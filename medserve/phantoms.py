@@ -47,7 +47,7 @@ def chest_slice(
 ) -> SlicePhantom:
     """An axial chest-CT slice of ``size``×``size`` pixels with ``nodules`` lung nodules.
 
-    Nodule diameters are 5–20 mm; anatomy varies in size and position from slice to slice.
+    Nodule diameters are 6–20 mm, vessel cross-sections at most about 5 mm; anatomy varies in size and position from slice to slice.
     """
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     s = size / 256.0
@@ -74,7 +74,7 @@ def chest_slice(
         for _ in range(rng.integers(10, 22)):
             r, a = rng.uniform(0.1, 0.9), rng.uniform(0, 2 * np.pi)
             vy, vx = ly + r * ry * np.sin(a), lx + r * rx * np.cos(a)
-            vr = rng.uniform(0.8, 2.6) * s * (1.3 - 0.6 * r)
+            vr = rng.uniform(0.6, 1.9) * s * (1.2 - 0.5 * r)
             hu[_ellipse(yy, xx, vy, vx, vr, vr) & lungs] = VESSEL_HU
 
     # Heart / mediastinum, spine and ribs.
@@ -97,7 +97,7 @@ def chest_slice(
         ly, lx, ry, rx = lung_centres[rng.integers(0, 2)]
         r, a = rng.uniform(0.0, 0.7), rng.uniform(0, 2 * np.pi)
         ny, nx = ly + r * ry * np.sin(a), lx + r * rx * np.cos(a)
-        radius_px = rng.uniform(2.5, 10.0) / mm_per_px
+        radius_px = rng.uniform(3.0, 10.0) / mm_per_px
         blob = _ellipse(yy, xx, ny, nx, radius_px, radius_px * rng.uniform(0.8, 1.2))
         if (blob & ~lungs).sum() > 0.1 * blob.sum():
             continue

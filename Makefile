@@ -1,0 +1,40 @@
+# medserve: two commands for a new user — `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+REPOSITORY := model_repository
+PYTEST_ARGS ?=
+
+.PHONY: help install model-repository run test bench clean
+
+help:
+	@echo "make run    - set up, build the demo model repository if missing, start Triton + gateway"
+	@echo "make test   - set up and run the test suite (unit + end-to-end against a real tritonserver)"
+	@echo "make bench  - benchmarks (preprocessing; more in later issues)"
+
+# The virtual environment, reinstalled whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] < (3, 14) else "medserve needs Python 3.10-3.13 (the tritonserver stub must match it); set PYTHON=")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+model-repository: $(STAMP)
+	$(BIN)/medserve demo-repository --output $(REPOSITORY)
+
+run: model-repository
+	$(BIN)/medserve run --repository $(REPOSITORY)
+
+test: model-repository
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.preprocessing_bench
+
+clean:
+	rm -rf build $(REPOSITORY)/*/ .pytest_cache

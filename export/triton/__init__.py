@@ -1,0 +1,1 @@
+"""Triton model-directory writing: config.pbtxt rendering and the generic ONNX runner."""

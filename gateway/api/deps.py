@@ -1,0 +1,28 @@
+"""FastAPI dependencies, as aliases so routes read like declarations."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ..catalog import ModelCatalog
+from ..config import Settings
+from ..triton import TritonClient
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_triton(request: Request) -> TritonClient:
+    return request.app.state.triton
+
+
+def get_catalog(request: Request) -> ModelCatalog:
+    return request.app.state.catalog
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+TritonDep = Annotated[TritonClient, Depends(get_triton)]
+CatalogDep = Annotated[ModelCatalog, Depends(get_catalog)]

@@ -1,0 +1,46 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ...errors import GatewayError
+from ...schemas import ErrorBody, Health, Readiness
+from ..deps import CatalogDep, SettingsDep, TritonDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health, summary="The gateway process is alive")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Triton is reachable and every model in its repository is ready",
+    responses={503: {"model": Readiness, "description": "Triton unreachable or a model not ready"}},
+)
+async def readyz(triton: TritonDep, catalog: CatalogDep, settings: SettingsDep) -> JSONResponse:
+    models: dict[str, bool] = {}
+    reachable = await triton.server_ready()
+    if reachable:
+        try:
+            models = {m["name"]: m["state"] == "READY" for m in await catalog.names()}
+        except GatewayError:
+            reachable = False
+    ready = reachable and bool(models) and all(models.values())
+    body = Readiness(status="ready" if ready else "not_ready", triton=reachable, models=models)
+    headers = None if ready else {"Retry-After": str(settings.retry_after_s)}
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503, headers=headers)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+__all__ = ["router", "ErrorBody"]

@@ -1,0 +1,33 @@
+"""Model discovery: what Triton serves, and what each model expects."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ...schemas import ErrorBody, ModelList, ModelPublic, ModelSummary, OutputPublic, TensorPublic
+from ..deps import CatalogDep, TritonDep
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+_ERRORS = {404: {"model": ErrorBody}, 503: {"model": ErrorBody}}
+
+
+@router.get("", response_model=ModelList, summary="Models in Triton's repository", responses={503: {"model": ErrorBody}})
+async def list_models(catalog: CatalogDep) -> ModelList:
+    return ModelList(models=[ModelSummary(**m) for m in await catalog.names()])
+
+
+@router.get("/{name}", response_model=ModelPublic, summary="One model's task, labels and preprocessing", responses=_ERRORS)
+async def get_model(name: str, catalog: CatalogDep, triton: TritonDep) -> ModelPublic:
+    card = await catalog.card(name)
+    return ModelPublic(
+        name=card.name,
+        task=card.task,
+        description=card.description,
+        ready=await triton.model_ready(name),
+        labels=card.labels,
+        inputs=[TensorPublic(name=t.name, dtype=t.dtype, shape=t.shape) for t in card.inputs],
+        outputs=[OutputPublic(name=o.name, meaning=o.meaning, labels=o.labels) for o in card.outputs],
+        preprocessing=card.preprocessing.to_dict(),
+        max_batch_size=card.max_batch_size,
+        export_report_digest=card.export_report_digest,
+    )

@@ -1,0 +1,29 @@
+"""Gateway settings: one class, read from ``MEDSERVE_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the gateway. Documented in the README's *Configuration* section."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDSERVE_", env_file=None, extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(8080, ge=1, le=65535, description="HTTP port of the gateway.")
+    triton_grpc_url: str = Field("127.0.0.1:8001", description="host:port of Triton's gRPC endpoint.")
+    triton_timeout_s: float = Field(30.0, gt=0, description="Deadline for one inference call to Triton (504 when exceeded).")
+    triton_probe_timeout_s: float = Field(2.0, gt=0, description="Deadline for readiness and metadata calls to Triton.")
+    model_cache_ttl_s: float = Field(5.0, ge=0, description="How long a model's config is cached before Triton is asked again.")
+    max_upload_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Largest request body accepted (413 beyond it).")
+    retry_after_s: int = Field(5, ge=1, description="Retry-After seconds sent with 503 answers.")
+    log_level: str = Field("info", description="Python log level name.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

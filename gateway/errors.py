@@ -1,0 +1,124 @@
+"""Gateway errors, and the one place every error becomes an HTTP answer.
+
+    GatewayError                 status  code
+    ├── ModelNotFound              404   model_not_found
+    ├── UnsupportedMediaType       415   unsupported_media_type
+    ├── EmptyBody                  400   empty_body
+    ├── PayloadTooLarge            413   payload_too_large
+    ├── TritonUnavailable          503   triton_unavailable       (Retry-After)
+    ├── ModelNotReady              503   model_not_ready          (Retry-After)
+    ├── InferenceTimeout           504   inference_timeout
+    ├── InferenceFailed            502   inference_failed
+    └── ModelMisconfigured         500   model_misconfigured      the model config lacks medserve parameters
+
+Preprocessing errors (``preprocessing.errors``) keep their own ``code`` and are mapped by
+:data:`PREPROCESSING_STATUS`. Every error body is :class:`gateway.schemas.ErrorBody`.
+Routes raise these; they never build ``HTTPException``s.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from preprocessing import PreprocessingError
+
+log = logging.getLogger("medserve.gateway")
+
+
+class GatewayError(Exception):
+    status_code: int = 500
+    code: str = "internal_error"
+    retry_after_s: int | None = None
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ModelNotFound(GatewayError):
+    status_code, code = 404, "model_not_found"
+
+
+class UnsupportedMediaType(GatewayError):
+    status_code, code = 415, "unsupported_media_type"
+
+
+class EmptyBody(GatewayError):
+    status_code, code = 400, "empty_body"
+
+
+class PayloadTooLarge(GatewayError):
+    status_code, code = 413, "payload_too_large"
+
+
+class TritonUnavailable(GatewayError):
+    status_code, code, retry_after_s = 503, "triton_unavailable", 5
+
+
+class ModelNotReady(GatewayError):
+    status_code, code, retry_after_s = 503, "model_not_ready", 5
+
+
+class InferenceTimeout(GatewayError):
+    status_code, code = 504, "inference_timeout"
+
+
+class InferenceFailed(GatewayError):
+    status_code, code = 502, "inference_failed"
+
+
+class ModelMisconfigured(GatewayError):
+    status_code, code = 500, "model_misconfigured"
+
+
+#: HTTP status for each preprocessing error code: the request was understood, but its DICOM
+#: cannot be used (400), is in a syntax we cannot decode (415), or does not fit the model (422).
+PREPROCESSING_STATUS: dict[str, int] = {
+    "invalid_dicom": 400,
+    "missing_pixel_data": 422,
+    "unsupported_transfer_syntax": 415,
+    "inconsistent_series": 422,
+    "modality_mismatch": 422,
+    "invalid_spec": 500,
+}
+
+
+def _body(request: Request, code: str, message: str) -> dict[str, str]:
+    return {"code": code, "message": message, "request_id": getattr(request.state, "request_id", "")}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GatewayError)
+    async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
+        request.state.error_code = exc.code
+        return JSONResponse(_body(request, exc.code, exc.message), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(PreprocessingError)
+    async def _preprocessing_error(request: Request, exc: PreprocessingError) -> JSONResponse:
+        request.state.error_code = exc.code
+        status = PREPROCESSING_STATUS.get(exc.code, 400)
+        return JSONResponse(_body(request, exc.code, exc.message), status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        request.state.error_code = "invalid_request"
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return JSONResponse(_body(request, "invalid_request", problems), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        request.state.error_code = code
+        return JSONResponse(_body(request, code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", extra={"request_id": getattr(request.state, "request_id", "")})
+        request.state.error_code = "internal_error"
+        return JSONResponse(_body(request, "internal_error", "internal server error"), status_code=500)

@@ -1,0 +1,22 @@
+"""Prometheus metrics of the gateway (prometheus-client, default registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+REQUEST_LATENCY = Histogram(
+    "medserve_request_duration_seconds",
+    "End-to-end HTTP request latency.",
+    ["model", "route", "status_class"],
+    buckets=_LATENCY_BUCKETS_S,
+)
+STAGE_LATENCY = Histogram(
+    "medserve_stage_duration_seconds",
+    "Time per pipeline stage of a prediction.",
+    ["model", "stage"],
+    buckets=_LATENCY_BUCKETS_S,
+)
+IN_FLIGHT = Gauge("medserve_requests_in_flight", "Predictions currently being processed.")
+ERRORS = Counter("medserve_errors_total", "Error answers by stable error code.", ["code"])

@@ -1,0 +1,86 @@
+"""Response bodies of the HTTP API (pydantic), named by role."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    """The one shape of every error answer."""
+
+    code: str = Field(description="Stable machine-readable error code, e.g. 'invalid_dicom'.")
+    message: str = Field(description="What went wrong and what to do about it.")
+    request_id: str = Field("", description="Echoed in the X-Request-ID header; quote it in support requests.")
+
+
+class ModelSummary(BaseModel):
+    name: str
+    version: str
+    state: str
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+
+
+class TensorPublic(BaseModel):
+    name: str
+    dtype: str
+    shape: list[int]
+
+
+class OutputPublic(BaseModel):
+    name: str
+    meaning: str
+    labels: list[str]
+
+
+class ModelPublic(BaseModel):
+    name: str
+    task: str
+    description: str
+    ready: bool
+    labels: list[str]
+    inputs: list[TensorPublic]
+    outputs: list[OutputPublic]
+    preprocessing: dict[str, Any]
+    max_batch_size: int
+    export_report_digest: str
+
+
+class LabelProbability(BaseModel):
+    label: str
+    probability: float = Field(ge=0.0, le=1.0)
+
+
+class StageTimings(BaseModel):
+    """Milliseconds spent in each stage of this request."""
+
+    decode: float
+    preprocess: float
+    infer: float
+    postprocess: float
+    total: float
+
+
+class ClassificationPublic(BaseModel):
+    model: str
+    model_version: str
+    task: str
+    top_label: str
+    probabilities: list[LabelProbability] = Field(description="One entry per label, highest first.")
+    preprocessing: dict[str, Any] = Field(description="What was applied to the image, e.g. the window used.")
+    timings_ms: StageTimings
+    request_id: str
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    triton: bool
+    models: dict[str, bool]

@@ -1,0 +1,95 @@
+"""The ``medserve`` command. Heavy dependencies (torch) load only for the commands that need them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _export(args: argparse.Namespace) -> int:
+    from export.pipeline import export_model
+    from export.spec import ExportSpecError, load_spec
+    from export.torch2onnx import ExportFailed
+
+    try:
+        result = export_model(load_spec(args.spec), Path(args.output))
+    except (ExportSpecError, ExportFailed) as exc:
+        print(f"export failed: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {result.model_dir} (report: {result.model_dir / 'export_report.md'})")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from export.zoo.train import train_zoo_model
+
+    print(train_zoo_model(args.name, seed=args.seed))
+    return 0
+
+
+def _demo_repository(args: argparse.Namespace) -> int:
+    from export.zoo.repository import ensure_demo_repository
+
+    exported = ensure_demo_repository(Path(args.output), force=args.force)
+    print(f"exported: {', '.join(exported) or 'nothing (all present)'}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.config import get_settings
+
+    settings = get_settings()
+    uvicorn.run("gateway.main:create_app", factory=True, host=settings.host, port=settings.port, access_log=False)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .run import run
+    from .tritonserver import TritonPorts
+
+    return run(Path(args.repository), Path(args.work_dir), args.host, args.port, TritonPorts(args.triton_http_port, args.triton_grpc_port, args.triton_metrics_port))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="medserve", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    export = commands.add_parser("export", help="export a trained PyTorch model into a Triton model repository")
+    export.add_argument("spec", help="export spec (YAML)")
+    export.add_argument("--output", default="model_repository", help="Triton model repository")
+    export.set_defaults(handler=_export)
+
+    train = commands.add_parser("train", help="train a demo zoo model from its seed")
+    train.add_argument("name")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(handler=_train)
+
+    demo = commands.add_parser("demo-repository", help="export the demo zoo into a model repository where missing")
+    demo.add_argument("--output", default=str(PROJECT_ROOT / "model_repository"))
+    demo.add_argument("--force", action="store_true", help="re-export models that are present")
+    demo.set_defaults(handler=_demo_repository)
+
+    serve = commands.add_parser("serve", help="run the gateway only (settings from MEDSERVE_* variables)")
+    serve.set_defaults(handler=_serve)
+
+    run = commands.add_parser("run", help="build the demo repository if missing, start Triton and the gateway")
+    run.add_argument("--repository", default=str(PROJECT_ROOT / "model_repository"))
+    run.add_argument("--work-dir", default=str(PROJECT_ROOT / "build" / "run"))
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8080)
+    run.add_argument("--triton-http-port", type=int, default=8000)
+    run.add_argument("--triton-grpc-port", type=int, default=8001)
+    run.add_argument("--triton-metrics-port", type=int, default=8002)
+    run.set_defaults(handler=_run)
+
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Run the real Triton Inference Server that ships inside the ``nvidia-pytriton`` wheel.
+
+That build is CPU-only with the Python backend, which is all development and CI need: models
+run through the generic ONNX runner that export writes. Launch recipe (ARCHITECTURE.md): copy
+``libtriton_python.so`` + utils and the stub for *this* Python into a backend directory we own,
+put the wheel's bundled libraries and this interpreter's ``libpython`` on ``LD_LIBRARY_PATH``,
+and make the stub import numpy/onnxruntime from this environment.
+
+The server runs in its own process group, so stopping it never leaves an orphan behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+
+class TritonNotInstalled(RuntimeError):
+    """The nvidia-pytriton wheel (which carries the tritonserver binary) is not installed."""
+
+
+class TritonStartFailed(RuntimeError):
+    """tritonserver exited or did not become ready in time; the message holds its log tail."""
+
+
+@dataclass(frozen=True)
+class TritonPorts:
+    http: int = 8000
+    grpc: int = 8001
+    metrics: int = 8002
+
+    @classmethod
+    def free(cls) -> "TritonPorts":
+        """Three currently unused loopback ports (for tests running beside a dev server)."""
+        return cls(*(_free_port() for _ in range(3)))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class TritonInstall:
+    binary: Path
+    libraries: Path
+    python_backend: Path
+    stub: Path
+
+    @classmethod
+    def locate(cls) -> "TritonInstall":
+        try:
+            import pytriton
+        except ImportError as exc:
+            raise TritonNotInstalled("install the 'triton' extra: pip install 'medserve[triton]'") from exc
+        root = Path(pytriton.__file__).parent / "tritonserver"
+        site = Path(pytriton.__file__).parent.parent
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        install = cls(
+            binary=root / "bin" / "tritonserver",
+            libraries=site / "nvidia_pytriton.libs",
+            python_backend=root / "backends" / "python",
+            stub=root / "python_backend_stubs" / version / "triton_python_backend_stub",
+        )
+        for path in (install.binary, install.libraries, install.python_backend, install.stub):
+            if not path.exists():
+                raise TritonNotInstalled(f"nvidia-pytriton is incomplete: {path} is missing (Python {version})")
+        return install
+
+    def backend_directory(self, destination: Path) -> Path:
+        """A backend directory holding the Python backend and the stub for this interpreter."""
+        python_dir = destination / "python"
+        python_dir.mkdir(parents=True, exist_ok=True)
+        for source in (*self.python_backend.glob("*.so"), *self.python_backend.glob("*.py"), self.stub):
+            target = python_dir / source.name
+            if not target.exists() or target.stat().st_size != source.stat().st_size:
+                shutil.copy2(source, target)
+        return destination
+
+
+def server_environment(install: TritonInstall) -> dict[str, str]:
+    """Environment for tritonserver: bundled libs + this Python's libpython on the loader
+    path, this environment's site-packages and ``bin`` for the Python-backend stub."""
+    env = dict(os.environ)
+    lib_dirs = [str(install.libraries), sysconfig.get_config_var("LIBDIR") or ""]
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [*lib_dirs, env.get("LD_LIBRARY_PATH", "")]))
+    site_packages = sysconfig.get_paths()["purelib"]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [site_packages, env.get("PYTHONPATH", "")]))
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+class TritonServer:
+    """A tritonserver process over one model repository.
+
+    ``poll_seconds`` > 0 starts Triton in ``poll`` model-control mode, so models added to or
+    removed from the repository are (un)loaded without a restart.
+    """
+
+    def __init__(
+        self,
+        model_repository: Path,
+        work_dir: Path,
+        ports: TritonPorts = TritonPorts(),
+        poll_seconds: int = 5,
+        log_file: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.model_repository = Path(model_repository).resolve()
+        self.work_dir = Path(work_dir)
+        self.ports = ports
+        self.poll_seconds = poll_seconds
+        self.log_file = log_file or self.work_dir / "tritonserver.log"
+        self.extra_args = extra_args
+        self._process: subprocess.Popen | None = None
+        self._log_handle: IO[bytes] | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.http}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.ports.grpc}"
+
+    def command(self, install: TritonInstall) -> list[str]:
+        args = [
+            str(install.binary),
+            f"--model-repository={self.model_repository}",
+            f"--backend-directory={install.backend_directory(self.work_dir / 'backends')}",
+            f"--http-port={self.ports.http}",
+            f"--grpc-port={self.ports.grpc}",
+            f"--metrics-port={self.ports.metrics}",
+            "--http-address=127.0.0.1",
+            "--grpc-address=127.0.0.1",
+            "--allow-metrics=true",
+            "--log-verbose=0",
+            "--exit-on-error=false",
+            "--strict-readiness=true",
+        ]
+        if self.poll_seconds > 0:
+            args += ["--model-control-mode=poll", f"--repository-poll-secs={self.poll_seconds}"]
+        return args + list(self.extra_args)
+
+    def start(self, ready_timeout_s: float = 120.0) -> "TritonServer":
+        install = TritonInstall.locate()
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._log_handle = open(self.log_file, "ab")
+        self._process = subprocess.Popen(
+            self.command(install),
+            env=server_environment(install),
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.wait_ready(ready_timeout_s)
+        return self
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise TritonStartFailed(f"tritonserver exited with {self._process.returncode}:\n{self.log_tail()}")
+            if self.is_ready():
+                return
+            time.sleep(0.25)
+        self.stop()
+        raise TritonStartFailed(f"tritonserver not ready after {timeout_s:.0f}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM the whole process group (Triton and its Python-backend stubs), then SIGKILL."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            _signal_group(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                _signal_group(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        if process is not None:
+            _signal_group(process.pid, signal.SIGKILL)  # stubs that outlived their parent
+        if self._log_handle is not None:
+            self._log_handle.close()
+            self._log_handle = None
+
+    def __enter__(self) -> "TritonServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

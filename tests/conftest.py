@@ -1,0 +1,87 @@
+"""Shared fixtures: real DICOM files written by others, the demo model repository, and a
+real ``tritonserver`` (one per test session, never a mock)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pydicom_file(name: str) -> Path:
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        raise FileNotFoundError(f"{name} is not installed (pydicom / pydicom-data)")
+    return Path(path)
+
+
+def pynetdicom_file(name: str) -> Path:
+    import pynetdicom
+
+    return Path(pynetdicom.__file__).parent / "tests" / "dicom_files" / name
+
+
+@pytest.fixture(scope="session")
+def testdata():
+    """``testdata("MR_small.dcm")``: path of a pydicom / pydicom-data test file."""
+    return pydicom_file
+
+
+@pytest.fixture(scope="session")
+def real_ct_files() -> dict[str, Path]:
+    """Single-frame CT instances from three independent sources."""
+    return {
+        "693_UNCI": pydicom_file("693_UNCI.dcm"),  # pydicom-data, 512x512, 16/14 bit
+        "CT_small": pydicom_file("CT_small.dcm"),  # pydicom, 128x128 signed
+        "CTImageStorage": pynetdicom_file("CTImageStorage.dcm"),  # pynetdicom
+    }
+
+
+@pytest.fixture(scope="session")
+def no_pixel_data_file() -> Path:
+    """A real CT instance with no (7FE0,0010) Pixel Data (pydicom's TINY_ALPHA DICOMDIR set)."""
+    return pydicom_file("CT_small.dcm").parent / "dicomdirtests" / "TINY_ALPHA" / "PT000000" / "ST000000" / "SE000000" / "IM000000"
+
+
+@pytest.fixture(scope="session")
+def model_repository() -> Path:
+    """The demo repository (exported from the committed weights when missing)."""
+    from export.zoo.repository import ensure_demo_repository
+
+    repository = PROJECT_ROOT / "model_repository"
+    ensure_demo_repository(repository, log=lambda _: None)
+    return repository
+
+
+@pytest.fixture(scope="session")
+def triton(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator["TritonServer"]:
+    from medserve.tritonserver import TritonPorts, TritonServer
+
+    server = TritonServer(model_repository, tmp_path_factory.mktemp("triton"), ports=TritonPorts.free(), poll_seconds=0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(triton) -> Iterator["TestClient"]:
+    """The FastAPI app in-process, talking gRPC to the real Triton."""
+    from fastapi.testclient import TestClient
+
+    from gateway.config import Settings
+    from gateway.main import create_app
+
+    settings = Settings(triton_grpc_url=triton.grpc_url, model_cache_ttl_s=0)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
