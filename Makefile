@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 REPOSITORY := model_repository
 PYTEST_ARGS ?=
 
-.PHONY: help install model-repository run test bench clean
+.PHONY: help install install-system-tools model-repository run test bench clean
 
 help:
 	@echo "make run    - set up, build the demo model repository if missing, start Triton + gateway"
@@ -24,13 +24,24 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Debian tools the tests use as independent checkers: dciodvfy (dicom3tools) validates the DICOM
+# SEG we produce; prometheus/promtool evaluate the dashboards and alerts. Installed when missing.
+SYSTEM_TOOLS := dciodvfy:dicom3tools promtool:prometheus
+install-system-tools:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing (apt)"; \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
 model-repository: $(STAMP)
 	$(BIN)/medserve demo-repository --output $(REPOSITORY)
 
 run: model-repository
 	$(BIN)/medserve run --repository $(REPOSITORY)
 
-test: model-repository
+test: install-system-tools model-repository
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

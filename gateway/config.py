@@ -22,6 +22,19 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Largest request body accepted (413 beyond it).")
     retry_after_s: int = Field(5, ge=1, description="Retry-After seconds sent with 503 answers.")
     log_level: str = Field("info", description="Python log level name.")
+    max_in_flight: int = Field(64, ge=1, description="Predictions processed at once; beyond it the answer is 429 with Retry-After.")
+    api_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "JSON object {key_id: key}. When non-empty every route except /healthz, /readyz and /metrics "
+            "needs 'Authorization: Bearer <key>' or 'X-API-Key: <key>' (401 without, 403 with a wrong key)."
+        ),
+    )
+    audit_log_path: str | None = Field(None, description="Append-only JSONL audit log file; unset disables auditing.")
+    sliding_window_batch_size: int = Field(4, ge=1, description="Patches per Triton request in sliding-window inference.")
+    sliding_window_concurrency: int = Field(4, ge=1, description="Patch batches in flight to Triton at once per request.")
+    sliding_window_overlap: float = Field(0.25, ge=0.0, lt=1.0, description="Fraction of a patch shared with its neighbour.")
+    max_series_instances: int = Field(2000, ge=1, description="Most DICOM instances accepted in one request.")
 
 
 @lru_cache

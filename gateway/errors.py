@@ -1,10 +1,17 @@
 """Gateway errors, and the one place every error becomes an HTTP answer.
 
     GatewayError                 status  code
+    ├── InvalidUpload              400   invalid_upload           malformed multipart / ZIP, or no DICOM parts
+    ├── Unauthorized               401   unauthorized             no API key
+    ├── Forbidden                  403   forbidden                an unknown API key
     ├── ModelNotFound              404   model_not_found
+    ├── NotAcceptable              406   not_acceptable           no output format the client accepts
     ├── UnsupportedMediaType       415   unsupported_media_type
     ├── EmptyBody                  400   empty_body
     ├── PayloadTooLarge            413   payload_too_large
+    ├── InputMismatch              422   input_mismatch           series do not match the model's inputs
+    ├── OutputUnavailable          422   output_unavailable       format does not fit the task (e.g. a mask of a classifier)
+    ├── Overloaded                 429   overloaded               in-flight cap reached (Retry-After)
     ├── TritonUnavailable          503   triton_unavailable       (Retry-After)
     ├── ModelNotReady              503   model_not_ready          (Retry-After)
     ├── InferenceTimeout           504   inference_timeout
@@ -40,8 +47,36 @@ class GatewayError(Exception):
         self.message = message
 
 
+class InvalidUpload(GatewayError):
+    status_code, code = 400, "invalid_upload"
+
+
+class Unauthorized(GatewayError):
+    status_code, code = 401, "unauthorized"
+
+
+class Forbidden(GatewayError):
+    status_code, code = 403, "forbidden"
+
+
 class ModelNotFound(GatewayError):
     status_code, code = 404, "model_not_found"
+
+
+class NotAcceptable(GatewayError):
+    status_code, code = 406, "not_acceptable"
+
+
+class InputMismatch(GatewayError):
+    status_code, code = 422, "input_mismatch"
+
+
+class OutputUnavailable(GatewayError):
+    status_code, code = 422, "output_unavailable"
+
+
+class Overloaded(GatewayError):
+    status_code, code, retry_after_s = 429, "overloaded", 1
 
 
 class UnsupportedMediaType(GatewayError):
@@ -95,9 +130,15 @@ def _body(request: Request, code: str, message: str) -> dict[str, str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
+        retry_after = exc.retry_after_s
+        settings = getattr(request.app.state, "settings", None)
+        if exc.status_code == 503 and settings is not None:
+            retry_after = settings.retry_after_s
+        headers = {"Retry-After": str(retry_after)} if retry_after else {}
+        if isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = 'Bearer realm="medserve"'
         request.state.error_code = exc.code
-        return JSONResponse(_body(request, exc.code, exc.message), status_code=exc.status_code, headers=headers)
+        return JSONResponse(_body(request, exc.code, exc.message), status_code=exc.status_code, headers=headers or None)
 
     @app.exception_handler(PreprocessingError)
     async def _preprocessing_error(request: Request, exc: PreprocessingError) -> JSONResponse:

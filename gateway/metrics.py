@@ -20,3 +20,4 @@ STAGE_LATENCY = Histogram(
 )
 IN_FLIGHT = Gauge("medserve_requests_in_flight", "Predictions currently being processed.")
 ERRORS = Counter("medserve_errors_total", "Error answers by stable error code.", ["code"])
+REJECTIONS = Counter("medserve_rejections_total", "Requests refused by admission control.", ["reason"])

@@ -36,6 +36,7 @@ def ct_dataset(
     instance_number: int = 1,
     study_uid: str | None = None,
     series_uid: str | None = None,
+    frame_of_reference_uid: str | None = None,
     patient_name: str = "PHANTOM^CHEST",
     patient_id: str = "PHANTOM-0001",
     patient_birth_date: str = "19700101",
@@ -60,7 +61,7 @@ def ct_dataset(
     ds.SOPInstanceUID = sop_uid
     ds.StudyInstanceUID = study_uid or generate_uid()
     ds.SeriesInstanceUID = series_uid or generate_uid()
-    ds.FrameOfReferenceUID = ds.SeriesInstanceUID[:-1] + "9" if len(ds.SeriesInstanceUID) < 64 else generate_uid()
+    ds.FrameOfReferenceUID = frame_of_reference_uid or generate_uid()
     ds.Modality = "CT"
     ds.Manufacturer = "medserve-phantom"
     ds.PatientName = patient_name
@@ -119,7 +120,7 @@ def write_ct_series(
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    study_uid, series_uid = generate_uid(), generate_uid()
+    study_uid, series_uid, frame_of_reference_uid = generate_uid(), generate_uid(), generate_uid()
     n = volume_hu.shape[0]
     order = np.arange(n)
     if shuffle_seed is not None:
@@ -135,6 +136,7 @@ def write_ct_series(
             instance_number=int(order[z]) + 1,
             study_uid=study_uid,
             series_uid=series_uid,
+            frame_of_reference_uid=frame_of_reference_uid,
             transfer_syntax=transfer_syntax,
         )
         path = directory / f"IM{int(order[z]):05d}.dcm"

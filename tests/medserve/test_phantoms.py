@@ -45,3 +45,4 @@ def test_series_is_shuffled_on_disk_but_geometrically_ordered(tmp_path) -> None:
     assert z == sorted(z) and np.allclose(np.diff(z), 2.5)
     assert [ds.InstanceNumber for ds in datasets] != sorted(ds.InstanceNumber for ds in datasets)
     assert len({ds.SeriesInstanceUID for ds in datasets}) == 1
+    assert len({ds.FrameOfReferenceUID for ds in datasets}) == 1  # one patient coordinate system

@@ -1,0 +1,1 @@
+"""Encoders of prediction results into what radiology systems consume."""

@@ -1,0 +1,27 @@
+"""Run-length encoding of binary masks, in C (row-major) order.
+
+``counts`` alternate background and foreground run lengths, starting with background (a
+leading 0 when the first voxel is foreground) — the uncompressed COCO convention, but in C
+order. :func:`decode` is the exact inverse, for clients and tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def encode(mask: np.ndarray) -> dict[str, object]:
+    flat = np.ascontiguousarray(mask, dtype=bool).ravel()
+    changes = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
+    boundaries = np.concatenate([[0], changes, [flat.size]])
+    counts = np.diff(boundaries).tolist()
+    if flat.size and flat[0]:
+        counts = [0, *counts]
+    return {"shape": list(mask.shape), "order": "C", "counts": counts}
+
+
+def decode(encoded: dict[str, object]) -> np.ndarray:
+    shape = tuple(encoded["shape"])  # type: ignore[arg-type]
+    counts = np.asarray(encoded["counts"], dtype=np.int64)
+    values = np.arange(len(counts)) % 2 == 1
+    return np.repeat(values, counts).reshape(shape)
