@@ -14,10 +14,37 @@ REQUEST_LATENCY = Histogram(
 )
 STAGE_LATENCY = Histogram(
     "medserve_stage_duration_seconds",
-    "Time per pipeline stage of a prediction.",
+    "Time per pipeline stage of a prediction (receive, decode, preprocess, infer, postprocess).",
     ["model", "stage"],
     buckets=_LATENCY_BUCKETS_S,
 )
 IN_FLIGHT = Gauge("medserve_requests_in_flight", "Predictions currently being processed.")
+INPUTS = Counter(
+    "medserve_inputs_total",
+    "DICOM instances received, by model and input mix (label values are bounded).",
+    ["model", "modality", "manufacturer", "transfer_syntax"],
+)
 ERRORS = Counter("medserve_errors_total", "Error answers by stable error code.", ["code"])
 REJECTIONS = Counter("medserve_rejections_total", "Requests refused by admission control.", ["reason"])
+
+
+class BoundedValues:
+    """Admits at most ``limit`` distinct label values; later newcomers become ``"other"``, so a
+    client sending arbitrary Manufacturer strings cannot blow up the metric's cardinality."""
+
+    def __init__(self, limit: int = 32) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) >= self.limit:
+            return "other"
+        self._seen.add(value)
+        return value
+
+
+MODALITY_VALUES = BoundedValues(24)
+MANUFACTURER_VALUES = BoundedValues(32)
+TRANSFER_SYNTAX_VALUES = BoundedValues(48)

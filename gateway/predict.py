@@ -1,7 +1,7 @@
-"""One prediction, stage by stage: decode → preprocess → infer → postprocess.
+"""One prediction, stage by stage: receive → decode → preprocess → infer → postprocess.
 
-CPU-bound stages run in a worker thread so the event loop keeps serving other requests
-while this one decodes.
+Stages are timed (``StageClock``) and exported as Prometheus histograms. CPU-bound stages
+run in worker threads so that the event loop keeps serving other requests meanwhile.
 """
 
 from __future__ import annotations
@@ -11,71 +11,126 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import numpy as np
+from pydicom.dataset import Dataset
 
 from preprocessing import decode_pixels, preprocess_instance, read_dataset
 
 from . import postprocess
+from .audit import AuditRecord
 from .catalog import ModelCard
-from .errors import InferenceFailed
-from .metrics import STAGE_LATENCY
+from .errors import InferenceFailed, OutputUnavailable
+from .metrics import INPUTS, MANUFACTURER_VALUES, MODALITY_VALUES, STAGE_LATENCY, TRANSFER_SYNTAX_VALUES
 from .triton import TritonClient
+from .uploads import DicomPart
 
 
 @dataclass
 class StageClock:
-    """Wall time per stage in ms."""
+    """Wall time per stage in ms, observed into ``medserve_stage_duration_seconds``."""
 
     model: str
     ms: dict[str, float] = field(default_factory=dict)
     _start: float = field(default_factory=time.perf_counter)
 
-    def lap(self, stage: str, started: float) -> None:
+    def record(self, stage: str, started: float) -> None:
         elapsed = time.perf_counter() - started
-        self.ms[stage] = elapsed * 1000
+        self.ms[stage] = self.ms.get(stage, 0.0) + elapsed * 1000
         STAGE_LATENCY.labels(self.model, stage).observe(elapsed)
 
-    def total_ms(self) -> float:
-        return (time.perf_counter() - self._start) * 1000
+    def finish(self) -> dict[str, float]:
+        timings = {stage: round(self.ms.get(stage, 0.0), 3) for stage in ("receive", "decode", "preprocess", "infer", "postprocess")}
+        timings["total"] = round((time.perf_counter() - self._start) * 1000, 3)
+        return timings
+
+
+@dataclass(frozen=True)
+class InstanceClassification:
+    sop_instance_uid: str
+    probabilities: list[tuple[str, float]]
+    applied: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class ClassificationResult:
     model_version: str
-    probabilities: list[tuple[str, float]]
-    applied: dict[str, Any]
+    instances: list[InstanceClassification]
     timings_ms: dict[str, float]
 
 
-def _decode(body: bytes):
-    ds = read_dataset(body)
-    decode_pixels(ds)  # pydicom caches the decoded array on the dataset
-    return ds
+def _decode_all(parts: list[DicomPart]) -> list[Dataset]:
+    datasets = []
+    for part in parts:
+        ds = read_dataset(part.data)
+        decode_pixels(ds)  # pydicom caches the decoded array on the dataset
+        datasets.append(ds)
+    return datasets
 
 
-async def classify_instance(body: bytes, card: ModelCard, triton: TritonClient, request_id: str) -> ClassificationResult:
-    clock = StageClock(card.name)
+def _count_inputs(card: ModelCard, datasets: list[Dataset], audit: AuditRecord) -> None:
+    """Input-mix counters (bounded label values) and the hashed UIDs for the audit trail."""
+    for ds in datasets:
+        INPUTS.labels(
+            card.name,
+            MODALITY_VALUES(_printable(str(ds.get("Modality", "")), 16)),
+            MANUFACTURER_VALUES(_printable(str(ds.get("Manufacturer", "")), 32)),
+            TRANSFER_SYNTAX_VALUES(_printable(str(ds.file_meta.get("TransferSyntaxUID", "")), 64)),
+        ).inc()
+        audit.add_instance(str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")), str(ds.get("SOPInstanceUID", "")))
 
-    started = time.perf_counter()
-    ds = await anyio.to_thread.run_sync(_decode, body)
-    clock.lap("decode", started)
 
-    started = time.perf_counter()
-    prepared = await anyio.to_thread.run_sync(preprocess_instance, ds, card.preprocessing)
-    clock.lap("preprocess", started)
+def _printable(value: str, length: int) -> str:
+    return "".join(c for c in value if c.isalnum() or c in " -_.")[:length].strip() or "unknown"
 
-    started = time.perf_counter()
-    if len(card.inputs) != 1:
-        raise InferenceFailed(f"model {card.name!r} takes {len(card.inputs)} inputs; send one series per input")
+
+def _probability_output(card: ModelCard) -> str:
     output = next((o for o in card.outputs if o.meaning == "class_probabilities"), None)
     if output is None:
-        raise InferenceFailed(f"model {card.name!r} has no class_probabilities output")
-    outputs, version = await triton.infer(
-        card.name, {card.inputs[0].name: prepared.array[None]}, [output.name], request_id=request_id
-    )
-    clock.lap("infer", started)
+        raise OutputUnavailable(f"model {card.name!r} has no class_probabilities output")
+    return output.name
+
+
+async def classify(
+    parts: list[DicomPart], card: ModelCard, triton: TritonClient, clock: StageClock, audit: AuditRecord, request_id: str
+) -> ClassificationResult:
+    """Classify every instance; all go to Triton as batches of at most ``max_batch_size``."""
+    if len(card.inputs) != 1:
+        raise InferenceFailed(f"model {card.name!r} takes {len(card.inputs)} inputs; send one series per input")
+    output_name = _probability_output(card)
 
     started = time.perf_counter()
-    ranked = postprocess.classification(card, outputs[output.name])
-    clock.lap("postprocess", started)
-    clock.ms["total"] = clock.total_ms()
-    return ClassificationResult(version, ranked, prepared.applied, clock.ms)
+    datasets = await anyio.to_thread.run_sync(_decode_all, parts)
+    clock.record("decode", started)
+    _count_inputs(card, datasets, audit)
+
+    started = time.perf_counter()
+    prepared = await anyio.to_thread.run_sync(lambda: [preprocess_instance(ds, card.preprocessing) for ds in datasets])
+    clock.record("preprocess", started)
+
+    started = time.perf_counter()
+    batch = np.stack([p.array for p in prepared])
+    step = max(card.max_batch_size, 1)
+    probabilities, version = [], ""
+    async with anyio.create_task_group() as group:
+        chunks: list[np.ndarray | None] = [None] * (-(-len(batch) // step))
+
+        async def infer(index: int) -> None:
+            nonlocal version
+            outputs, version = await triton.infer(
+                card.name, {card.inputs[0].name: batch[index * step : (index + 1) * step]}, [output_name], request_id=request_id
+            )
+            chunks[index] = outputs[output_name]
+
+        for index in range(len(chunks)):
+            group.start_soon(infer, index)
+    probabilities = np.concatenate(chunks)  # type: ignore[arg-type]
+    clock.record("infer", started)
+
+    started = time.perf_counter()
+    instances = [
+        InstanceClassification(str(ds.get("SOPInstanceUID", "")), postprocess.classification(card, row), p.applied)
+        for ds, row, p in zip(datasets, probabilities, prepared)
+    ]
+    clock.record("postprocess", started)
+    audit.model_version = version
+    return ClassificationResult(version, instances, clock.finish())

@@ -58,6 +58,7 @@ class LabelProbability(BaseModel):
 class StageTimings(BaseModel):
     """Milliseconds spent in each stage of this request."""
 
+    receive: float
     decode: float
     preprocess: float
     infer: float
@@ -65,13 +66,23 @@ class StageTimings(BaseModel):
     total: float
 
 
+class InstanceClassificationPublic(BaseModel):
+    sop_instance_uid: str
+    top_label: str
+    probabilities: list[LabelProbability] = Field(description="One entry per label, highest first.")
+
+
 class ClassificationPublic(BaseModel):
+    """For one instance, ``top_label`` / ``probabilities`` answer it; for several (a series),
+    ``instances`` holds one answer per instance and the top-level fields are null."""
+
     model: str
     model_version: str
     task: str
-    top_label: str
-    probabilities: list[LabelProbability] = Field(description="One entry per label, highest first.")
-    preprocessing: dict[str, Any] = Field(description="What was applied to the image, e.g. the window used.")
+    top_label: str | None
+    probabilities: list[LabelProbability] | None = Field(description="One entry per label, highest first.")
+    instances: list[InstanceClassificationPublic] | None = None
+    preprocessing: dict[str, Any] = Field(description="What was applied to the (first) image, e.g. the window used.")
     timings_ms: StageTimings
     request_id: str
 

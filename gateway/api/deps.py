@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from ..admission import AdmissionController
 from ..catalog import ModelCatalog
 from ..config import Settings
 from ..triton import TritonClient
@@ -23,6 +24,11 @@ def get_catalog(request: Request) -> ModelCatalog:
     return request.app.state.catalog
 
 
+def get_admission(request: Request) -> AdmissionController:
+    return request.app.state.admission
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 TritonDep = Annotated[TritonClient, Depends(get_triton)]
 CatalogDep = Annotated[ModelCatalog, Depends(get_catalog)]
+AdmissionDep = Annotated[AdmissionController, Depends(get_admission)]

@@ -25,7 +25,7 @@ def test_real_ct_gives_valid_probabilities(gateway: TestClient, real_ct_files, n
     assert total == pytest.approx(1.0, abs=1e-5)
     assert body["top_label"] == body["probabilities"][0]["label"]
     assert body["preprocessing"]["window"] == {"center": -600.0, "width": 1500.0, "function": "LINEAR", "preset": "lung"}
-    assert set(body["timings_ms"]) == {"decode", "preprocess", "infer", "postprocess", "total"}
+    assert set(body["timings_ms"]) == {"receive", "decode", "preprocess", "infer", "postprocess", "total"}
     assert all(v >= 0 for v in body["timings_ms"].values())
     assert response.headers["X-Request-ID"] == body["request_id"]
 
