@@ -32,11 +32,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
-    """Route the root, uvicorn and medserve loggers through one JSON handler on stderr."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
+    """Route the root, uvicorn and medserve loggers through one JSON handler on stderr
+    (added once; handlers others installed on the root logger are left alone)."""
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)

@@ -6,6 +6,7 @@ run in worker threads so that the event loop keeps serving other requests meanwh
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,20 +111,14 @@ async def classify(
     started = time.perf_counter()
     batch = np.stack([p.array for p in prepared])
     step = max(card.max_batch_size, 1)
-    probabilities, version = [], ""
-    async with anyio.create_task_group() as group:
-        chunks: list[np.ndarray | None] = [None] * (-(-len(batch) // step))
-
-        async def infer(index: int) -> None:
-            nonlocal version
-            outputs, version = await triton.infer(
-                card.name, {card.inputs[0].name: batch[index * step : (index + 1) * step]}, [output_name], request_id=request_id
-            )
-            chunks[index] = outputs[output_name]
-
-        for index in range(len(chunks)):
-            group.start_soon(infer, index)
-    probabilities = np.concatenate(chunks)  # type: ignore[arg-type]
+    answers = await asyncio.gather(
+        *(
+            triton.infer(card.name, {card.inputs[0].name: batch[i : i + step]}, [output_name], request_id=request_id)
+            for i in range(0, len(batch), step)
+        )
+    )
+    probabilities = np.concatenate([outputs[output_name] for outputs, _ in answers])
+    version = answers[0][1]
     clock.record("infer", started)
 
     started = time.perf_counter()

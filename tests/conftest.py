@@ -85,3 +85,47 @@ def gateway(triton) -> Iterator["TestClient"]:
 
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session")
+def live_gateway(triton, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """The gateway as production runs it: a uvicorn process, JSON logs to a file, an audit log."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from medserve.tritonserver import TritonPorts
+
+    work = tmp_path_factory.mktemp("gateway")
+    port = TritonPorts.free().http
+    env = dict(
+        os.environ,
+        MEDSERVE_TRITON_GRPC_URL=triton.grpc_url,
+        MEDSERVE_PORT=str(port),
+        MEDSERVE_AUDIT_LOG_PATH=str(work / "audit.jsonl"),
+        MEDSERVE_LOG_LEVEL="debug",
+    )
+    log_path = work / "gateway.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "gateway.main:create_app", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            process.kill()
+            raise RuntimeError(f"gateway did not start:\n{log_path.read_text()}")
+        try:
+            yield {"url": url, "log": log_path, "audit": work / "audit.jsonl"}
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
