@@ -1,0 +1,57 @@
+# syntax=docker/dockerfile:1.7
+# The medserve gateway: FastAPI + preprocessing (numpy, pydicom and its decoders) + tritonclient.
+# Installs the `gateway` extra only, so torch never enters this image (tests/test_boundaries.py
+# checks the import side of the same rule).
+#
+#   docker build -f docker/gateway.Dockerfile -t medserve/gateway:0.1.0 .
+#
+# Build context: the repository root; docker/gateway.Dockerfile.dockerignore lets only
+# pyproject.toml, README.md, gateway/ and preprocessing/ in.
+
+FROM python:3.11.10-slim-bookworm AS build
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH=/opt/venv/bin:$PATH
+
+RUN python -m venv /opt/venv \
+    && pip install --no-cache-dir "pip==24.3.1"
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY preprocessing/ preprocessing/
+COPY gateway/ gateway/
+# A regular (non-editable) install: the runtime stage needs /opt/venv only, not /src.
+RUN pip install --no-cache-dir "./[gateway]"
+
+
+FROM python:3.11.10-slim-bookworm AS runtime
+
+LABEL org.opencontainers.image.title="medserve-gateway" \
+      org.opencontainers.image.description="medserve HTTP gateway: DICOM in, predictions out (Triton over gRPC)" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+
+# A fixed numeric UID, so Kubernetes' runAsNonRoot can verify it; /var/log/medserve is where
+# MEDSERVE_AUDIT_LOG_PATH points in docker-compose.yml and k8s/ (a volume there).
+RUN groupadd --system --gid 10001 medserve \
+    && useradd --system --uid 10001 --gid medserve --home-dir /nonexistent --no-create-home \
+       --shell /usr/sbin/nologin medserve \
+    && install -d -o medserve -g medserve -m 0750 /var/log/medserve
+
+COPY --from=build /opt/venv /opt/venv
+
+WORKDIR /tmp
+USER 10001:10001
+EXPOSE 8080
+
+# /healthz answers while the process is alive; readiness (Triton reachable) is /readyz,
+# used by Kubernetes' readinessProbe rather than here, so a Triton outage never restarts the gateway.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=15s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
+
+CMD ["uvicorn", "--factory", "gateway.main:create_app", "--host", "0.0.0.0", "--port", "8080"]
