@@ -24,6 +24,18 @@ INPUTS = Counter(
     "DICOM instances received, by model and input mix (label values are bounded).",
     ["model", "modality", "manufacturer", "transfer_syntax"],
 )
+DRIFT_SCORE = Gauge(
+    "medserve_drift_score",
+    "Drift of a model's recent inputs/predictions from its export reference (PSI or KS over fixed bins).",
+    ["model", "feature", "stat"],
+)
+DRIFT_WINDOW_SAMPLES = Gauge("medserve_drift_window_samples", "Requests in a model's drift window.", ["model"])
+PATCHES_PER_REQUEST = Histogram(
+    "medserve_patches_per_request", "Sliding-window patches per prediction.", ["model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+)
+BATCHES_PER_REQUEST = Histogram(
+    "medserve_batches_per_request", "Triton requests (batches) per prediction.", ["model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128)
+)
 ERRORS = Counter("medserve_errors_total", "Error answers by stable error code.", ["code"])
 REJECTIONS = Counter("medserve_rejections_total", "Requests refused by admission control.", ["reason"])
 

@@ -1,0 +1,142 @@
+"""Input and prediction drift: a sliding window of recent requests versus the reference
+statistics that export measured on the calibration data and stored in the model config.
+
+Math (also in the README):
+
+- Every feature is compared as a distribution over **fixed bins** (the reference's bin edges,
+  with the outermost edges open so out-of-range values land in the end bins), or over
+  categories (plus ``other``) for DICOM metadata such as Modality.
+- **PSI** (population stability index): Σ_b (p_b − q_b) · ln(p_b / q_b), with p the window's
+  and q the reference's bin probabilities, each floored at ε = 1e-4 so that empty bins stay finite.
+  Conventional reading: < 0.1 stable, 0.1–0.25 moderate shift, > 0.25 significant shift.
+- **KS**: max_b |P_b − Q_b| over the cumulative bin probabilities (the Kolmogorov–Smirnov
+  statistic on binned data); not computed for categorical features.
+- The window holds the last ``window_size`` requests' contributions: a per-request histogram
+  of preprocessed input intensities (all voxels), and one value per request for scalar
+  features (e.g. a class probability or a mask volume). Scores are published once the
+  window holds ``min_samples`` requests.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as TallyCounter
+from collections import deque
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .metrics import DRIFT_SCORE, DRIFT_WINDOW_SAMPLES
+
+EPSILON = 1e-4
+
+
+def _probabilities(counts: np.ndarray) -> np.ndarray:
+    total = float(counts.sum())
+    p = counts / total if total > 0 else np.full(counts.shape, 1.0 / len(counts))
+    return np.maximum(p, EPSILON)
+
+
+def psi(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    q, p = _probabilities(np.asarray(reference_counts, float)), _probabilities(np.asarray(current_counts, float))
+    return float(np.sum((p - q) * np.log(p / q)))
+
+
+def ks(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    ref = np.asarray(reference_counts, float)
+    cur = np.asarray(current_counts, float)
+    ref_cdf = np.cumsum(ref) / max(ref.sum(), 1e-12)
+    cur_cdf = np.cumsum(cur) / max(cur.sum(), 1e-12)
+    return float(np.max(np.abs(ref_cdf - cur_cdf)))
+
+
+def histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of ``values`` in the bins of ``edges``; values outside land in the end bins."""
+    index = np.clip(np.searchsorted(edges, np.ravel(values), side="right") - 1, 0, len(edges) - 2)
+    return np.bincount(index, minlength=len(edges) - 1).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class HistogramReference:
+    """A numeric feature's reference: bin ``edges`` (n + 1) and ``counts`` (n)."""
+
+    edges: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Sequence[float]]) -> "HistogramReference":
+        edges, counts = np.asarray(data["edges"], float), np.asarray(data["counts"], float)
+        if edges.ndim != 1 or len(edges) != len(counts) + 1 or len(counts) < 2 or np.any(np.diff(edges) <= 0):
+            raise ValueError("a histogram reference needs increasing edges and len(edges) == len(counts) + 1 >= 3")
+        return cls(edges, counts)
+
+
+class _NumericWindow:
+    def __init__(self, reference: HistogramReference, window_size: int) -> None:
+        self.reference = reference
+        self.window: deque[np.ndarray] = deque(maxlen=window_size)
+
+    def add(self, values: np.ndarray) -> None:
+        """One request's contribution: its own histogram, normalized so that a big volume
+        weighs as much as a small image."""
+        counts = histogram(values, self.reference.edges)
+        self.window.append(counts / max(counts.sum(), 1.0))
+
+    def scores(self) -> dict[str, float]:
+        current = np.sum(self.window, axis=0)
+        return {"psi": psi(self.reference.counts, current), "ks": ks(self.reference.counts, current)}
+
+
+class _CategoricalWindow:
+    def __init__(self, reference: Mapping[str, float], window_size: int) -> None:
+        self.categories = sorted(reference) + ["other"]
+        self.reference = np.array([float(reference[c]) for c in sorted(reference)] + [0.0])
+        self.window: deque[str] = deque(maxlen=window_size)
+
+    def add(self, value: str) -> None:
+        self.window.append(value if value in self.categories[:-1] else "other")
+
+    def scores(self) -> dict[str, float]:
+        tally = TallyCounter(self.window)
+        return {"psi": psi(self.reference, np.array([tally[c] for c in self.categories], float))}
+
+
+class DriftMonitor:
+    """Drift of one model's inputs and predictions; publishes ``medserve_drift_score``."""
+
+    def __init__(
+        self,
+        model: str,
+        numeric: Mapping[str, HistogramReference],
+        categorical: Mapping[str, Mapping[str, float]],
+        window_size: int = 200,
+        min_samples: int = 20,
+    ) -> None:
+        self.model = model
+        self.min_samples = min_samples
+        self._numeric = {name: _NumericWindow(ref, window_size) for name, ref in numeric.items()}
+        self._categorical = {name: _CategoricalWindow(ref, window_size) for name, ref in categorical.items()}
+        self.samples = 0
+        self.window_size = window_size
+
+    @property
+    def features(self) -> list[str]:
+        return sorted([*self._numeric, *self._categorical])
+
+    def observe(self, numeric: Mapping[str, np.ndarray | float], categorical: Mapping[str, str]) -> dict[str, dict[str, float]]:
+        """Add one request's features (unknown names are ignored) and publish the scores."""
+        for name, values in numeric.items():
+            if name in self._numeric:
+                self._numeric[name].add(np.asarray(values, dtype=np.float64))
+        for name, value in categorical.items():
+            if name in self._categorical:
+                self._categorical[name].add(value)
+        self.samples = min(self.samples + 1, self.window_size)
+        DRIFT_WINDOW_SAMPLES.labels(self.model).set(self.samples)
+        if self.samples < self.min_samples:
+            return {}
+        scores = {name: window.scores() for name, window in (*self._numeric.items(), *self._categorical.items()) if window.window}
+        for feature, stats in scores.items():
+            for stat, value in stats.items():
+                DRIFT_SCORE.labels(self.model, feature, stat).set(value)
+        return scores
