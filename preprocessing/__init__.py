@@ -1,6 +1,13 @@
-"""DICOM in, model-ready arrays out. Pure numpy + pydicom (and pydicom's decoder plugins)."""
+"""DICOM in, model-ready arrays out. Pure numpy + pydicom (and pydicom's decoder plugins).
 
-from .decode import decode_pixels, read_dataset
+2D: ``preprocess_instance(read_dataset(body), spec)``. Series, 3D and 2.5D:
+``preprocess_series([body, ...], spec)`` (Datasets, Part 10 bytes or paths), or
+``assemble_series(...)`` for the volume of modality values with its geometry. Specs come from
+the Triton model config via ``PreprocessingSpec.from_dict``. Every error is a
+``PreprocessingError`` with a stable ``code`` (see :mod:`preprocessing.errors`).
+"""
+
+from .decode import Instance, InstanceSource, decode_frame, decode_pixels, open_instance, read_dataset
 from .errors import (
     InconsistentSeries,
     InvalidDicom,
@@ -10,23 +17,37 @@ from .errors import (
     PreprocessingError,
     UnsupportedTransferSyntax,
 )
-from .pipeline import PreparedInput, prepare_slice, preprocess_instance
-from .spec import WINDOW_PRESETS_HU, PreprocessingSpec, WindowSpec
+from .pipeline import PreparedInput, VolumeGeometry, prepare_slice, preprocess_instance, preprocess_series
+from .series import Series, SeriesPlan, SeriesWarning, assemble_series, group_series, plan_series
+from .spec import WINDOW_PRESETS_HU, NormalizeSpec, PreprocessingSpec, WindowSpec
 
 __all__ = [
     "WINDOW_PRESETS_HU",
     "InconsistentSeries",
+    "Instance",
+    "InstanceSource",
     "InvalidDicom",
     "InvalidSpec",
     "MissingPixelData",
     "ModalityMismatch",
+    "NormalizeSpec",
     "PreparedInput",
     "PreprocessingError",
     "PreprocessingSpec",
+    "Series",
+    "SeriesPlan",
+    "SeriesWarning",
     "UnsupportedTransferSyntax",
+    "VolumeGeometry",
     "WindowSpec",
+    "assemble_series",
+    "decode_frame",
     "decode_pixels",
+    "group_series",
+    "open_instance",
+    "plan_series",
     "prepare_slice",
     "preprocess_instance",
+    "preprocess_series",
     "read_dataset",
 ]

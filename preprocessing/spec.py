@@ -3,6 +3,16 @@
 A spec is plain data. It round-trips through JSON (``to_dict`` / ``from_dict``) because export
 stores it inside the Triton model config, and the gateway reads it back from there: the
 model config is the single source of truth for how a model's inputs are prepared.
+
+The stages a spec drives run in this order (see :mod:`preprocessing.pipeline`)::
+
+    decode → Modality LUT (HU) / SUV → reorient → resample to spacing_mm     (modality units)
+           → clip_range → window | normalize                                  (intensity)
+           → output_size (resize | crop_pad) → layout, dtype                  (tensor shape)
+
+Physical resampling (``spacing_mm``) works on modality values, as SimpleITK and nnU-Net do;
+``output_size`` is the tensor's final shape, reached after the intensity mapping, as the 2D
+models of this repository were trained.
 """
 
 from __future__ import annotations
@@ -25,25 +35,40 @@ WINDOW_PRESETS_HU: dict[str, tuple[float, float]] = {
 }
 
 VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+LAYOUTS = ("CHW", "CDHW")
+DTYPES = ("float32", "float16")
+SIZE_MODES = ("resize", "crop_pad")
+NORMALIZE_METHODS = ("zscore", "percentile")
+SUV_KINDS = ("bw",)
+#: Orientation letters by patient axis, in the LPS convention of DICOM (PS3.3 C.7.6.2.1.1).
+ORIENTATION_AXES = ("LR", "PA", "SI")
 
 
 @dataclass(frozen=True)
 class WindowSpec:
     """A VOI window mapping modality values (HU for CT) onto [0, 1].
 
-    Either a ``preset`` name from :data:`WINDOW_PRESETS_HU`, explicit ``center``/``width``
-    (in modality units), or ``from_dicom=True`` to use the instance's own
-    (0028,1050) *Window Center* / (0028,1051) *Window Width* (first value).
+    Exactly one of: a ``preset`` name from :data:`WINDOW_PRESETS_HU`; explicit ``center`` and
+    ``width`` in modality units; or ``from_dicom=True`` to use the instance's own VOI LUT
+    module, view number ``voi_index`` (0-based) of a multi-valued (0028,1050) *Window Center* /
+    (0028,1051) *Window Width* or of the (0028,3010) *VOI LUT Sequence*.
+
+    ``function`` is the (0028,1056) *VOI LUT Function* to apply. ``None`` means ``LINEAR`` for a
+    preset or explicit window, and for ``from_dicom`` the instance's whole VOI LUT module as
+    pydicom's ``apply_voi_lut`` applies it (VOI LUT Sequence first, else the window with the
+    instance's own VOI LUT Function). An explicit function with ``from_dicom`` applies that
+    function to the instance's window center/width.
     """
 
     preset: str | None = None
     center: float | None = None
     width: float | None = None
     from_dicom: bool = False
-    function: str = "LINEAR"
+    function: str | None = None
+    voi_index: int = 0
 
     def __post_init__(self) -> None:
-        chosen = sum([self.preset is not None, self.center is not None, self.from_dicom])
+        chosen = sum([self.preset is not None, self.center is not None, bool(self.from_dicom)])
         if chosen != 1:
             raise InvalidSpec("window: give exactly one of 'preset', 'center'+'width' or 'from_dicom'")
         if self.preset is not None and self.preset not in WINDOW_PRESETS_HU:
@@ -52,8 +77,22 @@ class WindowSpec:
             )
         if self.center is not None and (self.width is None or self.width <= 0):
             raise InvalidSpec("window: 'width' must be given and > 0 with 'center'")
-        if self.function not in VOI_FUNCTIONS:
+        if self.width is not None and self.center is None:
+            raise InvalidSpec("window: 'width' needs 'center'")
+        if self.function is not None and self.function not in VOI_FUNCTIONS:
             raise InvalidSpec(f"window: function must be one of {VOI_FUNCTIONS}, got {self.function!r}")
+        fixed = self.resolve()
+        if fixed is not None and self.applied_function == "LINEAR" and fixed[1] < 1:
+            raise InvalidSpec("window: a LINEAR window needs width >= 1 (DICOM PS3.3 C.11.2.1.2.1)")
+        if not isinstance(self.voi_index, int) or self.voi_index < 0:
+            raise InvalidSpec(f"window: voi_index must be an integer >= 0, got {self.voi_index!r}")
+
+    @property
+    def applied_function(self) -> str | None:
+        """The VOI LUT Function to apply; ``None`` when the instance's own VOI LUT module decides."""
+        if self.function is not None:
+            return self.function
+        return None if self.from_dicom else "LINEAR"
 
     def resolve(self) -> tuple[float, float] | None:
         """(center, width) in modality units, or None when the instance decides."""
@@ -65,37 +104,120 @@ class WindowSpec:
 
 
 @dataclass(frozen=True)
+class NormalizeSpec:
+    """Intensity normalization for modalities without an absolute scale (MR) or for US.
+
+    ``zscore``: (value - mean) / std over the image or volume (over voxels != 0 when
+    ``nonzero``), as MONAI's ``NormalizeIntensity`` does.
+    ``percentile``: the ``lower``/``upper`` percentiles map to 0 and 1 (clipped to [0, 1] when
+    ``clip``), as MONAI's ``ScaleIntensityRangePercentiles`` does.
+    """
+
+    method: str = "zscore"
+    lower: float = 0.5
+    upper: float = 99.5
+    clip: bool = True
+    nonzero: bool = False
+
+    def __post_init__(self) -> None:
+        if self.method not in NORMALIZE_METHODS:
+            raise InvalidSpec(f"normalize: method must be one of {NORMALIZE_METHODS}, got {self.method!r}")
+        if not 0.0 <= self.lower < self.upper <= 100.0:
+            raise InvalidSpec(
+                f"normalize: percentiles need 0 <= lower < upper <= 100, got {self.lower!r}, {self.upper!r}"
+            )
+
+
+@dataclass(frozen=True)
 class PreprocessingSpec:
-    """How one model input is prepared from a single-frame DICOM instance.
+    """How one model input is prepared from a DICOM instance or series.
 
     ``modalities``: accepted (0008,0060) *Modality* values; empty accepts any.
     ``window``: VOI window to [0, 1]; None leaves modality values (e.g. HU) unwindowed.
-    ``output_size``: (rows, columns) the in-plane image is resampled to, or None to keep it.
-    ``layout``: ``"CHW"`` — one channel first, as 2D networks take it.
+    ``output_size``: final (rows, columns) for ``CHW`` or (depth, rows, columns) for ``CDHW``;
+    reached by linear resize (``size_mode="resize"``) or by centered crop/pad with
+    ``pad_value`` (``size_mode="crop_pad"``). None keeps the size.
+    ``layout``: ``"CHW"`` — 2D, channels first: [C, H, W] for one instance and [N, C, H, W]
+    (one item per slice) for a series; ``"CDHW"`` — 3D: [C, D, H, W].
     ``dtype``: numpy dtype name of the model input tensor.
+    ``extra``: free-form, model-specific data carried along untouched.
+    ``clip_range``: [lower, upper] in modality units (HU, SUV), either may be null.
+    ``normalize``: z-score or percentile scaling; excludes ``window``.
+    ``suv``: ``"bw"`` converts PET activity (Bq/ml) to body-weight SUV.
+    ``spacing_mm``: target spacing (rows, columns) or (slices, rows, columns) in mm; physical
+    linear resampling on modality values.
+    ``orientation``: three letters (one of L/R, P/A, S/I each) naming where array axes
+    (depth, rows, columns) point, e.g. ``"SPL"`` for axial slices feet→head, rows
+    anterior→posterior, columns right→left (the DICOM axial display). None keeps the sorted
+    acquisition order.
+    ``stack_slices``: for ``CHW`` on a series, the number of adjacent slices stacked as
+    channels around each slice (2.5D); odd, 1 means plain 2D.
+    ``channels``: 1 for grayscale models, 3 for RGB models (grayscale is repeated).
     """
 
     modalities: tuple[str, ...] = ()
     window: WindowSpec | None = None
-    output_size: tuple[int, int] | None = None
+    output_size: tuple[int, ...] | None = None
     layout: str = "CHW"
     dtype: str = "float32"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    clip_range: tuple[float | None, float | None] | None = None
+    normalize: NormalizeSpec | None = None
+    suv: str | None = None
+    spacing_mm: tuple[float, ...] | None = None
+    orientation: str | None = None
+    size_mode: str = "resize"
+    pad_value: float = 0.0
+    stack_slices: int = 1
+    channels: int = 1
 
     def __post_init__(self) -> None:
-        if self.layout != "CHW":
-            raise InvalidSpec(f"layout: only 'CHW' is supported, got {self.layout!r}")
-        if self.dtype not in ("float32", "float16"):
+        if self.layout not in LAYOUTS:
+            raise InvalidSpec(f"layout: must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.dtype not in DTYPES:
             raise InvalidSpec(f"dtype: must be 'float32' or 'float16', got {self.dtype!r}")
-        if self.output_size is not None and (
-            len(self.output_size) != 2 or min(self.output_size) < 1
+        dims = 2 if self.layout == "CHW" else 3
+        if self.output_size is not None and (len(self.output_size) != dims or min(self.output_size) < 1):
+            axes = "[rows, columns]" if dims == 2 else "[depth, rows, columns]"
+            raise InvalidSpec(f"output_size: layout {self.layout} expects {axes} > 0, got {self.output_size!r}")
+        if self.spacing_mm is not None and (
+            len(self.spacing_mm) not in (dims, 3) or min(self.spacing_mm) <= 0
         ):
-            raise InvalidSpec(f"output_size: expected [rows, columns] > 0, got {self.output_size!r}")
+            raise InvalidSpec(
+                f"spacing_mm: expected {'2 or 3' if dims == 2 else '3'} spacings > 0 in mm, got {self.spacing_mm!r}"
+            )
+        if self.window is not None and self.normalize is not None:
+            raise InvalidSpec("give either 'window' or 'normalize', not both")
+        if self.clip_range is not None:
+            lower, upper = self.clip_range
+            if lower is not None and upper is not None and lower >= upper:
+                raise InvalidSpec(f"clip_range: lower must be < upper, got {list(self.clip_range)!r}")
+        if self.suv is not None and self.suv not in SUV_KINDS:
+            raise InvalidSpec(f"suv: must be one of {SUV_KINDS}, got {self.suv!r}")
+        if self.orientation is not None:
+            _check_orientation(self.orientation)
+        if self.size_mode not in SIZE_MODES:
+            raise InvalidSpec(f"size_mode: must be one of {SIZE_MODES}, got {self.size_mode!r}")
+        if self.stack_slices < 1 or self.stack_slices % 2 == 0:
+            raise InvalidSpec(f"stack_slices: must be an odd number >= 1, got {self.stack_slices!r}")
+        if self.stack_slices > 1 and self.layout != "CHW":
+            raise InvalidSpec("stack_slices: 2.5D stacks need layout 'CHW'")
+        if self.channels not in (1, 3):
+            raise InvalidSpec(f"channels: must be 1 (grayscale) or 3 (RGB), got {self.channels!r}")
+        if self.channels == 3 and self.stack_slices > 1:
+            raise InvalidSpec("channels: 2.5D stacks use the channels for slices; set channels to 1")
+
+    @property
+    def volumetric(self) -> bool:
+        """Whether a whole series is needed: a 3D volume or 2.5D stacks of adjacent slices."""
+        return self.layout == "CDHW" or self.stack_slices > 1
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["modalities"] = list(self.modalities)
-        out["output_size"] = list(self.output_size) if self.output_size else None
+        for key in ("output_size", "clip_range", "spacing_mm"):
+            value = getattr(self, key)
+            out[key] = list(value) if value is not None else None
         out["extra"] = dict(self.extra)
         return out
 
@@ -103,19 +225,61 @@ class PreprocessingSpec:
     def from_dict(cls, data: Mapping[str, Any]) -> "PreprocessingSpec":
         if not isinstance(data, Mapping):
             raise InvalidSpec(f"spec must be a mapping, got {type(data).__name__}")
-        known = {"modalities", "window", "output_size", "layout", "dtype", "extra"}
+        known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:
             raise InvalidSpec(f"unknown spec keys: {', '.join(sorted(unknown))}")
-        window = data.get("window")
         try:
             return cls(
                 modalities=tuple(str(m).upper() for m in data.get("modalities", ())),
-                window=WindowSpec(**window) if window is not None else None,
-                output_size=tuple(int(v) for v in data["output_size"]) if data.get("output_size") else None,  # type: ignore[arg-type]
+                window=_nested(WindowSpec, data.get("window"), "window"),
+                output_size=_ints(data.get("output_size")),
                 layout=data.get("layout", "CHW"),
                 dtype=data.get("dtype", "float32"),
                 extra=dict(data.get("extra", {})),
+                clip_range=_clip_range(data.get("clip_range")),
+                normalize=_nested(NormalizeSpec, data.get("normalize"), "normalize"),
+                suv=data.get("suv"),
+                spacing_mm=_floats(data.get("spacing_mm")),
+                orientation=data.get("orientation"),
+                size_mode=data.get("size_mode", "resize"),
+                pad_value=float(data.get("pad_value", 0.0)),
+                stack_slices=int(data.get("stack_slices", 1)),
+                channels=int(data.get("channels", 1)),
             )
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise InvalidSpec(f"malformed spec: {exc}") from exc
+
+
+def _nested(kind: type, value: Any, name: str) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidSpec(f"{name}: expected a mapping, got {type(value).__name__}")
+    return kind(**value)
+
+
+def _ints(value: Any) -> tuple[int, ...] | None:
+    return tuple(int(v) for v in value) if value else None
+
+
+def _floats(value: Any) -> tuple[float, ...] | None:
+    return tuple(float(v) for v in value) if value else None
+
+
+def _clip_range(value: Any) -> tuple[float | None, float | None] | None:
+    if value is None:
+        return None
+    if len(value) != 2:
+        raise InvalidSpec(f"clip_range: expected [lower, upper], got {value!r}")
+    lower, upper = value
+    return (None if lower is None else float(lower), None if upper is None else float(upper))
+
+
+def _check_orientation(code: str) -> None:
+    letters = str(code)
+    used = sorted(axis for letter in letters for axis, pair in enumerate(ORIENTATION_AXES) if letter in pair)
+    if len(letters) != 3 or used != [0, 1, 2]:
+        raise InvalidSpec(
+            f"orientation: expected three letters, one of each pair L/R, P/A, S/I (e.g. 'SPL'), got {code!r}"
+        )

@@ -1,0 +1,57 @@
+"""Header attributes, converted once per distinct encoded value.
+
+A series repeats most of its header in every instance: Rows, Pixel Spacing, orientation,
+rescale, UIDs of the series. pydicom converts an element on first access (about 10 µs each);
+:func:`header_value` converts each distinct (tag, VR, encoding, bytes) once and shares the
+result, which keeps the header pass over a 300-slice series close to the parse itself.
+Multi-valued results come back as tuples, so a shared value cannot be changed in place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+_CACHE_LIMIT = 4096
+_values: dict[tuple, Any] = {}
+_tags: dict[str, int] = {}
+
+
+def header_value(ds: Dataset, keyword: str, default: Any = None) -> Any:
+    """The value of ``keyword`` in ``ds`` as pydicom converts it (tuples for multiple
+    values), or ``default`` when the element is absent or empty."""
+    tag = _tags.get(keyword)
+    if tag is None:
+        tag = _tags.setdefault(keyword, int(tag_for_keyword(keyword)))  # type: ignore[arg-type]
+    element = ds.get_item(tag)
+    if element is None:
+        return default
+    if isinstance(element, RawDataElement) and _cacheable(element, tag):
+        key = (tag, element.VR, element.is_implicit_VR, element.is_little_endian, element.value)
+        try:
+            return _values[key]
+        except KeyError:
+            value = _frozen(ds[tag].value, default)
+            if len(_values) >= _CACHE_LIMIT:
+                _values.clear()
+            _values[key] = value
+            return value
+    return _frozen(ds[tag].value, default)
+
+
+def _cacheable(element: RawDataElement, tag: int) -> bool:
+    """Values whose conversion depends on nothing but their bytes: not ambiguous VRs such
+    as (0028,0120) 'US or SS' in implicit VR, whose meaning depends on other elements."""
+    return element.VR is not None or " or " not in dictionary_VR(tag)
+
+
+def _frozen(value: Any, default: Any) -> Any:
+    if value is None or value == "":
+        return default
+    if isinstance(value, (MultiValue, list)):
+        return tuple(value) or default
+    return value

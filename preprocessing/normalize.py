@@ -1,0 +1,53 @@
+"""Intensity steps after the Modality LUT: clipping and normalization (MR, US, PET).
+
+Windows (CT) live in :mod:`preprocessing.pixels`; these are for images without an absolute
+scale, following the definitions of MONAI's ``NormalizeIntensity`` and
+``ScaleIntensityRangePercentiles`` so that models trained with MONAI see the same values.
+Statistics are accumulated in float64; arrays stay float32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .spec import NormalizeSpec
+
+
+def clip_values(
+    values: np.ndarray, clip_range: tuple[float | None, float | None], *, inplace: bool = False
+) -> np.ndarray:
+    """Clip modality values (HU, SUV…) to [lower, upper]; either bound may be None."""
+    lower, upper = clip_range
+    return np.clip(values, lower, upper, out=values if inplace else None)
+
+
+def normalize(values: np.ndarray, spec: NormalizeSpec, *, inplace: bool = False) -> tuple[np.ndarray, dict[str, float]]:
+    """Z-score or percentile scaling of ``values`` (float32); returns the array and the
+    statistics used, for the record of what was applied.
+
+    ``zscore``: (v - mean) / std; with ``nonzero`` the statistics come from, and only apply
+    to, voxels != 0 (background stays 0). A constant image is only shifted.
+    ``percentile``: percentile ``lower`` → 0 and ``upper`` → 1, clipped to [0, 1] if ``clip``.
+    """
+    out = values if inplace else values.astype(np.float32, copy=True)
+    mask = out != 0 if spec.nonzero else None
+    sample = out[mask] if mask is not None else out
+    if sample.size == 0:
+        return out, {}
+    if spec.method == "zscore":
+        mean = float(sample.mean(dtype=np.float64))
+        std = float(sample.std(dtype=np.float64))
+        scale = 1.0 / std if std > 0 else 1.0
+        if mask is None:
+            out -= np.float32(mean)
+            out *= np.float32(scale)
+        else:
+            out[mask] = (out[mask] - np.float32(mean)) * np.float32(scale)
+        return out, {"mean": mean, "std": std}
+    low, high = (float(v) for v in np.percentile(sample, [spec.lower, spec.upper]))
+    scale = 1.0 / (high - low) if high > low else 1.0
+    out -= np.float32(low)
+    out *= np.float32(scale)
+    if spec.clip:
+        np.clip(out, 0.0, 1.0, out=out)
+    return out, {"lower_value": low, "upper_value": high}
