@@ -132,7 +132,7 @@ def preprocess_instance(ds: Dataset, spec: PreprocessingSpec) -> PreparedInput:
             "send all instances of the series"
         )
     color = is_color(ds)
-    if stored.ndim != (3 if color else 2):
+    if stored.ndim != (3 if int(ds.get("SamplesPerPixel", 1)) > 1 else 2):
         raise InvalidDicom(
             f"this model takes one single-frame image; the instance's pixel array has "
             f"shape {tuple(stored.shape)} ({int(ds.get('NumberOfFrames', 1) or 1)} frames, "

@@ -104,7 +104,8 @@ def apply_window(
     if function == "SIGMOID":
         np.subtract(values, np.float32(center), out=out)
         out *= np.float32(-4.0 / width)
-        np.exp(out, out=out)
+        with np.errstate(over="ignore"):
+            np.exp(out, out=out)
         out += np.float32(1.0)
         return np.reciprocal(out, out=out)
     if function == "LINEAR_EXACT":
