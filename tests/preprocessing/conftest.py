@@ -356,3 +356,52 @@ def dicomdir_series():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20260101)
+
+
+@pytest.fixture(scope="session")
+def sitk_reference():
+    """``sitk_reference(directory_or_file)``: SimpleITK's reading of a series folder (files
+    sorted by GDCM's own IPP sorter) or of one file, as ``(array, affine)`` in our
+    convention — array (d, h, w), affine (d, h, w, 1) → LPS mm — and the image itself."""
+    import SimpleITK as sitk
+
+    def read(location: Path):
+        if location.is_dir():
+            reader = sitk.ImageSeriesReader()
+            reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(location)))
+            image = reader.Execute()
+        else:
+            image = sitk.ReadImage(str(location))
+        return sitk.GetArrayFromImage(image), itk_affine(image), image
+
+    return read
+
+
+def itk_affine(image) -> np.ndarray:
+    """An ITK image's index (x, y, z) → LPS affine, re-indexed as (d, h, w) = (z, y, x)."""
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    affine = np.eye(4)
+    affine[:3, :3] = direction * np.asarray(image.GetSpacing(), dtype=float)
+    affine[:3, 3] = image.GetOrigin()
+    return affine[:, [2, 1, 0, 3]]
+
+
+@pytest.fixture(scope="session")
+def sitk_affine():
+    """``sitk_affine(image)``: :func:`itk_affine` for tests that run SimpleITK filters."""
+    return itk_affine
+
+
+@pytest.fixture
+def write_series(tmp_path):
+    """``write_series(datasets)``: save Datasets as files in a fresh folder; returns it."""
+    counter = iter(range(10**6))
+
+    def write(datasets) -> Path:
+        folder = tmp_path / f"series{next(counter)}"
+        folder.mkdir()
+        for i, ds in enumerate(datasets):
+            ds.save_as(folder / f"{i:04d}.dcm", enforce_file_format=True)
+        return folder
+
+    return write
