@@ -64,6 +64,51 @@ class AxisTaps:
         return out
 
 
+class PlaneResampler:
+    """Separable linear resampling of 2D frames — rows, then columns — that reuses its
+    scratch buffers from frame to frame: a series is thousands of same-sized frames, and
+    fresh allocations of this size each cost page faults. Integer frames are converted to
+    float32 inside the arithmetic, never as a separate pass."""
+
+    def __init__(self, row_taps: AxisTaps, column_taps: AxisTaps) -> None:
+        self.row_taps, self.column_taps = row_taps, column_taps
+        self._scratch: dict[tuple, tuple[np.ndarray, ...]] = {}
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        """(rows, cols[, 3]) → a new float32 (len(row_taps), len(column_taps)[, 3]) array."""
+        rows, columns = self.row_taps, self.column_taps
+        low, high, mixed, right = self._buffers(frame)
+        trailing = (1,) * (frame.ndim - 1)
+        np.take(frame, rows.lower, axis=0, out=low, mode="clip")
+        if rows.weight.any():
+            np.take(frame, rows.upper, axis=0, out=high, mode="clip")
+            np.subtract(high, low, out=mixed, dtype=np.float32)
+            mixed *= rows.weight.reshape((-1,) + trailing)
+            np.add(mixed, low, out=mixed, dtype=np.float32)
+        else:
+            np.copyto(mixed, low, casting="unsafe")
+        out = np.take(mixed, columns.lower, axis=1, mode="clip")
+        if columns.weight.any():
+            np.take(mixed, columns.upper, axis=1, out=right, mode="clip")
+            right -= out
+            right *= columns.weight.reshape((-1,) + trailing[1:])
+            out += right
+        return out
+
+    def _buffers(self, frame: np.ndarray) -> tuple[np.ndarray, ...]:
+        key = (frame.shape, frame.dtype.str)
+        buffers = self._scratch.get(key)
+        if buffers is None:
+            rows_shape = (self.row_taps.size,) + frame.shape[1:]
+            buffers = self._scratch[key] = (
+                np.empty(rows_shape, dtype=frame.dtype),
+                np.empty(rows_shape, dtype=frame.dtype),
+                np.empty(rows_shape, dtype=np.float32),
+                np.empty((self.row_taps.size, self.column_taps.size) + frame.shape[2:], dtype=np.float32),
+            )
+        return buffers
+
+
 def coordinate_taps(coordinates: np.ndarray, size_in: int, start: float, step: float) -> AxisTaps:
     """Taps sampling input indices ``coordinates`` (clamped to the input: edge samples repeat)."""
     x = np.clip(np.asarray(coordinates, dtype=np.float64), 0.0, size_in - 1)

@@ -18,7 +18,7 @@ import numpy as np
 from .decode import decode_frame
 from .frames import Frame
 from .pixels import fill_padding, is_color, linear_rescale, padding_mask, to_modality_values, to_rgb
-from .resample import AxisTaps
+from .resample import AxisTaps, PlaneResampler
 
 
 class _FrameReader:
@@ -63,12 +63,6 @@ class _FrameReader:
         return buffer
 
 
-def frame_values(frame: Frame, scale: float = 1.0) -> np.ndarray:
-    """Float32 modality values of one frame (RGB for color), times ``scale``."""
-    values, slope, intercept = _FrameReader([frame], [scale])(0)
-    return _rescaled(values, slope, intercept)
-
-
 def load_volume(frames: Sequence[Frame], scales: Sequence[float] | None = None) -> np.ndarray:
     """Modality values of ``frames`` stacked in order: (D, H, W) or (D, H, W, 3), float32."""
     read = _FrameReader(frames, scales)
@@ -96,13 +90,14 @@ def load_resampled(
     channels = (3,) if is_color(frames[0].header) else ()
     out = np.empty((slice_taps.size, row_taps.size, column_taps.size) + channels, dtype=np.float32)
     last_use = {k: j for j in range(slice_taps.size) for k in _inputs_of(slice_taps, j)}
+    in_plane = PlaneResampler(row_taps, column_taps)
     resampled: dict[int, np.ndarray] = {}
     for j in range(slice_taps.size):
         inputs = _inputs_of(slice_taps, j)
         for k in inputs:
             if k not in resampled:
                 values, slope, intercept = read(k)
-                resampled[k] = _rescaled(column_taps.apply(row_taps.apply(values, 0), 1), slope, intercept)
+                resampled[k] = _rescaled(in_plane(values), slope, intercept)
         slice_taps.blend(j, resampled[inputs[0]], resampled[inputs[-1]], out[j])
         for k in inputs:
             if last_use[k] == j:

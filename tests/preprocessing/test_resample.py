@@ -10,6 +10,7 @@ from scipy import ndimage
 from medserve import testdata
 from preprocessing import plan_series
 from preprocessing.resample import (
+    PlaneResampler,
     identity_taps,
     output_length,
     position_taps,
@@ -80,6 +81,25 @@ def test_uneven_slices_are_interpolated_at_their_true_positions(rng):
     taps = position_taps(positions, 2.0, 1.0)
     targets = positions[0] + np.arange(taps.size) * 1.0
     np.testing.assert_allclose(taps.apply(signal, 0), np.interp(targets, positions, signal), atol=HU_TOLERANCE)
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "row_spacings", "column_spacings"),
+    [
+        ((30, 28), np.uint16, (0.9, 0.5), (1.0, 1.3)),  # stored integers, both axes interpolated
+        ((30, 28), np.int16, (1.0, 2.0), (1.0, 3.0)),  # whole-sample steps: no second tap read at all
+        ((30, 28), np.float32, (0.7, 0.7), (0.8, 0.8)),  # modality values, same spacing
+        ((20, 24, 3), np.uint8, (0.5, 0.8), (0.5, 0.3)),  # RGB frame
+    ],
+)
+def test_plane_resampler_equals_two_axis_passes(rng, shape, dtype, row_spacings, column_spacings):
+    frame = rng.integers(0, 250, shape).astype(dtype)
+    rows = spacing_taps(shape[0], *row_spacings)
+    columns = spacing_taps(shape[1], *column_spacings, reverse=True)
+    resample = PlaneResampler(rows, columns)
+    expected = columns.apply(rows.apply(frame, 0), 1)
+    for _ in range(2):  # scratch buffers are reused on the second frame
+        np.testing.assert_allclose(resample(frame), expected, atol=1e-4)
 
 
 class TestResize:
