@@ -16,7 +16,8 @@
     ├── ModelNotReady              503   model_not_ready          (Retry-After)
     ├── InferenceTimeout           504   inference_timeout
     ├── InferenceFailed            502   inference_failed
-    └── ModelMisconfigured         500   model_misconfigured      the model config lacks medserve parameters
+    ├── ModelMisconfigured         500   model_misconfigured      the model config lacks medserve parameters
+    └── TaskUnsupported            501   task_unsupported         a model task this gateway version cannot serve
 
 Preprocessing errors (``preprocessing.errors``) keep their own ``code`` and are mapped by
 :data:`PREPROCESSING_STATUS`. Every error body is :class:`gateway.schemas.ErrorBody`.
@@ -109,6 +110,10 @@ class InferenceFailed(GatewayError):
 
 class ModelMisconfigured(GatewayError):
     status_code, code = 500, "model_misconfigured"
+
+
+class TaskUnsupported(GatewayError):
+    status_code, code = 501, "task_unsupported"
 
 
 #: HTTP status for each preprocessing error code: the request was understood, but its DICOM

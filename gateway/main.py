@@ -12,7 +12,7 @@ from typing import AsyncIterator
 from fastapi import FastAPI, Request, Response
 
 from .admission import AdmissionController
-from .api.routes import health, models, predict
+from .api.routes import dicomweb, health, models, predict
 from .audit import AuditLog, AuditRecord
 from .catalog import ModelCatalog
 from .config import Settings, get_settings
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.admission = AdmissionController(settings.max_in_flight)
     app.state.audit = AuditLog(settings.audit_log_path) if settings.audit_log_path else None
     install_error_handlers(app)
-    for router in (health.router, models.router, predict.router):
+    for router in (health.router, models.router, predict.router, dicomweb.router):
         app.include_router(router)
 
     @app.middleware("http")
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "latency_ms": round(latency * 1000, 2),
                 },
             )
-            if app.state.audit is not None and request.url.path.endswith("/predict"):
+            if app.state.audit is not None and (request.url.path.endswith("/predict") or request.url.path.startswith("/dicomweb/")):
                 record.model = record.model or request.url.path.removeprefix("/v1/models/").partition("/")[0]
                 record.outcome = request.state.error_code or "ok"
                 record.status_code = response.status_code

@@ -6,8 +6,8 @@ import time
 
 from fastapi import APIRouter, Request
 
-from ...predict import StageClock, classify
-from ...schemas import ClassificationPublic, ErrorBody, InstanceClassificationPublic, LabelProbability, StageTimings
+from ...predict import StageClock, run_model
+from ...schemas import ClassificationPublic, ErrorBody
 from ...uploads import DICOM, receive
 from ..deps import AdmissionDep, CatalogDep, SettingsDep, TritonDep
 
@@ -31,10 +31,6 @@ _REQUEST_BODY = {
 _ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 406, 413, 415, 422, 429, 502, 503, 504)}
 
 
-def _labelled(pairs: list[tuple[str, float]]) -> list[LabelProbability]:
-    return [LabelProbability(label=label, probability=p) for label, p in pairs]
-
-
 @router.post(
     "/{name}/predict",
     response_model=ClassificationPublic,
@@ -51,21 +47,5 @@ async def predict(
         started = time.perf_counter()
         parts = await receive(request, settings.max_upload_bytes, settings.max_series_instances)
         clock.record("receive", started)
-        result = await classify(parts, card, triton, clock, request.state.audit, request.state.request_id)
-    single = result.instances[0] if len(result.instances) == 1 else None
-    return ClassificationPublic(
-        model=card.name,
-        model_version=result.model_version,
-        task=card.task,
-        top_label=single.probabilities[0][0] if single else None,
-        probabilities=_labelled(single.probabilities) if single else None,
-        instances=None
-        if single
-        else [
-            InstanceClassificationPublic(sop_instance_uid=i.sop_instance_uid, top_label=i.probabilities[0][0], probabilities=_labelled(i.probabilities))
-            for i in result.instances
-        ],
-        preprocessing=result.instances[0].applied,
-        timings_ms=StageTimings(**result.timings_ms),
-        request_id=request.state.request_id,
-    )
+        response = await run_model(parts, card, triton, clock, request.state.audit, request.state.request_id)
+    return response
