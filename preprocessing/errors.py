@@ -5,10 +5,14 @@ status in one place) and a message that tells the sender what to fix. Messages n
 contain patient-identifying values.
 
     PreprocessingError                    code
-    ├── InvalidDicom                      invalid_dicom               not DICOM, truncated, unreadable
+    ├── InvalidDicom                      invalid_dicom               not DICOM, truncated, corrupt compressed
+    │                                                                 data, or lacking what the model needs
+    │                                                                 (a window, a pixel spacing, SUV tags)
     ├── MissingPixelData                  missing_pixel_data          no (7FE0,0010) Pixel Data
     ├── UnsupportedTransferSyntax         unsupported_transfer_syntax no installed decoder
-    ├── InconsistentSeries                inconsistent_series         instances do not form one volume
+    ├── InconsistentSeries                inconsistent_series         instances do not form one volume: several
+    │                                                                 series, mixed orientation/size/spacing,
+    │                                                                 two frames at one position, missing slices
     ├── ModalityMismatch                  modality_mismatch           e.g. MR sent to a CT model
     └── InvalidSpec                       invalid_spec                a preprocessing spec is malformed
 """

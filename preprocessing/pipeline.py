@@ -66,12 +66,18 @@ class VolumeGeometry:
 
 @dataclass(frozen=True)
 class PreparedInput:
-    """A model input and a JSON-able record of the preprocessing applied to produce it;
-    ``geometry`` locates the voxels of series inputs in the patient (None for 2D instances)."""
+    """A model input and a JSON-able record of the preprocessing applied to produce it.
+
+    For series inputs, ``geometry`` locates the voxels of the prepared volume in the patient
+    and ``source_geometry`` those of the series as sent (sorted along the slice normal), so
+    that a prediction can be put back onto the source grid with one affine resampling.
+    Both are None for 2D instances.
+    """
 
     array: np.ndarray
     applied: dict[str, Any] = field(default_factory=dict)
     geometry: VolumeGeometry | None = None
+    source_geometry: VolumeGeometry | None = None
 
 
 def check_modality(ds: Dataset, spec: PreprocessingSpec) -> str:
@@ -214,8 +220,11 @@ def preprocess_series(sources: Sequence[InstanceSource], spec: PreprocessingSpec
     geometry = VolumeGeometry(
         affine_lps=affine, spacing_mm=spacing_of(affine), shape=tuple(volume.shape[:3]), orientation=axis_codes(affine)  # type: ignore[arg-type]
     )
+    source = VolumeGeometry(
+        affine_lps=plan.affine_lps, spacing_mm=plan.spacing_mm, shape=plan.shape, orientation=axis_codes(plan.affine_lps)
+    )
     applied.update({"output_shape": list(array.shape), **geometry.to_dict()})
-    return PreparedInput(array=array, applied=applied, geometry=geometry)
+    return PreparedInput(array=array, applied=applied, geometry=geometry, source_geometry=source)
 
 
 def _check_color(color: bool, spec: PreprocessingSpec, ds: Dataset) -> None:

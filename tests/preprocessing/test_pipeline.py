@@ -118,6 +118,8 @@ class TestSeries:
         expected = np.clip((hu - low) / 1499.0, 0.0, 1.0)
         np.testing.assert_allclose(prepared.array[0].reshape(-1)[inside], expected[inside], atol=1e-5)
         assert inside.mean() > 0.9
+        np.testing.assert_array_equal(prepared.source_geometry.affine_lps, series.affine_lps)
+        assert prepared.source_geometry.shape == series.volume.shape
 
     def test_series_of_2d_items_equals_the_2d_path_slice_by_slice(self, rng):
         datasets = _series(rng, orientation=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0), slices=5)
