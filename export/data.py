@@ -1,4 +1,14 @@
-"""Labelled DICOM folders → preprocessed model inputs, for verification and task metrics."""
+"""Calibration and validation DICOM → model inputs prepared exactly as the gateway prepares them.
+
+A *case* is one set of model inputs: for each input a DICOM file (2D inputs) or a series folder
+(volumetric inputs), run through that input's preprocessing spec with the very functions the
+gateway calls (:func:`preprocessing.preprocess_instance` / :func:`preprocessing.preprocess_series`).
+
+The manifest is a CSV with one column per model input (paths relative to the data folder) and,
+for validation, ``label`` (class index) or ``mask`` (a ``.npy`` label map in the output's
+geometry). Header facts of every input (modality, manufacturer, size, spacing) are kept for the
+drift reference.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +17,198 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from tqdm import tqdm
 
-from preprocessing import PreprocessingSpec, preprocess_instance, read_dataset
+from preprocessing import PreprocessingError, PreprocessingSpec, preprocess_instance, preprocess_series, read_dataset
+
+from .errors import ExportDataError
+from .spec import ExportSpec
+
+__all__ = ["PreparedSet", "SourceInfo", "load_calibration_set", "load_validation_set", "prepare_input"]
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What the DICOM header says about one prepared input (for drift monitoring).
+
+    ``pixel_spacing_mm`` is (0028,0030) *Pixel Spacing* (row, column); ``slice_thickness_mm``
+    is (0018,0050) *Slice Thickness*; ``slices`` counts the instances of a series (1 for 2D).
+    ``prepared_spacing_mm`` is the spacing of the prepared array's spatial axes ((row, column)
+    or (slice, row, column)), None when the header gives no spacing.
+    """
+
+    modality: str
+    manufacturer: str
+    rows: int
+    columns: int
+    slices: int
+    pixel_spacing_mm: tuple[float, float] | None
+    slice_thickness_mm: float | None
+    prepared_spacing_mm: tuple[float, ...] | None
 
 
 @dataclass(frozen=True)
 class PreparedSet:
-    """Model inputs [N, ...] prepared exactly as the gateway prepares them, with labels."""
+    """Prepared cases: ``inputs[name]`` is [N, ...] per model input, in the spec's input order;
+    ``labels`` [N] (classification) or ``masks`` [N, ...] uint8 (segmentation) when known."""
 
-    inputs: np.ndarray
-    labels: np.ndarray | None
-    files: list[str]
+    cases: list[str]
+    inputs: dict[str, np.ndarray]
+    sources: dict[str, list[SourceInfo]]
+    labels: np.ndarray | None = None
+    masks: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def feeds(self, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
+        """Inputs of cases ``start:stop`` keyed by input name, ready for onnxruntime."""
+        return {name: array[start:stop] for name, array in self.inputs.items()}
 
 
-def load_prepared_set(dicom_dir: Path, spec: PreprocessingSpec, labels_csv: Path | None = None) -> PreparedSet:
-    files = sorted(p for p in Path(dicom_dir).rglob("*.dcm"))
-    if not files:
-        raise FileNotFoundError(f"no .dcm files under {dicom_dir}")
-    label_of: dict[str, int] = {}
-    if labels_csv is not None:
-        with open(labels_csv, newline="") as handle:
-            label_of = {row["file"]: int(row["label"]) for row in csv.DictReader(handle)}
-    arrays = [preprocess_instance(read_dataset(p.read_bytes()), spec).array for p in files]
-    names = [str(p.relative_to(dicom_dir)) for p in files]
-    labels = np.array([label_of[n] for n in names], dtype=np.int64) if label_of else None
-    return PreparedSet(inputs=np.stack(arrays), labels=labels, files=names)
+def source_info(header: Dataset, slices: int, prepared_spacing_mm: tuple[float, ...] | None) -> SourceInfo:
+    spacing = header.get("PixelSpacing")
+    thickness = header.get("SliceThickness")
+    return SourceInfo(
+        modality=str(header.get("Modality", "")).upper() or "unknown",
+        manufacturer=str(header.get("Manufacturer", "")).strip() or "unknown",
+        rows=int(header.get("Rows", 0)),
+        columns=int(header.get("Columns", 0)),
+        slices=slices,
+        pixel_spacing_mm=(float(spacing[0]), float(spacing[1])) if spacing else None,
+        slice_thickness_mm=float(thickness) if thickness not in (None, "") else None,
+        prepared_spacing_mm=prepared_spacing_mm,
+    )
+
+
+def _prepared_spacing(header: Dataset, spec: PreprocessingSpec, prepared_shape: tuple[int, ...]) -> tuple[float, float] | None:
+    """In-plane spacing (mm) of a prepared 2D instance: resampling to ``spacing_mm`` sets it,
+    a resize to ``output_size`` stretches the field of view, a crop or pad keeps the spacing."""
+    spacing = header.get("PixelSpacing")
+    if not spacing:
+        return None
+    source = (float(spacing[0]), float(spacing[1]))
+    rows, columns = int(header.Rows), int(header.Columns)
+    if spec.spacing_mm is not None:
+        target = (float(spec.spacing_mm[-2]), float(spec.spacing_mm[-1]))
+        rows, columns = round(rows * source[0] / target[0]), round(columns * source[1] / target[1])
+        source = target
+    if spec.size_mode == "crop_pad":
+        return source
+    out_rows, out_columns = prepared_shape[-2:]
+    return (source[0] * rows / out_rows, source[1] * columns / out_columns)
+
+
+def prepare_input(path: Path, spec: PreprocessingSpec) -> tuple[np.ndarray, SourceInfo]:
+    """One model input (without batch axis) from a DICOM file or, for a volumetric spec, a
+    series folder; :class:`ExportDataError` names the path and the preprocessing error."""
+    try:
+        if spec.volumetric:
+            if spec.layout != "CDHW":
+                raise ExportDataError(f"{path}: export takes one array per case; 2.5D slice stacks (stack_slices > 1) are not supported")
+            files = sorted(path.glob("*.dcm")) if path.is_dir() else []
+            if not files:
+                raise ExportDataError(f"{path}: a volumetric input needs a folder of *.dcm files (one series)")
+            prepared = preprocess_series(files, spec)
+            spacing = prepared.geometry.spacing_mm if prepared.geometry is not None else None
+            return prepared.array, source_info(pydicom.dcmread(files[0], stop_before_pixels=True), len(files), spacing)
+        if not path.is_file():
+            raise ExportDataError(f"{path}: not a DICOM file")
+        ds = read_dataset(path.read_bytes())
+        array = preprocess_instance(ds, spec).array
+        return array, source_info(ds, 1, _prepared_spacing(ds, spec, array.shape))
+    except PreprocessingError as exc:
+        raise ExportDataError(f"{path}: {exc}") from exc
+
+
+def _read_manifest(path: Path, required: list[str]) -> list[dict[str, str]]:
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except FileNotFoundError as exc:
+        raise ExportDataError(f"manifest not found: {path}") from exc
+    columns = set(rows[0]) if rows else set()
+    missing = [c for c in required if c not in columns]
+    if not rows or missing:
+        raise ExportDataError(f"{path}: needs a header and rows with columns {required}; missing: {missing or 'all rows'}")
+    return rows
+
+
+def _discover(dicom_dir: Path, volumetric: bool) -> list[str]:
+    """Samples under a folder without manifest: ``*.dcm`` files, or series folders."""
+    if volumetric:
+        folders = sorted({p.parent for p in dicom_dir.rglob("*.dcm")})
+        return [str(f.relative_to(dicom_dir)) for f in folders]
+    return [str(p.relative_to(dicom_dir)) for p in sorted(dicom_dir.rglob("*.dcm"))]
+
+
+def _prepare_cases(
+    spec: ExportSpec, dicom_dir: Path, rows: list[dict[str, str]], what: str, progress: bool
+) -> tuple[dict[str, np.ndarray], dict[str, list[SourceInfo]]]:
+    arrays: dict[str, list[np.ndarray]] = {t.name: [] for t in spec.inputs}
+    sources: dict[str, list[SourceInfo]] = {t.name: [] for t in spec.inputs}
+    preps = {t.name: spec.input_preprocessing(t.name) for t in spec.inputs}
+    for row in tqdm(rows, desc=f"{spec.name}: {what}", unit="case", disable=not progress, leave=False):
+        for tensor in spec.inputs:
+            array, info = prepare_input(dicom_dir / row[tensor.name], preps[tensor.name])
+            if list(array.shape) != tensor.shape[1:]:
+                raise ExportDataError(
+                    f"{dicom_dir / row[tensor.name]}: prepared to shape {list(array.shape)}, input {tensor.name!r} takes {tensor.shape[1:]}"
+                )
+            arrays[tensor.name].append(array)
+            sources[tensor.name].append(info)
+    return {name: np.stack(parts) for name, parts in arrays.items()}, sources
+
+
+def load_calibration_set(spec: ExportSpec, progress: bool = False) -> PreparedSet:
+    """The first ``calibration.samples`` cases of the calibration data, prepared."""
+    calibration = spec.calibration
+    if calibration is None:
+        raise ExportDataError("the spec has no calibration data")
+    if not calibration.dicom_dir.is_dir():
+        raise ExportDataError(f"calibration folder not found: {calibration.dicom_dir}")
+    names = [t.name for t in spec.inputs]
+    if calibration.manifest is not None:
+        rows = _read_manifest(calibration.manifest, names)
+    elif len(names) == 1:
+        rows = [{names[0]: p} for p in _discover(calibration.dicom_dir, spec.preprocessing_spec.volumetric)]
+    else:
+        raise ExportDataError("calibration: a multi-input model needs a manifest naming each input's DICOM per case")
+    if len(rows) < calibration.samples:
+        raise ExportDataError(
+            f"calibration: {calibration.samples} samples requested, {calibration.dicom_dir} holds {len(rows)}"
+        )
+    rows = rows[: calibration.samples]
+    inputs, sources = _prepare_cases(spec, calibration.dicom_dir, rows, "calibration DICOM", progress)
+    return PreparedSet(cases=[rows[i][names[0]] for i in range(len(rows))], inputs=inputs, sources=sources)
+
+
+def load_validation_set(spec: ExportSpec, progress: bool = False) -> PreparedSet:
+    """Every case of the validation manifest, prepared, with its label or mask."""
+    validation = spec.validation
+    target = "mask" if spec.is_segmentation else "label"
+    names = [t.name for t in spec.inputs]
+    rows = _read_manifest(validation.manifest, [*names, target])
+    inputs, sources = _prepare_cases(spec, validation.dicom_dir, rows, "validation DICOM", progress)
+    cases = [row[names[0]] for row in rows]
+    if target == "label":
+        try:
+            labels = np.array([int(row["label"]) for row in rows], dtype=np.int64)
+        except ValueError as exc:
+            raise ExportDataError(f"{validation.manifest}: label must be a class index: {exc}") from exc
+        classes = len(spec.metric_output.labels) or 2
+        if labels.min() < 0 or labels.max() >= classes:
+            raise ExportDataError(f"{validation.manifest}: labels must lie in 0..{classes - 1}")
+        return PreparedSet(cases=cases, inputs=inputs, sources=sources, labels=labels)
+    masks = []
+    for row in rows:
+        path = validation.dicom_dir / row["mask"]
+        try:
+            masks.append(np.load(path).astype(np.uint8))
+        except (OSError, ValueError) as exc:
+            raise ExportDataError(f"{path}: not a readable .npy mask: {exc}") from exc
+    if len({m.shape for m in masks}) != 1:
+        raise ExportDataError(f"{validation.manifest}: masks differ in shape")
+    return PreparedSet(cases=cases, inputs=inputs, sources=sources, masks=np.stack(masks))

@@ -1,23 +1,34 @@
-"""The export report: what was produced, how it was verified, and how fast it runs here."""
+"""The export report: what was produced, how it was verified, and how fast it runs here.
+
+Written as ``export_report.json`` (for machines; its sha256 is stored in every written
+variant's Triton config as ``export_report_digest``) and ``export_report.md`` (for people)
+into every variant's model directory.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
-import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+__all__ = ["ExportReport", "StepRecord", "StepStatus", "VariantRecord", "VariantStatus", "environment", "report_digest"]
 
 
 class StepStatus(StrEnum):
     OK = "OK"
     SKIPPED = "SKIPPED"
     FAIL = "FAIL"
+
+
+class VariantStatus(StrEnum):
+    WRITTEN = "written"  # verified, gated and in the repository
+    REJECTED = "rejected"  # built but failed its gate; not written
+    SKIPPED = "skipped"  # could not be built here (e.g. no TensorRT / GPU)
 
 
 @dataclass
@@ -30,17 +41,22 @@ class StepRecord:
 
 @dataclass
 class VariantRecord:
-    """One precision variant (fp32, int8, …) of the model."""
+    """One precision variant: an ONNX model served by onnxruntime or a TensorRT engine."""
 
     precision: str
-    file: str
-    size_bytes: int
-    max_difference: list[dict[str, Any]]
-    metric_name: str
-    metric: float | None
-    latency_ms_p50_batch1: float
-    latency_ms_p99_batch1: float
-    throughput_per_s_batch8: float
+    runtime: str  # "onnxruntime" or "tensorrt"
+    model_name: str  # the Triton model (directory) it belongs to
+    status: VariantStatus
+    reason: str = ""
+    file: str | None = None  # relative to the repository
+    size_bytes: int | None = None
+    max_difference: list[dict[str, Any]] = field(default_factory=list)
+    metric_name: str | None = None
+    metric: float | None = None
+    metric_drop: float | None = None  # FP32 metric minus this variant's
+    latency_ms_p50_batch1: float | None = None
+    latency_ms_p99_batch1: float | None = None
+    throughput_per_s_batch8: float | None = None
     is_default: bool = False
 
 
@@ -48,31 +64,81 @@ class VariantRecord:
 class ExportReport:
     model: str
     task: str
+    source_digest: str
+    benchmark_threads: int
+    max_metric_drop: float
     steps: list[StepRecord] = field(default_factory=list)
     variants: list[VariantRecord] = field(default_factory=list)
+    torch_eager_throughput_per_s_batch8: float | None = None
     environment: dict[str, str] = field(default_factory=dict)
 
+    def variant(self, precision: str, runtime: str = "onnxruntime") -> VariantRecord | None:
+        return next((v for v in self.variants if v.precision == precision and v.runtime == runtime), None)
+
+    def figures(self) -> dict[str, float | None]:
+        """Ratios for the closing note: INT8/FP32 onnxruntime throughput at batch 8, the INT8
+        metric drop, and onnxruntime FP32 / PyTorch eager throughput at batch 8."""
+        fp32, int8 = self.variant("fp32"), self.variant("int8")
+
+        def ratio(a: float | None, b: float | None) -> float | None:
+            return round(a / b, 3) if a and b else None
+
+        return {
+            "int8_over_fp32_throughput_batch8": ratio(int8 and int8.throughput_per_s_batch8, fp32 and fp32.throughput_per_s_batch8),
+            "int8_metric_drop": int8.metric_drop if int8 else None,
+            "onnxruntime_fp32_over_torch_eager_batch8": ratio(fp32 and fp32.throughput_per_s_batch8, self.torch_eager_throughput_per_s_batch8),
+        }
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, default=str) + "\n"
+        return json.dumps(asdict(self) | {"figures": self.figures()}, indent=2, default=str) + "\n"
 
     def to_markdown(self) -> str:
-        lines = [f"# Export report: {self.model}", "", f"Task: {self.task}", "", "## Steps", ""]
-        lines += ["| step | status | seconds | detail |", "|---|---|---|---|"]
-        lines += [f"| {s.name} | {s.status} | {s.seconds:.1f} | {s.detail} |" for s in self.steps]
-        lines += ["", "## Variants", ""]
+        lines = [f"# Export report: {self.model}", "", f"Task: {self.task}", ""]
+        default = next((v for v in self.variants if v.is_default), None)
+        if default is not None:
+            lines += [f"Default variant: **{default.model_name}** ({default.precision}, {default.runtime}).", ""]
+        lines += ["## Variants", ""]
         lines += [
-            "| precision | default | file | size (MB) | max abs diff vs PyTorch | metric | p50 ms (b=1) | p99 ms (b=1) | throughput/s (b=8) |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| precision | runtime | Triton model | status | size (MB) | max abs diff vs PyTorch | metric | drop vs FP32 | p50 ms (b=1) | p99 ms (b=1) | cases/s (b=8) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for v in self.variants:
-            diff = max((d["max_abs"] for d in v.max_difference), default=float("nan"))
-            metric = f"{v.metric_name} {v.metric:.4f}" if v.metric is not None else "n/a"
-            lines.append(
-                f"| {v.precision} | {'yes' if v.is_default else ''} | {v.file} | {v.size_bytes / 1e6:.2f} | "
-                f"{diff:.2e} | {metric} | {v.latency_ms_p50_batch1:.2f} | {v.latency_ms_p99_batch1:.2f} | "
-                f"{v.throughput_per_s_batch8:.1f} |"
-            )
+            diff = max((d["max_abs"] for d in v.max_difference), default=None)
+            cells = [
+                v.precision,
+                v.runtime,
+                v.model_name + (" (default)" if v.is_default else ""),
+                v.status.value + (f": {v.reason}" if v.reason else ""),
+                _number(v.size_bytes / 1e6 if v.size_bytes is not None else None, ".2f"),
+                _number(diff, ".2e"),
+                f"{v.metric_name} {v.metric:.4f}" if v.metric is not None else "n/a",
+                _number(v.metric_drop, "+.4f"),
+                _number(v.latency_ms_p50_batch1, ".2f"),
+                _number(v.latency_ms_p99_batch1, ".2f"),
+                _number(v.throughput_per_s_batch8, ".1f"),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        figures = self.figures()
+        lines += [
+            "",
+            f"Accuracy budget: a variant may lose at most {self.max_metric_drop} of the metric against FP32. "
+            f"Timings: onnxruntime CPU, {self.benchmark_threads} thread(s), on this machine.",
+            "",
+            "## Figures",
+            "",
+            f"- INT8 / FP32 onnxruntime throughput at batch 8: {_number(figures['int8_over_fp32_throughput_batch8'], '.2f')}x",
+            f"- INT8 metric drop: {_number(figures['int8_metric_drop'], '+.4f')}",
+            f"- PyTorch eager throughput at batch 8: {_number(self.torch_eager_throughput_per_s_batch8, '.1f')} cases/s; "
+            f"onnxruntime FP32 / PyTorch eager: {_number(figures['onnxruntime_fp32_over_torch_eager_batch8'], '.2f')}x",
+            "",
+            "## Steps",
+            "",
+            "| step | status | seconds | detail |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {s.name} | {s.status.value} | {s.seconds:.1f} | {s.detail} |" for s in self.steps]
         lines += ["", "## Environment", ""] + [f"- {k}: {v}" for k, v in self.environment.items()]
+        lines += ["", f"Source digest (spec + precisions + weights + export format): `{self.source_digest}`"]
         return "\n".join(lines) + "\n"
 
     def write(self, directory: Path) -> None:
@@ -80,40 +146,34 @@ class ExportReport:
         (directory / "export_report.md").write_text(self.to_markdown())
 
 
+def _number(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
 def environment() -> dict[str, str]:
+    import onnx
     import onnxruntime
     import torch
 
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
         "machine": platform.machine(),
-        "processor": platform.processor() or "unknown",
-        "cpu_count": str(__import__("os").cpu_count()),
+        "processor": _cpu_model(),
+        "cpu_count": str(os.cpu_count()),
     }
 
 
-def measure_onnxruntime(onnx_path: Path, feeds_batch1: dict[str, np.ndarray], repeats: int = 30) -> tuple[float, float, float]:
-    """(p50 ms, p99 ms) at batch 1 and throughput (images/s) at batch 8 in onnxruntime on CPU."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    feeds_batch8 = {k: np.repeat(v, 8, axis=0) for k, v in feeds_batch1.items()}
-    for _ in range(3):
-        session.run(None, feeds_batch1)
-        session.run(None, feeds_batch8)
-    latencies = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        session.run(None, feeds_batch1)
-        latencies.append((time.perf_counter() - start) * 1000)
-    start = time.perf_counter()
-    rounds = max(3, repeats // 4)
-    for _ in range(rounds):
-        session.run(None, feeds_batch8)
-    throughput = 8 * rounds / (time.perf_counter() - start)
-    return float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99)), float(throughput)
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def report_digest(directory: Path) -> str:

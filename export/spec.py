@@ -2,6 +2,12 @@
 
 Validated with pydantic so that a typo fails at load time with the offending field named,
 not halfway through an export. Relative paths resolve against the spec file's folder.
+
+A spec names the model and its task; where the trained model comes from (a Python factory +
+``state_dict``, or a TorchScript archive); its input tensors, each with the preprocessing spec
+that turns DICOM into it; its outputs and what they mean; calibration DICOM (for INT8) and
+labelled validation DICOM; the accuracy budget lower precisions must keep; and how Triton
+batches and instantiates it. See ``export/zoo/specs/*.yaml`` for complete examples.
 """
 
 from __future__ import annotations
@@ -15,9 +21,27 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from preprocessing import InvalidSpec, PreprocessingSpec
 
+from .errors import ExportSpecError
 
-class ExportSpecError(ValueError):
-    """The spec file is missing, unreadable or invalid; the message names the field."""
+__all__ = [
+    "AccuracyBudget",
+    "BatchingSpec",
+    "CalibrationSpec",
+    "ExportSpec",
+    "ExportSpecError",
+    "InputSpec",
+    "OutputSpec",
+    "Precision",
+    "PythonSource",
+    "QuantizationSpec",
+    "Task",
+    "TensorRTSpec",
+    "ToleranceSpec",
+    "TorchScriptSource",
+    "ValidationSpec",
+    "load_spec",
+    "parse_precisions",
+]
 
 
 class Task(StrEnum):
@@ -25,6 +49,21 @@ class Task(StrEnum):
     SEGMENTATION_2D = "segmentation-2d"
     SEGMENTATION_3D = "segmentation-3d"
     MULTI_INPUT = "multi-input"
+
+
+class Precision(StrEnum):
+    """``fp32``: the ONNX model (always exported; the reference and default variant).
+    ``int8``: a QDQ ONNX model, served by onnxruntime and the source of a TensorRT INT8 engine.
+    ``fp16``: a TensorRT FP16 engine built from the FP32 ONNX model (GPU hosts only)."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"
+
+
+CLASSIFICATION_MEANINGS = ("class_probabilities", "class_logits")
+SEGMENTATION_MEANINGS = ("segmentation_probabilities", "segmentation_labels")
+_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
 
 class _Strict(BaseModel):
@@ -55,12 +94,15 @@ class TorchScriptSource(_Strict):
     archive: Path
 
 
-class TensorSpec(_Strict):
-    """One model input: name, shape with -1 for the dynamic batch axis first, dtype."""
+class InputSpec(_Strict):
+    """One model input: name, shape with -1 for the dynamic batch axis first, dtype, the
+    DICOM modality it takes and, for multi-input models, its own preprocessing spec."""
 
-    name: str
+    name: str = Field(pattern=_NAME_PATTERN)
     shape: list[int]
     dtype: Literal["float32", "float16"] = "float32"
+    modality: str | None = None
+    preprocessing: dict[str, Any] | None = None
 
     @field_validator("shape")
     @classmethod
@@ -69,15 +111,36 @@ class TensorSpec(_Strict):
             raise ValueError("shape must be [-1, d1, d2, ...] with a dynamic batch axis first and fixed dims > 0")
         return shape
 
+    @field_validator("preprocessing")
+    @classmethod
+    def _valid_preprocessing(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            _parse_preprocessing(value)
+        return value
+
 
 class OutputSpec(_Strict):
-    """One model output and what it means to the gateway's postprocessing."""
+    """One model output and what it means to the gateway's postprocessing. ``labels`` name
+    the classes (for segmentation: every label value, background first)."""
 
-    name: str
+    name: str = Field(pattern=_NAME_PATTERN)
     meaning: Literal["class_probabilities", "class_logits", "segmentation_probabilities", "segmentation_labels", "activation_map"]
     labels: list[str] = Field(default_factory=list)
     shape: list[int] | None = None
     dtype: Literal["float32", "float16", "uint8", "int64"] = "float32"
+
+    @model_validator(mode="after")
+    def _meaning_fits(self) -> "OutputSpec":
+        if self.meaning in ("class_probabilities", "segmentation_labels", "segmentation_probabilities") and len(self.labels) < 2:
+            raise ValueError(f"output {self.name!r}: {self.meaning} needs labels for at least 2 classes")
+        integer = self.dtype in ("uint8", "int64")
+        if self.meaning == "segmentation_labels" and not integer:
+            raise ValueError(f"output {self.name!r}: segmentation_labels must have dtype uint8 or int64")
+        if self.meaning != "segmentation_labels" and integer:
+            raise ValueError(f"output {self.name!r}: only segmentation_labels may have an integer dtype")
+        if self.shape is not None and (len(self.shape) < 2 or self.shape[0] != -1):
+            raise ValueError(f"output {self.name!r}: shape must start with the dynamic batch axis -1")
+        return self
 
 
 class BatchingSpec(_Strict):
@@ -87,12 +150,70 @@ class BatchingSpec(_Strict):
     max_queue_delay_us: int = Field(2000, ge=0, le=1_000_000)
     preferred_batch_sizes: list[int] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _preferred_within_max(self) -> "BatchingSpec":
+        if any(not 1 <= b <= self.max_batch_size for b in self.preferred_batch_sizes):
+            raise ValueError("preferred_batch_sizes must lie in 1..max_batch_size")
+        return self
 
-class DataSpec(_Strict):
-    """A folder of DICOM files; ``labels`` is a CSV (``file,label``) for validation data."""
+
+class CalibrationSpec(_Strict):
+    """DICOM for INT8 calibration: a folder and optionally a manifest CSV with one column per
+    model input (a file, or a series folder for volumetric inputs). Without a manifest, every
+    ``*.dcm`` file (2D input) or every folder holding ``*.dcm`` files (volumetric input) under
+    ``dicom_dir`` is one sample. The first ``samples`` (sorted) are used; fewer is an error."""
 
     dicom_dir: Path
-    labels: Path | None = None
+    manifest: Path | None = None
+    samples: int = Field(64, ge=64, le=100_000)
+
+
+class ValidationSpec(_Strict):
+    """Labelled validation DICOM: a manifest CSV with one column per model input, plus
+    ``label`` (class index, classification) or ``mask`` (a ``.npy`` label map in the output's
+    geometry, segmentation), paths relative to ``dicom_dir``."""
+
+    dicom_dir: Path
+    manifest: Path
+
+
+class ToleranceSpec(_Strict):
+    """How far an artifact may be from PyTorch on the validation inputs."""
+
+    fp32_abs: float = Field(1e-4, gt=0, description="max |ONNX - PyTorch| per float output element")
+    fp16_abs: float = Field(2e-2, gt=0, description="max |TensorRT FP16 - PyTorch| per float output element")
+    label_mismatch: float = Field(1e-3, ge=0, lt=1, description="fraction of integer label values allowed to differ (argmax ties)")
+
+
+class AccuracyBudget(_Strict):
+    """A lower-precision variant may lose at most ``max_metric_drop`` (absolute) of the task
+    metric (AUC for classification, Dice for segmentation) against FP32 on the validation set."""
+
+    max_metric_drop: float = Field(0.01, gt=0, le=1)
+
+
+class QuantizationSpec(_Strict):
+    """onnxruntime static QDQ quantization options. The defaults (per-channel signed weights,
+    unsigned activations, min-max calibration) are what runs fastest on x86 with VNNI.
+    ``Softmax`` stays float by default: quantized, its probabilities would come in steps of
+    1/255 and no longer sum to 1, and it costs next to nothing in float."""
+
+    calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    per_channel: bool = True
+    activation_type: Literal["uint8", "int8"] = "uint8"
+    weight_type: Literal["int8", "uint8"] = "int8"
+    activation_symmetric: bool = False
+    weight_symmetric: bool = True
+    exclude_op_types: list[str] = Field(default_factory=lambda: ["Softmax"])
+    exclude_nodes: list[str] = Field(default_factory=list)
+
+
+class TensorRTSpec(_Strict):
+    """TensorRT engine build settings: builder workspace, and the batch size the
+    optimization profile is tuned for (its range is 1..max_batch_size)."""
+
+    workspace_mb: int = Field(4096, ge=64)
+    opt_batch_size: int = Field(8, ge=1)
 
 
 class ExportSpec(_Strict):
@@ -100,56 +221,160 @@ class ExportSpec(_Strict):
     task: Task
     description: str = ""
     source: PythonSource | TorchScriptSource = Field(discriminator="kind")
-    inputs: list[TensorSpec] = Field(min_length=1)
+    inputs: list[InputSpec] = Field(min_length=1)
     outputs: list[OutputSpec] = Field(min_length=1)
-    preprocessing: dict[str, Any]
-    validation: DataSpec
-    tolerance_abs: float = Field(1e-4, gt=0, description="max |ONNX - PyTorch| allowed per output element")
+    preprocessing: dict[str, Any] | None = None
+    calibration: CalibrationSpec | None = None
+    validation: ValidationSpec
+    precisions: list[Precision] = Field(default_factory=lambda: [Precision.FP32, Precision.FP16, Precision.INT8])
+    tolerance: ToleranceSpec = ToleranceSpec()
+    accuracy_budget: AccuracyBudget = AccuracyBudget()
+    quantization: QuantizationSpec = QuantizationSpec()
+    tensorrt: TensorRTSpec = TensorRTSpec()
     batching: BatchingSpec = BatchingSpec()
     instance_count: int = Field(1, ge=1, le=64)
-    opset: int = Field(17, ge=17)
+    opset: int = Field(17, ge=17, le=23)
 
     @field_validator("preprocessing")
     @classmethod
-    def _valid_preprocessing(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            PreprocessingSpec.from_dict(value)
-        except InvalidSpec as exc:
-            raise ValueError(f"preprocessing: {exc.message}") from exc
+    def _valid_preprocessing(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            _parse_preprocessing(value)
+        return value
+
+    @field_validator("precisions")
+    @classmethod
+    def _fp32_first(cls, value: list[Precision]) -> list[Precision]:
+        if Precision.FP32 not in value:
+            raise ValueError("fp32 must be among the precisions: it is the reference and the default variant")
+        if len(set(value)) != len(value):
+            raise ValueError("each precision may be listed once")
         return value
 
     @model_validator(mode="after")
-    def _labels_match(self) -> "ExportSpec":
-        for output in self.outputs:
-            if output.meaning == "class_probabilities" and not output.labels:
-                raise ValueError(f"output {output.name!r}: class_probabilities needs labels")
+    def _consistent(self) -> "ExportSpec":
+        self._check_names()
+        self._check_inputs_for_task()
+        self._check_outputs_for_task()
+        for tensor in self.inputs:
+            _check_input_preprocessing(tensor, self.input_preprocessing(tensor.name))
+        if Precision.INT8 in self.precisions and self.calibration is None:
+            raise ValueError("calibration: int8 is among the precisions, so calibration DICOM are required")
+        if self.tensorrt.opt_batch_size > self.batching.max_batch_size:
+            raise ValueError("tensorrt.opt_batch_size must not exceed batching.max_batch_size")
         return self
+
+    def _check_names(self) -> None:
+        names = [t.name for t in self.inputs] + [o.name for o in self.outputs]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"inputs/outputs: tensor names must be unique, repeated: {', '.join(duplicates)}")
+
+    def _check_inputs_for_task(self) -> None:
+        count = len(self.inputs)
+        if self.task == Task.MULTI_INPUT:
+            if count < 2:
+                raise ValueError("inputs: a multi-input model needs at least 2 inputs")
+            missing = [t.name for t in self.inputs if t.preprocessing is None]
+            if missing:
+                raise ValueError(f"inputs: every input of a multi-input model needs its own preprocessing; missing for {', '.join(missing)}")
+        elif count != 1:
+            raise ValueError(f"inputs: a {self.task.value} model takes exactly 1 input, the spec lists {count}")
+        rank = {Task.CLASSIFICATION: 4, Task.SEGMENTATION_2D: 4, Task.SEGMENTATION_3D: 5}.get(self.task)
+        for tensor in self.inputs:
+            if rank is not None and len(tensor.shape) != rank:
+                axes = "[-1, C, H, W]" if rank == 4 else "[-1, C, D, H, W]"
+                raise ValueError(f"inputs.{tensor.name}.shape: a {self.task.value} input is {axes}, got {tensor.shape}")
+            if len(tensor.shape) not in (4, 5):
+                raise ValueError(f"inputs.{tensor.name}.shape: expected [-1, C, H, W] or [-1, C, D, H, W], got {tensor.shape}")
+        if self.preprocessing is None and any(t.preprocessing is None for t in self.inputs):
+            raise ValueError("preprocessing: required unless every input carries its own")
+
+    def _check_outputs_for_task(self) -> None:
+        first = self.outputs[0].meaning
+        if self.task in (Task.SEGMENTATION_2D, Task.SEGMENTATION_3D):
+            if first not in SEGMENTATION_MEANINGS:
+                raise ValueError(f"outputs: the first output of a {self.task.value} model must be one of {SEGMENTATION_MEANINGS}, got {first}")
+        elif self.task == Task.CLASSIFICATION and first not in CLASSIFICATION_MEANINGS:
+            raise ValueError(f"outputs: the first output of a classification model must be one of {CLASSIFICATION_MEANINGS}, got {first}")
+        elif first not in CLASSIFICATION_MEANINGS + SEGMENTATION_MEANINGS:
+            raise ValueError(f"outputs: the first output must be a class or segmentation output, got {first}")
+
+    def input_preprocessing(self, name: str) -> PreprocessingSpec:
+        """The preprocessing of input ``name``: its own, else the top-level spec."""
+        tensor = next(t for t in self.inputs if t.name == name)
+        return _parse_preprocessing(tensor.preprocessing if tensor.preprocessing is not None else self.preprocessing or {})
 
     @property
     def preprocessing_spec(self) -> PreprocessingSpec:
-        return PreprocessingSpec.from_dict(self.preprocessing)
+        """The first input's preprocessing: what the gateway's single-input path applies."""
+        return self.input_preprocessing(self.inputs[0].name)
+
+    @property
+    def metric_output(self) -> OutputSpec:
+        """The output the task metric is computed on (the first one)."""
+        return self.outputs[0]
+
+    @property
+    def is_segmentation(self) -> bool:
+        return self.metric_output.meaning in SEGMENTATION_MEANINGS
+
+
+def _parse_preprocessing(value: dict[str, Any]) -> PreprocessingSpec:
+    try:
+        return PreprocessingSpec.from_dict(value)
+    except InvalidSpec as exc:
+        raise ValueError(f"preprocessing: {exc.message}") from exc
+
+
+def _check_input_preprocessing(tensor: InputSpec, prep: PreprocessingSpec) -> None:
+    """The preprocessing must produce exactly the tensor the input declares."""
+    where = f"inputs.{tensor.name}"
+    layout = "CHW" if len(tensor.shape) == 4 else "CDHW"
+    if prep.layout != layout:
+        raise ValueError(f"{where}: shape {tensor.shape} needs preprocessing layout {layout}, the spec says {prep.layout}")
+    spatial = tensor.shape[2:]
+    if prep.output_size is not None and list(prep.output_size) != spatial:
+        raise ValueError(f"{where}: preprocessing output_size {list(prep.output_size)} differs from the input's spatial shape {spatial}")
+    if prep.output_size is None:
+        raise ValueError(f"{where}: preprocessing must fix output_size to {spatial} so that any DICOM fits the input")
+    if prep.dtype != tensor.dtype:
+        raise ValueError(f"{where}: preprocessing dtype {prep.dtype} differs from the input dtype {tensor.dtype}")
+    if tensor.modality is not None and prep.modalities and tensor.modality.upper() not in prep.modalities:
+        raise ValueError(f"{where}: modality {tensor.modality} is not among the preprocessing modalities {list(prep.modalities)}")
+
+
+def parse_precisions(text: str) -> list[Precision]:
+    """``"fp32,int8"`` → precisions; fp32 is added first when missing (it is the reference)."""
+    try:
+        chosen = [Precision(p.strip().lower()) for p in text.split(",") if p.strip()]
+    except ValueError as exc:
+        raise ExportSpecError(f"--precision: {exc}; choose from {', '.join(p.value for p in Precision)}") from exc
+    return chosen if Precision.FP32 in chosen else [Precision.FP32, *chosen]
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
-    def resolve(value: Any) -> Any:
-        return str((base / value).resolve()) if value is not None else None
+    def resolve(section: Any, keys: tuple[str, ...]) -> None:
+        if isinstance(section, dict):
+            for key in keys:
+                if isinstance(section.get(key), (str, Path)):
+                    section[key] = str((base / section[key]).resolve())
 
-    source = data.get("source")
-    if isinstance(source, dict):
-        for key in ("state_dict", "archive"):
-            if key in source:
-                source[key] = resolve(source[key])
-    validation = data.get("validation")
-    if isinstance(validation, dict):
-        for key in ("dicom_dir", "labels"):
-            if key in validation:
-                validation[key] = resolve(validation[key])
+    resolve(data.get("source"), ("state_dict", "archive"))
+    resolve(data.get("calibration"), ("dicom_dir", "manifest"))
+    resolve(data.get("validation"), ("dicom_dir", "manifest"))
     return data
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 def load_spec(path: Path | str, overrides: dict[str, Any] | None = None) -> ExportSpec:
     """Read and validate a spec file. ``overrides`` replace top-level keys (e.g. the
-    validation folder, which a caller may generate elsewhere)."""
+    precisions chosen on the command line); paths in them resolve like the file's own."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -163,7 +388,5 @@ def load_spec(path: Path | str, overrides: dict[str, Any] | None = None) -> Expo
     try:
         return ExportSpec.model_validate(_resolve_paths(data, path.parent))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_describe(err) for err in exc.errors())
         raise ExportSpecError(f"{path}: invalid export spec: {problems}") from exc

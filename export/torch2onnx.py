@@ -1,22 +1,22 @@
-"""PyTorch → ONNX FP32, checked by ``onnx.checker`` and verified against PyTorch.
+"""PyTorch → ONNX FP32 with a dynamic batch axis, checked by ``onnx.checker``.
 
-Verification runs real preprocessed inputs through both and records the max absolute and max
-relative difference per output; NaN/Inf or a difference beyond the spec's tolerance fails.
+The model comes from a Python factory + ``state_dict`` or from a TorchScript archive (no
+Python source needed). Export uses the TorchScript-based exporter, the one that also takes
+``torch.jit`` archives; verification against PyTorch lives in :mod:`export.verify`.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from .errors import ExportFailed
 from .spec import ExportSpec, PythonSource
 
-
-class ExportFailed(RuntimeError):
-    """A conversion or verification step failed; the message says which and why."""
+__all__ = ["export_onnx", "load_torch_model", "torch_outputs"]
 
 
 def load_torch_model(spec: ExportSpec):
@@ -30,7 +30,10 @@ def load_torch_model(spec: ExportSpec):
             factory = getattr(importlib.import_module(module_name), attribute)
         except (ImportError, AttributeError) as exc:
             raise ExportFailed(f"cannot import model factory {source.factory!r}: {exc}") from exc
-        model = factory(**source.kwargs)
+        try:
+            model = factory(**source.kwargs)
+        except TypeError as exc:
+            raise ExportFailed(f"cannot build the model with {source.factory}(**{source.kwargs}): {exc}") from exc
         try:
             state = torch.load(source.state_dict, map_location="cpu", weights_only=True)
         except FileNotFoundError as exc:
@@ -40,23 +43,48 @@ def load_torch_model(spec: ExportSpec):
         except RuntimeError as exc:
             raise ExportFailed(f"state_dict does not fit {source.factory}: {exc}") from exc
     else:
+        if not source.archive.is_file():
+            raise ExportFailed(f"TorchScript archive not found: {source.archive}")
         try:
-            model = torch.jit.load(str(source.archive), map_location="cpu")
-        except (RuntimeError, ValueError, FileNotFoundError) as exc:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated, yet archives exist to be served
+                model = torch.jit.load(str(source.archive), map_location="cpu")
+        except (RuntimeError, ValueError) as exc:
             raise ExportFailed(f"cannot load TorchScript archive {source.archive}: {exc}") from exc
     return model.eval()
 
 
+def torch_outputs(model, feeds: dict[str, np.ndarray], batch_size: int = 16) -> list[np.ndarray]:
+    """PyTorch's outputs for ``feeds`` (inputs by name, in the model's argument order), run
+    ``batch_size`` cases at a time to bound memory on 3D inputs."""
+    import torch
+
+    arrays = list(feeds.values())
+    parts: list[list[np.ndarray]] = []
+    with torch.no_grad():
+        for start in range(0, len(arrays[0]), batch_size):
+            result = model(*[torch.from_numpy(np.ascontiguousarray(a[start : start + batch_size])) for a in arrays])
+            result = result if isinstance(result, (tuple, list)) else (result,)
+            parts.append([r.detach().cpu().numpy() for r in result])
+    return [np.concatenate(chunks) for chunks in zip(*parts)]
+
+
 def export_onnx(model, spec: ExportSpec, path: Path) -> Path:
-    """Export with a dynamic batch axis on every input and output; legacy (TorchScript-based)
-    exporter, which also handles ``torch.jit`` archives."""
+    """Export with a dynamic batch axis on every input and output at ``spec.opset``."""
     import onnx
     import torch
 
     examples = tuple(torch.zeros([2, *t.shape[1:]], dtype=getattr(torch, t.dtype)) for t in spec.inputs)
     dynamic_axes = {t.name: {0: "batch"} for t in spec.inputs} | {o.name: {0: "batch"} for o in spec.outputs}
-    path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
+        produced = model(*examples)
+    count = len(produced) if isinstance(produced, (tuple, list)) else 1
+    if count != len(spec.outputs):
+        declared = [o.name for o in spec.outputs]
+        raise ExportFailed(f"the model returns {count} output(s); the spec declares {len(declared)}: {declared}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices, not actionable here
         torch.onnx.export(
             model,
             examples,
@@ -73,51 +101,3 @@ def export_onnx(model, spec: ExportSpec, path: Path) -> Path:
     except onnx.checker.ValidationError as exc:
         raise ExportFailed(f"onnx.checker rejected the exported model: {exc}") from exc
     return path
-
-
-@dataclass(frozen=True)
-class OutputDifference:
-    """How far one ONNX output is from PyTorch over the verification inputs."""
-
-    name: str
-    max_abs: float
-    max_rel: float
-
-    def to_dict(self) -> dict[str, float | str]:
-        return {"name": self.name, "max_abs": self.max_abs, "max_rel": self.max_rel}
-
-
-def torch_outputs(model, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    import torch
-
-    with torch.no_grad():
-        result = model(*[torch.from_numpy(x) for x in inputs])
-    result = result if isinstance(result, (tuple, list)) else (result,)
-    return [r.detach().cpu().numpy() for r in result]
-
-
-def verify_against_torch(
-    model, onnx_path: Path, spec: ExportSpec, inputs: list[np.ndarray]
-) -> list[OutputDifference]:
-    """Run ``inputs`` (one batch per model input) through PyTorch and onnxruntime."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    reference = torch_outputs(model, inputs)
-    actual = session.run([o.name for o in spec.outputs], {t.name: x for t, x in zip(spec.inputs, inputs)})
-    differences = []
-    for output, ref, got in zip(spec.outputs, reference, actual):
-        if not np.isfinite(got).all():
-            raise ExportFailed(f"ONNX output {output.name!r} contains NaN or Inf")
-        if ref.shape != got.shape:
-            raise ExportFailed(f"ONNX output {output.name!r} has shape {got.shape}, PyTorch {ref.shape}")
-        delta = np.abs(got.astype(np.float64) - ref.astype(np.float64))
-        rel = delta / np.maximum(np.abs(ref.astype(np.float64)), 1e-6)
-        diff = OutputDifference(output.name, float(delta.max()), float(rel.max()))
-        if diff.max_abs > spec.tolerance_abs:
-            raise ExportFailed(
-                f"ONNX output {output.name!r} differs from PyTorch by up to {diff.max_abs:.3g} "
-                f"(tolerance {spec.tolerance_abs:.3g})"
-            )
-        differences.append(diff)
-    return differences

@@ -10,16 +10,24 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _export(args: argparse.Namespace) -> int:
-    from export.pipeline import export_model
-    from export.spec import ExportSpecError, load_spec
-    from export.torch2onnx import ExportFailed
+    from export.errors import ExportError
+    from export.pipeline import ExportOptions, export_model
+    from export.spec import load_spec, parse_precisions
 
     try:
-        result = export_model(load_spec(args.spec), Path(args.output))
-    except (ExportSpecError, ExportFailed) as exc:
+        options = ExportOptions(
+            precisions=parse_precisions(args.precision) if args.precision else None,
+            benchmark_threads=args.benchmark_threads,
+            progress=not args.no_progress,
+        )
+        result = export_model(load_spec(args.spec), Path(args.output), options=options)
+    except ExportError as exc:
         print(f"export failed: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {result.model_dir} (report: {result.model_dir / 'export_report.md'})")
+    for variant in result.report.variants:
+        where = variant.file or variant.reason
+        print(f"{variant.precision:>5} {variant.runtime:<11} {variant.status.value:<8} {where}")
+    print(f"report: {result.model_dir / 'export_report.md'}")
     return 0
 
 
@@ -31,10 +39,16 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _demo_repository(args: argparse.Namespace) -> int:
+    from export.errors import ExportError
+    from export.pipeline import ExportOptions
     from export.zoo.repository import ensure_demo_repository
 
-    exported = ensure_demo_repository(Path(args.output), force=args.force)
-    print(f"exported: {', '.join(exported) or 'nothing (all present)'}")
+    try:
+        exported = ensure_demo_repository(Path(args.output), force=args.force, options=ExportOptions(progress=not args.no_progress))
+    except ExportError as exc:
+        print(f"demo repository failed: {exc}", file=sys.stderr)
+        return 2
+    print(f"exported: {', '.join(exported) or 'nothing (all present and current)'}")
     return 0
 
 
@@ -62,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     export = commands.add_parser("export", help="export a trained PyTorch model into a Triton model repository")
     export.add_argument("spec", help="export spec (YAML)")
     export.add_argument("--output", default="model_repository", help="Triton model repository")
+    export.add_argument("--precision", help="comma-separated precisions, e.g. fp32,int8 (default: the spec's list; fp32 always)")
+    export.add_argument("--benchmark-threads", type=int, default=1, help="CPU threads for the report's timings")
+    export.add_argument("--no-progress", action="store_true", help="no progress bars")
     export.set_defaults(handler=_export)
 
     train = commands.add_parser("train", help="train a demo zoo model from its seed")
@@ -69,9 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(handler=_train)
 
-    demo = commands.add_parser("demo-repository", help="export the demo zoo into a model repository where missing")
+    demo = commands.add_parser("demo-repository", help="export the demo zoo into a model repository where missing or stale")
     demo.add_argument("--output", default=str(PROJECT_ROOT / "model_repository"))
-    demo.add_argument("--force", action="store_true", help="re-export models that are present")
+    demo.add_argument("--force", action="store_true", help="re-export models that are present and current")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(handler=_demo_repository)
 
     serve = commands.add_parser("serve", help="run the gateway only (settings from MEDSERVE_* variables)")

@@ -1,33 +1,82 @@
-"""Build the demo model repository from the committed zoo weights (what `make run` does)."""
+"""Build the demo model repository from the committed zoo weights (what ``make run`` and
+``make test`` do): every zoo model exported with its INT8 variant, nothing trained.
+
+Calibration and validation DICOM are written to ``build/zoo-data/<model>/`` when missing.
+A model is exported again when its directory is missing or its report's source digest (spec,
+weights, export format) differs from what the current spec would produce.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..pipeline import export_model
-from ..spec import load_spec
-from .datasets import write_classifier_set
+from ..pipeline import ExportOptions, export_model, source_digest
+from ..spec import ExportSpec, Precision, load_spec
+from .datasets import MANIFEST, WRITERS
+
+__all__ = ["DATA_DIR", "SPECS_DIR", "ZOO", "ensure_demo_repository", "ensure_zoo_data", "zoo_spec"]
 
 SPECS_DIR = Path(__file__).parent / "specs"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = PROJECT_ROOT / "build" / "zoo-data"
 
-#: zoo model name → (writer of its validation folder, count, seed)
-VALIDATION_SETS = {"ct_nodule_classifier": (write_classifier_set, 128, 2026)}
+
+@dataclass(frozen=True)
+class ZooData:
+    """How many cases each folder holds and the seed it is written from."""
+
+    validation_count: int
+    calibration_count: int = 64
+    validation_seed: int = 2026
+    calibration_seed: int = 7
 
 
-def ensure_demo_repository(repository: Path, log: Callable[[str], None] = print, force: bool = False) -> list[str]:
-    """Export every zoo model whose directory is missing from ``repository``; returns the
-    names exported. Validation folders are generated first when missing."""
+#: zoo model name → its data folders (the order is the export order).
+ZOO: dict[str, ZooData] = {
+    "ct_nodule_classifier": ZooData(validation_count=128),
+}
+
+
+def ensure_zoo_data(name: str, log: Callable[[str], None] = print, data_dir: Path = DATA_DIR) -> Path:
+    """Write ``name``'s validation and calibration folders where missing; returns the
+    model's data folder."""
+    data, writer = ZOO[name], WRITERS[name]
+    for kind, count, seed in (
+        ("validation", data.validation_count, data.validation_seed),
+        ("calibration", data.calibration_count, data.calibration_seed),
+    ):
+        folder = data_dir / name / kind
+        if not (folder / MANIFEST).exists():
+            log(f"writing {count} {kind} cases for {name} to {folder}")
+            writer(folder, count, seed)
+    return data_dir / name
+
+
+def zoo_spec(name: str) -> ExportSpec:
+    return load_spec(SPECS_DIR / f"{name}.yaml")
+
+
+def _exported_digest(model_dir: Path) -> str | None:
+    try:
+        return json.loads((model_dir / "export_report.json").read_text())["source_digest"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def ensure_demo_repository(
+    repository: Path, log: Callable[[str], None] = print, force: bool = False, options: ExportOptions = ExportOptions(precisions=[Precision.FP32])
+) -> list[str]:
+    """Export every zoo model that is missing from ``repository`` or stale; returns the
+    names exported."""
     exported = []
-    for name, (writer, count, seed) in VALIDATION_SETS.items():
-        if (Path(repository) / name / "config.pbtxt").exists() and not force:
+    for name in ZOO:
+        spec = zoo_spec(name)
+        if not force and _exported_digest(Path(repository) / name) == source_digest(spec, options.precisions):
             continue
-        validation_dir = DATA_DIR / name / "validation"
-        if not (validation_dir / "labels.csv").exists():
-            log(f"writing {count} validation DICOM files for {name} to {validation_dir}")
-            writer(validation_dir, count=count, seed=seed)
-        export_model(load_spec(SPECS_DIR / f"{name}.yaml"), Path(repository), log=log)
+        ensure_zoo_data(name, log)
+        export_model(spec, Path(repository), log=log, options=options)
         exported.append(name)
     return exported

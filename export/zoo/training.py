@@ -1,0 +1,76 @@
+"""The training loop every zoo model shares: seeded, deterministic, AdamW with a one-cycle
+learning rate, left–right flips as augmentation, and a validation score after each epoch."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+__all__ = ["TrainingResult", "fit", "seed_everything"]
+
+Loss = Callable[[torch.nn.Module, list[torch.Tensor], torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    state_dict: dict[str, torch.Tensor]
+    metrics: dict[str, float | int | str]
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed, same weights: seeded torch and deterministic kernels (CPU)."""
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+
+
+def fit(
+    model: torch.nn.Module,
+    inputs: list[np.ndarray],
+    targets: np.ndarray,
+    loss: Loss,
+    *,
+    epochs: int,
+    batch_size: int,
+    max_lr: float,
+    seed: int,
+    spatial_targets: bool,
+    evaluate: Callable[[], float],
+    log: Callable[[str], None] = print,
+) -> float:
+    """Train ``model`` in place and return the last validation score.
+
+    ``inputs`` are [N, C, ...] arrays (one per model input), ``targets`` [N] labels or
+    [N, ...] masks; with ``spatial_targets`` the masks are flipped with the images.
+    """
+    count = len(targets)
+    steps_per_epoch = int(np.ceil(count / batch_size))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=max_lr, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=epochs * steps_per_epoch)
+    rng = np.random.default_rng(seed)
+    tensors = [torch.from_numpy(x) for x in inputs]
+    target = torch.from_numpy(targets)
+    score = float("nan")
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        model.train()
+        order = torch.from_numpy(rng.permutation(count))
+        total = 0.0
+        for step in range(steps_per_epoch):
+            index = order[step * batch_size : (step + 1) * batch_size]
+            batch, y = [t[index] for t in tensors], target[index]
+            if rng.random() < 0.5:
+                batch = [torch.flip(b, dims=[-1]) for b in batch]
+                y = torch.flip(y, dims=[-1]) if spatial_targets else y
+            value = loss(model, batch, y)
+            optimizer.zero_grad()
+            value.backward()
+            optimizer.step()
+            scheduler.step()
+            total += float(value.detach()) * len(index)
+        score = evaluate()
+        log(f"epoch {epoch + 1}/{epochs}: train loss {total / count:.4f}, validation {score:.4f} ({time.perf_counter() - started:.0f}s)")
+    return score
