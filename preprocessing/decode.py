@@ -243,9 +243,13 @@ def decode_frame(instance: Instance, index: int = 0, out: np.ndarray | None = No
             stored = out
     else:
         stored = np.empty(shape, dtype=native.dtype) if out is None else out
-        with open(native.path, "rb") as file:  # type: ignore[arg-type]
-            file.seek(native.offset + start)
-            file.readinto(memoryview(stored).cast("B"))
+        descriptor = os.open(native.path, os.O_RDONLY)  # type: ignore[arg-type]
+        try:
+            read = os.preadv(descriptor, [memoryview(stored).cast("B")], native.offset + start)
+        finally:
+            os.close(descriptor)
+        if read < frame_bytes:
+            raise InvalidDicom(f"the pixel data is truncated: frame {index + 1} could not be read whole")
     return _correct_unused_bits(stored, description)
 
 
