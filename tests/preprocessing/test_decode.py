@@ -147,10 +147,10 @@ class TestBrokenFiles:
             decode_frame(open_instance(source.path))
 
     def test_messages_hold_no_patient_data(self, broken_file):
-        source, error, _ = broken_file
+        source, error, pattern = broken_file
         ds = pydicom.dcmread(io.BytesIO(source.data), force=True)
         identifying = [str(ds.get(k, "")) for k in ("PatientName", "PatientID", "PatientBirthDate", "StudyDate")]
-        with pytest.raises(error) as raised:
+        with pytest.raises(error, match=pattern) as raised:
             decode_frame(open_instance(source.data))
         assert raised.value.code == error.code
         for value in filter(None, identifying):

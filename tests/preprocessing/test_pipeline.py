@@ -168,20 +168,25 @@ class TestSeries:
         assert prepared.applied["window"] == {"from_dicom": True, "voi_index": 0, "function": "LINEAR"}
         assert 0.0 <= prepared.array.min() and prepared.array.max() <= 1.0
 
-    @pytest.mark.parametrize(
-        ("spec", "error", "pattern"),
-        [
-            ({"modalities": ["MR"], "layout": "CDHW"}, ModalityMismatch, r"takes MR images; the instance's Modality is CT"),  # CT to MR
-            ({"channels": 3, "layout": "CDHW"}, None, None),  # grayscale repeated for a 3-channel model: accepted
-        ],
-    )
-    def test_series_modality_and_channels(self, rng, spec, error, pattern):
-        datasets = _series(rng, slices=4)
-        if error is None:
-            assert preprocess_series(datasets, PreprocessingSpec.from_dict(spec)).array.shape[0] == 3
-            return
-        with pytest.raises(error, match=pattern):
-            preprocess_series(datasets, PreprocessingSpec.from_dict(spec))
+    def test_a_ct_series_sent_to_an_mr_model(self, rng):
+        with pytest.raises(ModalityMismatch, match=r"takes MR images; the instance's Modality is CT"):
+            preprocess_series(_series(rng, slices=4), PreprocessingSpec.from_dict({"modalities": ["MR"], "layout": "CDHW"}))
+
+    def test_grayscale_is_repeated_for_a_three_channel_model(self, rng):
+        prepared = preprocess_series(_series(rng, slices=4), PreprocessingSpec.from_dict({"channels": 3, "layout": "CDHW"}))
+        assert prepared.array.shape[0] == 3
+        np.testing.assert_array_equal(prepared.array[0], prepared.array[2])
+
+    def test_a_color_cine_loop_as_an_rgb_volume(self, real_file):
+        cine = real_file("pydicom", "examples_ybr_color.dcm")
+        prepared = preprocess_series([cine.data], PreprocessingSpec(layout="CDHW", channels=3))
+        assert prepared.array.shape == (3, 30, 240, 320)
+        np.testing.assert_array_equal(prepared.array, np.moveaxis(cine.dataset().pixel_array, -1, 0).astype(np.float32))
+        assert [w["code"] for w in prepared.applied["series_warnings"]] == ["no_pixel_spacing", "no_geometry"]
+
+    def test_a_color_series_sent_to_a_grayscale_model(self, real_file):
+        with pytest.raises(InvalidDicom, match=r"takes grayscale images; the instance is color .* YBR_FULL_422"):
+            preprocess_series([real_file("pydicom", "examples_ybr_color.dcm").data], PreprocessingSpec(layout="CDHW"))
 
     def test_applied_record_is_json_and_names_no_patient(self, rng):
         import json
