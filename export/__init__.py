@@ -1,0 +1,31 @@
+"""From a trained PyTorch model to verified ONNX, INT8 and TensorRT in the Triton model
+repository, with a report::
+
+    from export import ExportOptions, export_model, load_spec
+
+    result = export_model(load_spec("spec.yaml"), Path("model_repository"))
+
+One module per stage: :mod:`~export.spec` (the YAML spec), :mod:`~export.data` (DICOM →
+prepared inputs), :mod:`~export.torch2onnx`, :mod:`~export.verify`, :mod:`~export.onnx2int8`,
+:mod:`~export.onnx2trt`, :mod:`~export.benchmark`, :mod:`~export.metrics`,
+:mod:`~export.drift_reference`, :mod:`~export.report`, :mod:`~export.triton` (model
+directories and configs), tied together top to bottom by :mod:`~export.pipeline`.
+"""
+
+from .errors import ExportDataError, ExportError, ExportFailed, ExportSpecError
+from .pipeline import ExportOptions, ExportResult, export_model
+from .spec import ExportSpec, Precision, Task, load_spec
+
+__all__ = [
+    "ExportDataError",
+    "ExportError",
+    "ExportFailed",
+    "ExportOptions",
+    "ExportResult",
+    "ExportSpec",
+    "ExportSpecError",
+    "Precision",
+    "Task",
+    "export_model",
+    "load_spec",
+]

@@ -48,15 +48,25 @@ class PreparedCalibrationReader(CalibrationDataReader):
         self._bar = tqdm(total=len(self.prepared), desc=self.label, unit="case", disable=not self.progress, leave=False)
 
 
+def _narrow_convolutions(graph, below: int) -> set[str]:
+    """Conv nodes whose weight [out, in, ...] has fewer than ``below`` channels both ways."""
+    weights = {i.name: list(i.dims) for i in graph.initializer}
+    return {
+        n.name
+        for n in graph.node
+        if n.op_type == "Conv" and n.input[1] in weights and max(weights[n.input[1]][:2]) < below
+    }
+
+
 def _excluded_nodes(model_path: Path, options: QuantizationSpec) -> list[str]:
     import onnx
 
     graph = onnx.load(str(model_path), load_external_data=False).graph
-    by_type = [n.name for n in graph.node if n.op_type in set(options.exclude_op_types)]
+    by_type = {n.name for n in graph.node if n.op_type in set(options.exclude_op_types)}
     unknown = sorted(set(options.exclude_nodes) - {n.name for n in graph.node})
     if unknown:
         raise ExportFailed(f"quantization.exclude_nodes names nodes the graph does not have: {', '.join(unknown)}")
-    return sorted(set(by_type) | set(options.exclude_nodes))
+    return sorted(by_type | set(options.exclude_nodes) | _narrow_convolutions(graph, options.float_below_channels))
 
 
 def quantize_int8(

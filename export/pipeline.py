@@ -3,9 +3,10 @@ directories + report.
 
 Steps run top to bottom, each recorded with a status (OK / SKIPPED / FAIL) and its reason:
 
-    load model → prepare validation (and calibration) DICOM → torch2onnx → verify FP32
-    → FP32 metric → benchmark → drift reference → onnx2int8 → verify + gate INT8
-    → TensorRT FP16 / INT8 (or SKIPPED) → configs → publish
+    load model → prepare validation (and calibration) DICOM → PyTorch reference outputs
+    → torch2onnx → verify FP32 → FP32 metric → benchmark → onnx2int8 → verify + gate INT8
+    → benchmark INT8 → TensorRT FP16 / INT8 (or SKIPPED) → drift reference → report, configs
+    → publish
 
 FP32 is the reference and the default variant (``<name>``); it must match PyTorch within
 tolerance or the export fails. Lower precisions are gated on the task metric: a variant that

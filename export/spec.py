@@ -196,7 +196,9 @@ class QuantizationSpec(_Strict):
     """onnxruntime static QDQ quantization options. The defaults (per-channel signed weights,
     unsigned activations, min-max calibration) are what runs fastest on x86 with VNNI.
     ``Softmax`` stays float by default: quantized, its probabilities would come in steps of
-    1/255 and no longer sum to 1, and it costs next to nothing in float."""
+    1/255 and no longer sum to 1, and it costs next to nothing in float. Convolutions with
+    fewer than ``float_below_channels`` input *and* output channels (a segmentation head's
+    2→2 convolution) stay float too: onnxruntime's INT8 kernels are slower than float there."""
 
     calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     per_channel: bool = True
@@ -206,6 +208,7 @@ class QuantizationSpec(_Strict):
     weight_symmetric: bool = True
     exclude_op_types: list[str] = Field(default_factory=lambda: ["Softmax"])
     exclude_nodes: list[str] = Field(default_factory=list)
+    float_below_channels: int = Field(4, ge=0)
 
 
 class TensorRTSpec(_Strict):

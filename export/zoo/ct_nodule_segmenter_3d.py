@@ -86,15 +86,18 @@ def evaluate_dice(model: NoduleSegmenter3D, volumes: np.ndarray, masks: np.ndarr
     return dice(labels.numpy(), masks, len(LABELS))
 
 
-def train(seed: int = 0, train_count: int = 200, validation_count: int = 32, epochs: int = 4, log=print) -> TrainingResult:
-    """Train from scratch with Dice + cross-entropy, deterministically for a seed."""
+def train(seed: int = 0, train_count: int = 200, validation_count: int = 32, epochs: int = 6, log=print) -> TrainingResult:
+    """Train from scratch with cross-entropy + a foreground Dice over the whole batch,
+    deterministically for a seed. Nodules fill well under 1 % of a volume: a Dice that
+    counted the background, or was averaged per volume (many hold none), would teach the
+    network to answer background everywhere."""
     seed_everything(seed)
     started = time.perf_counter()
     x_train, y_train = make_dataset(seed * 2 + 1, train_count)
     x_val, y_val = make_dataset(seed * 2 + 2, validation_count)
     log(f"generated {train_count}+{validation_count} phantom series in {time.perf_counter() - started:.1f}s")
     model = build_model()
-    criterion = DiceCELoss(to_onehot_y=True, softmax=True)
+    criterion = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
     score = fit(
         model,
         [x_train],

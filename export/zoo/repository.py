@@ -37,7 +37,11 @@ class ZooData:
 #: zoo model name → its data folders (the order is the export order).
 ZOO: dict[str, ZooData] = {
     "ct_nodule_classifier": ZooData(validation_count=128),
+    "ct_nodule_segmenter": ZooData(validation_count=96),
+    "ct_nodule_segmenter_3d": ZooData(validation_count=24),
+    "ct_pet_nodule_classifier": ZooData(validation_count=128),
 }
+_TEMPORARY_DEMO = ("ct_nodule_classifier",)
 
 
 def ensure_zoo_data(name: str, log: Callable[[str], None] = print, data_dir: Path = DATA_DIR) -> Path:
@@ -72,7 +76,7 @@ def ensure_demo_repository(
     """Export every zoo model that is missing from ``repository`` or stale; returns the
     names exported."""
     exported = []
-    for name in ZOO:
+    for name in _TEMPORARY_DEMO:
         spec = zoo_spec(name)
         if not force and _exported_digest(Path(repository) / name) == source_digest(spec, options.precisions):
             continue

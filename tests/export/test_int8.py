@@ -85,3 +85,23 @@ def test_the_reader_feeds_every_case_once_per_pass(fp32_and_calibration) -> None
         assert [len(b["image"]) for b in batches] == [CALIBRATION_BATCH] * (len(calibration) // CALIBRATION_BATCH)
         np.testing.assert_array_equal(np.concatenate([b["image"] for b in batches]), calibration.inputs["image"])
         reader.rewind()
+
+
+def test_narrow_convolutions_stay_float(fp32_and_calibration, tmp_path: Path) -> None:
+    """With widths 8, 8, 16, 16, a threshold of 9 channels keeps the 1→8 and 8→8 convolutions
+    float and quantizes the 8→16 and 16→16 ones."""
+    fp32, calibration = fp32_and_calibration
+    int8 = quantize_int8(fp32, tmp_path / "int8.onnx", calibration, QuantizationSpec(float_below_channels=9))
+
+    graph = onnx.load(str(int8)).graph
+    initializers = {i.name: i for i in graph.initializer}
+    producers = {output: node for node in graph.node for output in node.output}
+    float_widths, int8_widths = set(), set()
+    for conv in (n for n in graph.node if n.op_type == "Conv"):
+        weight = initializers.get(conv.input[1])
+        if weight is not None and weight.data_type == onnx.TensorProto.FLOAT:
+            float_widths.add(max(weight.dims[:2]))
+        else:
+            quantized = initializers[producers[conv.input[1]].input[0]]
+            int8_widths.add(max(quantized.dims[:2]))
+    assert float_widths == {8} and int8_widths == {16}
