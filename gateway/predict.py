@@ -20,8 +20,7 @@ from preprocessing import decode_pixels, preprocess_instance, read_dataset
 from . import postprocess
 from .audit import AuditRecord
 from .catalog import ModelCard
-from .errors import InferenceFailed, OutputUnavailable, TaskUnsupported
-from .schemas import ClassificationPublic, InstanceClassificationPublic, LabelProbability, StageTimings
+from .errors import InferenceFailed, OutputUnavailable
 from .metrics import INPUTS, MANUFACTURER_VALUES, MODALITY_VALUES, STAGE_LATENCY, TRANSFER_SYNTAX_VALUES
 from .triton import TritonClient
 from .uploads import DicomPart
@@ -69,7 +68,7 @@ def _decode_all(parts: list[DicomPart]) -> list[Dataset]:
     return datasets
 
 
-def _count_inputs(card: ModelCard, datasets: list[Dataset], audit: AuditRecord) -> None:
+def count_inputs(card: ModelCard, datasets: list[Dataset], audit: AuditRecord) -> None:
     """Input-mix counters (bounded label values) and the hashed UIDs for the audit trail."""
     for ds in datasets:
         INPUTS.labels(
@@ -103,7 +102,7 @@ async def classify(
     started = time.perf_counter()
     datasets = await anyio.to_thread.run_sync(_decode_all, parts)
     clock.record("decode", started)
-    _count_inputs(card, datasets, audit)
+    count_inputs(card, datasets, audit)
 
     started = time.perf_counter()
     prepared = await anyio.to_thread.run_sync(lambda: [preprocess_instance(ds, card.preprocessing) for ds in datasets])
@@ -130,36 +129,3 @@ async def classify(
     clock.record("postprocess", started)
     audit.model_version = version
     return ClassificationResult(version, instances, clock.finish())
-
-
-def _labelled(pairs: list[tuple[str, float]]) -> list[LabelProbability]:
-    return [LabelProbability(label=label, probability=p) for label, p in pairs]
-
-
-def classification_response(card: ModelCard, result: ClassificationResult, request_id: str) -> ClassificationPublic:
-    single = result.instances[0] if len(result.instances) == 1 else None
-    return ClassificationPublic(
-        model=card.name,
-        model_version=result.model_version,
-        task=card.task,
-        top_label=single.probabilities[0][0] if single else None,
-        probabilities=_labelled(single.probabilities) if single else None,
-        instances=None
-        if single
-        else [
-            InstanceClassificationPublic(sop_instance_uid=i.sop_instance_uid, top_label=i.probabilities[0][0], probabilities=_labelled(i.probabilities))
-            for i in result.instances
-        ],
-        preprocessing=result.instances[0].applied,
-        timings_ms=StageTimings(**result.timings_ms),
-        request_id=request_id,
-    )
-
-
-async def run_model(
-    parts: list[DicomPart], card: ModelCard, triton: TritonClient, clock: StageClock, audit: AuditRecord, request_id: str
-) -> ClassificationPublic:
-    """Run ``card``'s model on the uploaded parts, by task."""
-    if card.task == "classification":
-        return classification_response(card, await classify(parts, card, triton, clock, audit, request_id), request_id)
-    raise TaskUnsupported(f"model {card.name!r} has task {card.task!r}, which this gateway version does not serve")

@@ -87,6 +87,40 @@ class ClassificationPublic(BaseModel):
     request_id: str
 
 
+class MeasurementPublic(BaseModel):
+    label: str
+    voxels: int
+    volume_ml: float = Field(description="Volume in millilitres, from the real voxel spacing.")
+    components: int = Field(description="Connected components (e.g. separate lesions).")
+    largest_diameter_mm: float = Field(description="Largest voxel-centre distance within one component, in mm.")
+
+
+class GridPublic(BaseModel):
+    """The voxel grid of the answer: the series as sent, slices sorted along the normal."""
+
+    shape: list[int] = Field(description="[slices, rows, columns]")
+    spacing_mm: list[float] = Field(description="[slice, row, column] spacing in mm")
+    affine_lps: list[list[float]] = Field(description="4x4 matrix: (slice, row, column, 1) → LPS mm")
+    sop_instance_uids: list[str] = Field(description="Source instance of each slice, in slice order")
+
+
+class SegmentationPublic(BaseModel):
+    model: str
+    model_version: str
+    task: str
+    labels: list[str]
+    measurements: list[MeasurementPublic]
+    grid: GridPublic
+    masks: dict[str, dict[str, Any]] | None = Field(
+        None, description="With format=rle: per class, {shape, order: 'C', counts} run lengths starting with background."
+    )
+    patches: int = Field(description="Network inputs run (slices or sliding-window patches).")
+    batches: int = Field(description="Triton requests made.")
+    preprocessing: dict[str, Any]
+    timings_ms: StageTimings
+    request_id: str
+
+
 class Health(BaseModel):
     status: str
 

@@ -24,7 +24,8 @@ from preprocessing import PreprocessingError
 
 from ...catalog import ModelCard
 from ...errors import GatewayError
-from ...predict import StageClock, run_model
+from ...dispatch import run_model
+from ...predict import StageClock
 from ...schemas import ErrorBody
 from ...uploads import DicomPart, receive
 from ..deps import AdmissionDep, CatalogDep, SettingsDep, TritonDep
@@ -95,7 +96,7 @@ async def store_instances(
             clock = StageClock(card.name)
             clock.ms["receive"] = receive_ms
             try:
-                result = await run_model(model_parts, card, triton, clock, request.state.audit, request.state.request_id)
+                result = await run_model(model_parts, card, triton, clock, request.state.audit, request.state.request_id, settings)
                 predictions[card.name] = result.model_dump()
             except (GatewayError, PreprocessingError) as exc:
                 predictions[card.name] = {"error": {"code": exc.code, "message": exc.message}}

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request, Response
 
-from ...predict import StageClock, run_model
-from ...schemas import ClassificationPublic, ErrorBody
+from ...dispatch import run_model
+from ...formats import requested_format
+from ...predict import StageClock
+from ...schemas import ClassificationPublic, ErrorBody, SegmentationPublic
 from ...uploads import DICOM, receive
 from ..deps import AdmissionDep, CatalogDep, SettingsDep, TritonDep
 
@@ -28,24 +30,44 @@ _REQUEST_BODY = {
         "application/zip": _BINARY,
     },
 }
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 406, 413, 415, 422, 429, 502, 503, 504)}
+_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 406, 413, 415, 422, 429, 501, 502, 503, 504)}
+_BINARY_ANSWERS = {
+    "image/png": {"schema": {"type": "string", "format": "binary"}},
+    "application/gzip": {"schema": {"type": "string", "format": "binary"}},
+    "application/dicom": {"schema": {"type": "string", "format": "binary"}},
+}
 
 
 @router.post(
     "/{name}/predict",
-    response_model=ClassificationPublic,
+    response_model=ClassificationPublic | SegmentationPublic,
     summary="Run a model on DICOM",
+    description=(
+        "Answers JSON by default. Segmentation models also answer `format=rle` (JSON with RLE masks), "
+        "`png` (overlay of one slice), `nifti` (.nii.gz label map) or `seg` (DICOM SEG), chosen by the "
+        "`format` query parameter or the Accept header (image/png, application/gzip, application/dicom)."
+    ),
     openapi_extra={"requestBody": _REQUEST_BODY},
-    responses=_ERRORS,
+    responses={200: {"content": _BINARY_ANSWERS}, **_ERRORS},
 )
 async def predict(
-    name: str, request: Request, catalog: CatalogDep, triton: TritonDep, settings: SettingsDep, admission: AdmissionDep
-) -> ClassificationPublic:
+    name: str,
+    request: Request,
+    catalog: CatalogDep,
+    triton: TritonDep,
+    settings: SettingsDep,
+    admission: AdmissionDep,
+    output: str | None = Query(None, alias="format", description="json, rle, png, nifti or seg (overrides Accept)"),
+    slice_index: int | None = Query(None, alias="slice", ge=0, description="Slice shown by format=png (default: the one with most foreground)"),
+) -> ClassificationPublic | SegmentationPublic | Response:
     card = await catalog.card(name)
+    output_format = requested_format(request)
     with admission.admit():
         clock = StageClock(card.name)
         started = time.perf_counter()
         parts = await receive(request, settings.max_upload_bytes, settings.max_series_instances)
         clock.record("receive", started)
-        response = await run_model(parts, card, triton, clock, request.state.audit, request.state.request_id)
+        response = await run_model(
+            parts, card, triton, clock, request.state.audit, request.state.request_id, settings, output_format, slice_index
+        )
     return response

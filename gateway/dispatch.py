@@ -1,0 +1,40 @@
+"""Run a model on uploaded DICOM by its task, and answer in the requested format."""
+
+from __future__ import annotations
+
+from fastapi import Response
+from pydantic import BaseModel
+
+from .audit import AuditRecord
+from .catalog import ModelCard
+from .config import Settings
+from .errors import InvalidUpload, TaskUnsupported
+from .formats import OutputFormat, check_available
+from .predict import StageClock, classify
+from .responses import classification_response, segmentation_response
+from .segmentation import SlidingWindowOptions, segment
+from .triton import TritonClient
+from .uploads import DicomPart
+
+
+async def run_model(
+    parts: list[DicomPart],
+    card: ModelCard,
+    triton: TritonClient,
+    clock: StageClock,
+    audit: AuditRecord,
+    request_id: str,
+    settings: Settings,
+    output_format: OutputFormat = OutputFormat.JSON,
+    slice_index: int | None = None,
+) -> BaseModel | Response:
+    check_available(output_format, card.task)
+    if card.task == "classification":
+        return classification_response(card, await classify(parts, card, triton, clock, audit, request_id), request_id)
+    if card.task in ("segmentation-2d", "segmentation-3d"):
+        options = SlidingWindowOptions(settings.sliding_window_batch_size, settings.sliding_window_overlap, settings.sliding_window_concurrency)
+        result = await segment(parts, card, triton, clock, audit, request_id, options)
+        if slice_index is not None and not 0 <= slice_index < len(result.labels_map):
+            raise InvalidUpload(f"slice {slice_index} is outside the series' {len(result.labels_map)} slices")
+        return segmentation_response(card, result, output_format, clock.finish(), request_id, slice_index)
+    raise TaskUnsupported(f"model {card.name!r} has task {card.task!r}, which this gateway version does not serve")

@@ -1,0 +1,182 @@
+"""Segmentation, 2D and 3D, always answered on the grid of the series as sent.
+
+- ``segmentation-2d``: each instance is prepared and segmented on its own (one batched Triton
+  call per ``max_batch_size`` slices); the slices' label maps are resampled back to their
+  source pixels and stacked in slice order, so a whole series yields one volume.
+- ``segmentation-3d``: the series is prepared as one volume; when it is larger than the
+  network input, sliding-window inference tiles it (Gaussian blending, concurrent batches).
+  The label map is then put back onto the source grid through the two affines.
+
+Models may output class probabilities (blended as they are) or argmax labels (blended as
+one-hot votes). Every measurement then uses the source affine, i.e. the real spacing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import numpy as np
+from pydicom.dataset import Dataset
+
+from preprocessing import plan_series, preprocess_instance, preprocess_series, read_dataset
+
+from .audit import AuditRecord
+from .catalog import ModelCard, OutputInfo
+from .errors import InferenceFailed, OutputUnavailable
+from .metrics import BATCHES_PER_REQUEST, PATCHES_PER_REQUEST
+from .outputs.measurements import ClassMeasurement, measure_labels
+from .outputs.regrid import labels_to_grid
+from .predict import StageClock, count_inputs
+from .sliding_window import sliding_window_inference
+from .triton import TritonClient
+from .uploads import DicomPart
+
+SEGMENTATION_MEANINGS = ("segmentation_probabilities", "segmentation_labels")
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
+    model_version: str
+    labels: list[str]
+    labels_map: np.ndarray  # [D, H, W] on the source grid, uint8
+    affine_lps: np.ndarray  # source grid (d, h, w, 1) → LPS mm
+    datasets: list[Dataset]  # source instances in slice (d) order
+    measurements: list[ClassMeasurement]
+    applied: dict[str, Any]
+    patches: int
+    batches: int
+
+
+@dataclass(frozen=True)
+class SlidingWindowOptions:
+    batch_size: int
+    overlap: float
+    concurrency: int
+
+
+def segmentation_output(card: ModelCard) -> OutputInfo:
+    output = next((o for o in card.outputs if o.meaning in SEGMENTATION_MEANINGS), None)
+    if output is None:
+        raise OutputUnavailable(f"model {card.name!r} has no segmentation output")
+    if len(output.labels) < 2:
+        raise InferenceFailed(f"model {card.name!r} declares no class labels for its segmentation output")
+    return output
+
+
+class _ScoreClient:
+    """Runs batches through Triton and returns class scores [n, C, *spatial] as float32."""
+
+    def __init__(self, card: ModelCard, triton: TritonClient, request_id: str) -> None:
+        self.card, self.triton, self.request_id = card, triton, request_id
+        self.output = segmentation_output(card)
+        self.version = ""
+        self.calls = 0
+
+    async def __call__(self, batch: np.ndarray) -> np.ndarray:
+        step = max(self.card.max_batch_size, 1)
+        answers = await asyncio.gather(
+            *(
+                self.triton.infer(self.card.name, {self.card.inputs[0].name: batch[i : i + step]}, [self.output.name], request_id=self.request_id)
+                for i in range(0, len(batch), step)
+            )
+        )
+        self.calls += len(answers)
+        self.version = answers[0][1]
+        result = np.concatenate([outputs[self.output.name] for outputs, _ in answers])
+        if self.output.meaning == "segmentation_labels":
+            classes = len(self.output.labels)
+            labels = result.reshape(len(batch), *result.shape[-(batch.ndim - 2):]).astype(np.int64)
+            return (np.arange(classes).reshape(1, classes, *([1] * (labels.ndim - 1))) == labels[:, None]).astype(np.float32)
+        return result.astype(np.float32)
+
+
+def _decode(parts: list[DicomPart]) -> list[Dataset]:
+    return [read_dataset(part.data) for part in parts]
+
+
+def _resize_back(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Undo the prepared slice's resize (``preprocessing.resample.resize_2d``, grid mode:
+    pixel centres map as (i + 0.5) · scale − 0.5) with nearest-neighbour sampling."""
+    rows, cols = labels.shape
+    model_to_source = np.eye(4)
+    for axis, (model, source) in enumerate(((rows, shape[0]), (cols, shape[1])), start=1):
+        scale = source / model
+        model_to_source[axis, axis] = scale
+        model_to_source[axis, 3] = (scale - 1) / 2
+    return labels_to_grid(labels[None], model_to_source, np.eye(4), (1, *shape))[0]
+
+
+async def segment(
+    parts: list[DicomPart],
+    card: ModelCard,
+    triton: TritonClient,
+    clock: StageClock,
+    audit: AuditRecord,
+    request_id: str,
+    window: SlidingWindowOptions,
+) -> SegmentationResult:
+    if len(card.inputs) != 1:
+        raise InferenceFailed(f"model {card.name!r} takes {len(card.inputs)} inputs; send one series per input")
+    scores = _ScoreClient(card, triton, request_id)
+
+    started = time.perf_counter()
+    datasets = await anyio.to_thread.run_sync(_decode, parts)
+    plan = await anyio.to_thread.run_sync(plan_series, datasets)
+    ordered = [frame.instance.header for frame in plan.frames]
+    clock.record("decode", started)
+    count_inputs(card, ordered, audit)
+
+    patches = 0
+    if card.task == "segmentation-2d":
+        started = time.perf_counter()
+        prepared = await anyio.to_thread.run_sync(lambda: [preprocess_instance(ds, card.preprocessing) for ds in ordered])
+        clock.record("preprocess", started)
+        started = time.perf_counter()
+        class_scores = await scores(np.stack([p.array for p in prepared]))
+        clock.record("infer", started)
+        started = time.perf_counter()
+        model_labels = np.argmax(class_scores, axis=1).astype(np.uint8)
+        labels_map = np.stack([_resize_back(m, (int(ds.Rows), int(ds.Columns))) for m, ds in zip(model_labels, ordered)])
+        applied = prepared[0].applied
+        patches = len(prepared)
+    else:
+        started = time.perf_counter()
+        prepared = await anyio.to_thread.run_sync(preprocess_series, datasets, card.preprocessing)
+        clock.record("preprocess", started)
+        started = time.perf_counter()
+        roi = tuple(card.inputs[0].shape[2:])
+        volume = prepared.array
+        if tuple(volume.shape[1:]) == roi:
+            class_scores = (await scores(volume[None]))[0]
+            patches = 1
+        else:
+            class_scores, stats = await sliding_window_inference(
+                volume, roi, scores, batch_size=window.batch_size, overlap=window.overlap, concurrency=window.concurrency
+            )
+            patches = stats.patches
+        clock.record("infer", started)
+        started = time.perf_counter()
+        model_labels = np.argmax(class_scores, axis=0).astype(np.uint8)
+        assert prepared.geometry is not None and prepared.source_geometry is not None
+        labels_map = labels_to_grid(model_labels, prepared.geometry.affine_lps, plan.affine_lps, plan.shape)
+        applied = prepared.applied
+    measurements = await anyio.to_thread.run_sync(measure_labels, labels_map, plan.affine_lps, scores.output.labels)
+    clock.record("postprocess", started)
+    PATCHES_PER_REQUEST.labels(card.name).observe(patches)
+    BATCHES_PER_REQUEST.labels(card.name).observe(scores.calls)
+    audit.model_version = scores.version
+    return SegmentationResult(
+        model_version=scores.version,
+        labels=scores.output.labels,
+        labels_map=labels_map,
+        affine_lps=plan.affine_lps,
+        datasets=ordered,
+        measurements=measurements,
+        applied=applied,
+        patches=patches,
+        batches=scores.calls,
+    )
