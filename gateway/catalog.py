@@ -20,9 +20,14 @@ from .triton import TritonClient
 
 @dataclass(frozen=True)
 class TensorInfo:
+    """One model input; multi-input models say which ``modality`` feeds it and how it is
+    prepared (``preprocessing``; None means the model's top-level spec)."""
+
     name: str
     dtype: str
     shape: list[int]
+    modality: str | None = None
+    preprocessing: PreprocessingSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,16 @@ def parse_model_card(config: dict[str, Any]) -> ModelCard:
             name=name,
             task=params["task"],
             description=params.get("description", ""),
-            inputs=[TensorInfo(t["name"], t["dtype"], t["shape"]) for t in params["inputs"]],
+            inputs=[
+                TensorInfo(
+                    t["name"],
+                    t["dtype"],
+                    t["shape"],
+                    (t.get("modality") or "").upper() or None,
+                    PreprocessingSpec.from_dict(t["preprocessing"]) if t.get("preprocessing") else None,
+                )
+                for t in params["inputs"]
+            ],
             outputs=[OutputInfo(o["name"], o["meaning"], o.get("labels", [])) for o in params["outputs"]],
             preprocessing=PreprocessingSpec.from_dict(params["preprocessing"]),
             max_batch_size=int(config.get("max_batch_size", 0)),

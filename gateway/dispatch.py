@@ -10,7 +10,7 @@ from .catalog import ModelCard
 from .config import Settings
 from .errors import InvalidUpload, TaskUnsupported
 from .formats import OutputFormat, check_available
-from .predict import StageClock, classify
+from .predict import StageClock, classify, classify_fusion
 from .responses import classification_response, segmentation_response
 from .segmentation import SlidingWindowOptions, segment
 from .triton import TritonClient
@@ -31,6 +31,8 @@ async def run_model(
     check_available(output_format, card.task)
     if card.task == "classification":
         return classification_response(card, await classify(parts, card, triton, clock, audit, request_id), request_id)
+    if card.task == "multi-input":
+        return classification_response(card, await classify_fusion(parts, card, triton, clock, audit, request_id), request_id)
     if card.task in ("segmentation-2d", "segmentation-3d"):
         options = SlidingWindowOptions(settings.sliding_window_batch_size, settings.sliding_window_overlap, settings.sliding_window_concurrency)
         result = await segment(parts, card, triton, clock, audit, request_id, options)

@@ -20,7 +20,7 @@ from preprocessing import decode_pixels, preprocess_instance, read_dataset
 from . import postprocess
 from .audit import AuditRecord
 from .catalog import ModelCard
-from .errors import InferenceFailed, OutputUnavailable
+from .errors import InferenceFailed, InputMismatch, OutputUnavailable
 from .metrics import INPUTS, MANUFACTURER_VALUES, MODALITY_VALUES, STAGE_LATENCY, TRANSFER_SYNTAX_VALUES
 from .triton import TritonClient
 from .uploads import DicomPart
@@ -129,3 +129,77 @@ async def classify(
     clock.record("postprocess", started)
     audit.model_version = version
     return ClassificationResult(version, instances, clock.finish())
+
+
+def match_inputs(card: ModelCard, parts: list[DicomPart], datasets: list[Dataset]) -> dict[str, list[Dataset]]:
+    """Assign each instance to a model input: by its form field when the field names an
+    input, otherwise by (0008,0060) *Modality*. Every input needs the same number of
+    instances; they are paired in upload order within each input."""
+    names = {t.name for t in card.inputs}
+    by_modality = {t.modality: t.name for t in card.inputs if t.modality}
+    assigned: dict[str, list[Dataset]] = {t.name: [] for t in card.inputs}
+    for part, ds in zip(parts, datasets):
+        if part.field in names:
+            assigned[part.field].append(ds)
+            continue
+        modality = str(ds.get("Modality", "")).upper()
+        if modality not in by_modality:
+            raise InputMismatch(
+                f"an instance with Modality {modality or 'missing'} matches no input of {card.name!r}; inputs: "
+                + ", ".join(f"{t.name} ({t.modality or 'any'})" for t in card.inputs)
+                + " — name the input with the form field"
+            )
+        assigned[by_modality[modality]].append(ds)
+    counts = {name: len(found) for name, found in assigned.items()}
+    if min(counts.values()) == 0 or len(set(counts.values())) != 1:
+        raise InputMismatch(f"model {card.name!r} needs the same number (>= 1) of instances for every input; got {counts}")
+    return assigned
+
+
+async def classify_fusion(
+    parts: list[DicomPart], card: ModelCard, triton: TritonClient, clock: StageClock, audit: AuditRecord, request_id: str
+) -> ClassificationResult:
+    """Multi-input classification (e.g. CT + PET): one answer per set of paired instances."""
+    output_name = _probability_output(card)
+    started = time.perf_counter()
+    datasets = await anyio.to_thread.run_sync(_decode_all, parts)
+    clock.record("decode", started)
+    assigned = match_inputs(card, parts, datasets)
+    count_inputs(card, datasets, audit)
+
+    started = time.perf_counter()
+
+    def prepare() -> dict[str, list]:
+        return {
+            t.name: [preprocess_instance(ds, t.preprocessing or card.preprocessing) for ds in assigned[t.name]]
+            for t in card.inputs
+        }
+
+    prepared = await anyio.to_thread.run_sync(prepare)
+    clock.record("preprocess", started)
+
+    started = time.perf_counter()
+    feeds = {name: np.stack([p.array for p in items]) for name, items in prepared.items()}
+    total, step = len(next(iter(feeds.values()))), max(card.max_batch_size, 1)
+    answers = await asyncio.gather(
+        *(
+            triton.infer(card.name, {name: batch[i : i + step] for name, batch in feeds.items()}, [output_name], request_id=request_id)
+            for i in range(0, total, step)
+        )
+    )
+    probabilities = np.concatenate([outputs[output_name] for outputs, _ in answers])
+    clock.record("infer", started)
+
+    started = time.perf_counter()
+    first = card.inputs[0].name
+    instances = [
+        InstanceClassification(
+            str(assigned[first][k].get("SOPInstanceUID", "")),
+            postprocess.classification(card, probabilities[k]),
+            {name: items[k].applied for name, items in prepared.items()},
+        )
+        for k in range(total)
+    ]
+    clock.record("postprocess", started)
+    audit.model_version = answers[0][1]
+    return ClassificationResult(answers[0][1], instances, clock.finish())

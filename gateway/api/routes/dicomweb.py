@@ -1,8 +1,9 @@
 """DICOMweb STOW-RS: ``POST /dicomweb/studies`` accepts instances and runs the models whose
 routing rules match them.
 
-Routing rule: a model runs on the instances whose (0008,0060) *Modality* its preprocessing
-spec accepts, if it takes one input. medserve is stateless: instances are processed, not
+Routing rule: a single-input model runs on the instances whose (0008,0060) *Modality* its
+preprocessing spec accepts (any, if the spec names none); a multi-input model runs when every
+input's modality is among the instances, on those instances. medserve is stateless: instances are processed, not
 stored. The answer is a standard STOW-RS response (PS3.18 §10.5.3, DICOM JSON): the
 Referenced SOP Sequence lists every instance processed, the Failed SOP Sequence those that
 could not be, and the predictions of every model that ran travel in a private block
@@ -45,6 +46,19 @@ def _sop(uid_class: str, uid_instance: str, failure: int | None = None) -> dict:
     return item
 
 
+def accepted_modalities(card: ModelCard) -> set[str]:
+    if len(card.inputs) > 1:
+        return {t.modality for t in card.inputs if t.modality}
+    return set(card.preprocessing.modalities)
+
+
+def routes_to(card: ModelCard, modalities: set[str]) -> bool:
+    accepted = accepted_modalities(card)
+    if len(card.inputs) > 1:
+        return len(accepted) == len(card.inputs) and accepted <= modalities
+    return not accepted or bool(accepted & modalities)
+
+
 async def _routed_models(catalog, parts_modalities: set[str]) -> list[ModelCard]:
     cards = []
     for entry in await catalog.names():
@@ -54,8 +68,7 @@ async def _routed_models(catalog, parts_modalities: set[str]) -> list[ModelCard]
             card = await catalog.card(entry["name"])
         except GatewayError:
             continue
-        accepted = set(card.preprocessing.modalities)
-        if len(card.inputs) == 1 and (not accepted or accepted & parts_modalities):
+        if routes_to(card, parts_modalities):
             cards.append(card)
     return cards
 
@@ -91,7 +104,7 @@ async def store_instances(
 
         predictions: dict[str, object] = {}
         for card in await _routed_models(catalog, set(by_modality)):
-            accepted = set(card.preprocessing.modalities) or set(by_modality)
+            accepted = accepted_modalities(card) or set(by_modality)
             model_parts: list[DicomPart] = [p for m, ps in by_modality.items() if m in accepted for p in ps]
             clock = StageClock(card.name)
             clock.ms["receive"] = receive_ms
