@@ -14,6 +14,7 @@ from typing import Any
 
 from preprocessing import InvalidSpec, PreprocessingSpec
 
+from .drift import DriftMonitor, monitor_from_reference
 from .errors import ModelMisconfigured, ModelNotFound
 from .triton import TritonClient
 
@@ -47,6 +48,7 @@ class ModelCard:
     preprocessing: PreprocessingSpec
     max_batch_size: int
     export_report_digest: str
+    drift_reference: dict[str, Any] | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -80,6 +82,7 @@ def parse_model_card(config: dict[str, Any]) -> ModelCard:
             preprocessing=PreprocessingSpec.from_dict(params["preprocessing"]),
             max_batch_size=int(config.get("max_batch_size", 0)),
             export_report_digest=params.get("export_report_digest", ""),
+            drift_reference=params.get("drift_reference") or None,
         )
     except (KeyError, TypeError, ValueError, InvalidSpec) as exc:
         raise ModelMisconfigured(f"model {name!r} has malformed medserve parameters: {exc}") from exc
@@ -88,10 +91,26 @@ def parse_model_card(config: dict[str, Any]) -> ModelCard:
 class ModelCatalog:
     """Model cards by name, fetched from Triton and cached for ``ttl_s`` seconds."""
 
-    def __init__(self, triton: TritonClient, ttl_s: float) -> None:
+    def __init__(self, triton: TritonClient, ttl_s: float, drift_window_size: int = 200, drift_min_samples: int = 20) -> None:
         self.triton = triton
         self.ttl_s = ttl_s
+        self.drift_window_size = drift_window_size
+        self.drift_min_samples = drift_min_samples
         self._cards: dict[str, tuple[float, ModelCard]] = {}
+        self._monitors: dict[str, tuple[str, DriftMonitor]] = {}
+
+    def monitor(self, card: ModelCard) -> DriftMonitor | None:
+        """The drift monitor of ``card``'s model, rebuilt when the model is re-exported."""
+        if not card.drift_reference:
+            return None
+        current = self._monitors.get(card.name)
+        if current is None or current[0] != card.export_report_digest:
+            try:
+                current = (card.export_report_digest, monitor_from_reference(card.name, card.drift_reference, self.drift_window_size, self.drift_min_samples))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ModelMisconfigured(f"model {card.name!r} has a malformed drift_reference: {exc}") from exc
+            self._monitors[card.name] = current
+        return current[1]
 
     async def names(self) -> list[dict[str, str]]:
         """Every model in Triton's repository index with its version and state."""

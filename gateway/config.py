@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     sliding_window_batch_size: int = Field(4, ge=1, description="Patches per Triton request in sliding-window inference.")
     sliding_window_concurrency: int = Field(4, ge=1, description="Patch batches in flight to Triton at once per request.")
     sliding_window_overlap: float = Field(0.25, ge=0.0, lt=1.0, description="Fraction of a patch shared with its neighbour.")
+    drift_window_size: int = Field(200, ge=10, description="Recent images per model compared with the export reference.")
+    drift_min_samples: int = Field(20, ge=1, description="Images in the window before drift scores are published.")
     max_series_instances: int = Field(2000, ge=1, description="Most DICOM instances accepted in one request.")
 
 

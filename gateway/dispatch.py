@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from .audit import AuditRecord
 from .catalog import ModelCard
 from .config import Settings
+from .drift import DriftMonitor, DriftObservation
 from .errors import InvalidUpload, TaskUnsupported
 from .formats import OutputFormat, check_available
 from .predict import StageClock, classify, classify_fusion
@@ -27,16 +28,26 @@ async def run_model(
     settings: Settings,
     output_format: OutputFormat = OutputFormat.JSON,
     slice_index: int | None = None,
+    monitor: DriftMonitor | None = None,
 ) -> BaseModel | Response:
+    """Run the model; every successful answer's features go to the drift ``monitor``."""
     check_available(output_format, card.task)
-    if card.task == "classification":
-        return classification_response(card, await classify(parts, card, triton, clock, audit, request_id), request_id)
-    if card.task == "multi-input":
-        return classification_response(card, await classify_fusion(parts, card, triton, clock, audit, request_id), request_id)
+    if card.task in ("classification", "multi-input"):
+        classifier = classify if card.task == "classification" else classify_fusion
+        result = await classifier(parts, card, triton, clock, audit, request_id)
+        _observe(monitor, result.drift)
+        return classification_response(card, result, request_id)
     if card.task in ("segmentation-2d", "segmentation-3d"):
         options = SlidingWindowOptions(settings.sliding_window_batch_size, settings.sliding_window_overlap, settings.sliding_window_concurrency)
         result = await segment(parts, card, triton, clock, audit, request_id, options)
+        _observe(monitor, result.drift)
         if slice_index is not None and not 0 <= slice_index < len(result.labels_map):
             raise InvalidUpload(f"slice {slice_index} is outside the series' {len(result.labels_map)} slices")
         return segmentation_response(card, result, output_format, clock.finish(), request_id, slice_index)
     raise TaskUnsupported(f"model {card.name!r} has task {card.task!r}, which this gateway version does not serve")
+
+
+def _observe(monitor: DriftMonitor | None, observations: list[DriftObservation]) -> None:
+    if monitor is not None:
+        for observation in observations:
+            monitor.observe(observation.numeric, observation.categorical)

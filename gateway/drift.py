@@ -140,3 +140,71 @@ class DriftMonitor:
             for stat, value in stats.items():
                 DRIFT_SCORE.labels(self.model, feature, stat).set(value)
         return scores
+
+
+#: Geometry features the gateway can observe from a DICOM header, by reference key.
+_GEOMETRY = ("rows", "columns", "pixel_spacing_mm", "slice_thickness_mm", "slices")
+#: At most this many voxels of a prepared input are binned per observation (strided sample).
+MAX_INTENSITY_SAMPLES = 65_536
+
+
+@dataclass
+class DriftObservation:
+    """One image's (or one volume's) features, named as in :func:`monitor_from_reference`."""
+
+    numeric: dict[str, np.ndarray | float]
+    categorical: dict[str, str]
+
+
+def monitor_from_reference(model: str, reference: Mapping, window_size: int = 200, min_samples: int = 20) -> DriftMonitor:
+    """A monitor for export's ``drift_reference`` document (see ``export/drift_reference.py``).
+
+    Features: ``<input>.intensity``, ``<input>.<geometry>``, ``<input>.modality``,
+    ``<input>.manufacturer``, ``prediction.<label>`` and ``prediction.top_label``.
+    """
+    numeric: dict[str, HistogramReference] = {}
+    categorical: dict[str, Mapping[str, float]] = {}
+    for name, entry in reference.get("inputs", {}).items():
+        if "intensity" in entry:
+            numeric[f"{name}.intensity"] = HistogramReference.from_dict(entry["intensity"])
+        for key in _GEOMETRY:
+            if key in entry.get("geometry", {}):
+                numeric[f"{name}.{key}"] = HistogramReference.from_dict(entry["geometry"][key])
+        if entry.get("modality_mix"):
+            categorical[f"{name}.modality"] = entry["modality_mix"]
+        if entry.get("manufacturer_mix"):
+            categorical[f"{name}.manufacturer"] = entry["manufacturer_mix"]
+    predictions = reference.get("predictions", {})
+    for label, histogram_data in predictions.get("classes", {}).items():
+        numeric[f"prediction.{label}"] = HistogramReference.from_dict(histogram_data)
+    if predictions.get("top_label_mix"):
+        categorical["prediction.top_label"] = predictions["top_label_mix"]
+    return DriftMonitor(model, numeric, categorical, window_size=window_size, min_samples=min_samples)
+
+
+def input_features(input_name: str, prepared: np.ndarray, header, slices: int = 1) -> DriftObservation:
+    """Features of one prepared input and its DICOM header (values, not identities)."""
+    flat = prepared.reshape(-1)
+    stride = max(1, flat.size // MAX_INTENSITY_SAMPLES)
+    numeric: dict[str, np.ndarray | float] = {f"{input_name}.intensity": flat[::stride], f"{input_name}.slices": float(slices)}
+    if "Rows" in header:
+        numeric[f"{input_name}.rows"] = float(header.Rows)
+        numeric[f"{input_name}.columns"] = float(header.Columns)
+    spacing = header.get("PixelSpacing")
+    if spacing:
+        numeric[f"{input_name}.pixel_spacing_mm"] = float(spacing[0])
+    if header.get("SliceThickness"):
+        numeric[f"{input_name}.slice_thickness_mm"] = float(header.SliceThickness)
+    categorical = {
+        f"{input_name}.modality": str(header.get("Modality", "")),
+        f"{input_name}.manufacturer": str(header.get("Manufacturer", "")),
+    }
+    return DriftObservation(numeric, categorical)
+
+
+def merge(*observations: DriftObservation) -> DriftObservation:
+    merged = DriftObservation({}, {})
+    for observation in observations:
+        merged.numeric.update(observation.numeric)
+        merged.categorical.update(observation.categorical)
+    return merged

@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         triton = TritonClient(settings.triton_grpc_url, settings.triton_timeout_s, settings.triton_probe_timeout_s)
         app.state.triton = triton
-        app.state.catalog = ModelCatalog(triton, settings.model_cache_ttl_s)
+        app.state.catalog = ModelCatalog(triton, settings.model_cache_ttl_s, settings.drift_window_size, settings.drift_min_samples)
         try:
             yield
         finally:

@@ -20,6 +20,7 @@ from preprocessing import decode_pixels, preprocess_instance, read_dataset
 from . import postprocess
 from .audit import AuditRecord
 from .catalog import ModelCard
+from .drift import DriftObservation, input_features, merge
 from .errors import InferenceFailed, InputMismatch, OutputUnavailable
 from .metrics import INPUTS, MANUFACTURER_VALUES, MODALITY_VALUES, STAGE_LATENCY, TRANSFER_SYNTAX_VALUES
 from .triton import TritonClient
@@ -57,6 +58,11 @@ class ClassificationResult:
     model_version: str
     instances: list[InstanceClassification]
     timings_ms: dict[str, float]
+    drift: list[DriftObservation] = field(default_factory=list)
+
+
+def prediction_features(ranked: list[tuple[str, float]]) -> DriftObservation:
+    return DriftObservation({f"prediction.{label}": p for label, p in ranked}, {"prediction.top_label": ranked[0][0]})
 
 
 def _decode_all(parts: list[DicomPart]) -> list[Dataset]:
@@ -126,9 +132,13 @@ async def classify(
         InstanceClassification(str(ds.get("SOPInstanceUID", "")), postprocess.classification(card, row), p.applied)
         for ds, row, p in zip(datasets, probabilities, prepared)
     ]
+    drift = [
+        merge(input_features(card.inputs[0].name, p.array, ds), prediction_features(i.probabilities))
+        for ds, p, i in zip(datasets, prepared, instances)
+    ]
     clock.record("postprocess", started)
     audit.model_version = version
-    return ClassificationResult(version, instances, clock.finish())
+    return ClassificationResult(version, instances, clock.finish(), drift)
 
 
 def match_inputs(card: ModelCard, parts: list[DicomPart], datasets: list[Dataset]) -> dict[str, list[Dataset]]:
@@ -200,6 +210,13 @@ async def classify_fusion(
         )
         for k in range(total)
     ]
+    drift = [
+        merge(
+            *(input_features(t.name, prepared[t.name][k].array, assigned[t.name][k]) for t in card.inputs),
+            prediction_features(instances[k].probabilities),
+        )
+        for k in range(total)
+    ]
     clock.record("postprocess", started)
     audit.model_version = answers[0][1]
-    return ClassificationResult(answers[0][1], instances, clock.finish())
+    return ClassificationResult(answers[0][1], instances, clock.finish(), drift)

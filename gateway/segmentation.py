@@ -26,6 +26,7 @@ from preprocessing import plan_series, preprocess_instance, preprocess_series, r
 
 from .audit import AuditRecord
 from .catalog import ModelCard, OutputInfo
+from .drift import DriftObservation, input_features, merge
 from .errors import InferenceFailed, OutputUnavailable
 from .metrics import BATCHES_PER_REQUEST, PATCHES_PER_REQUEST
 from .outputs.measurements import ClassMeasurement, measure_labels
@@ -49,6 +50,7 @@ class SegmentationResult:
     applied: dict[str, Any]
     patches: int
     batches: int
+    drift: list[DriftObservation]
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,15 @@ async def segment(
         labels_map = np.stack([_resize_back(m, (int(ds.Rows), int(ds.Columns))) for m, ds in zip(model_labels, ordered)])
         applied = prepared[0].applied
         patches = len(prepared)
+        pixel_mm2 = float(np.linalg.norm(np.cross(plan.affine_lps[:3, 1], plan.affine_lps[:3, 2])))  # row step × column step
+        drift = [
+            merge(
+                input_features(card.inputs[0].name, p.array, ds),
+                DriftObservation({f"prediction.{label}": float((slice_labels == value).sum()) * pixel_mm2
+                                  for value, label in enumerate(scores.output.labels) if value > 0}, {}),
+            )
+            for p, ds, slice_labels in zip(prepared, ordered, labels_map)
+        ]
     else:
         started = time.perf_counter()
         prepared = await anyio.to_thread.run_sync(preprocess_series, datasets, card.preprocessing)
@@ -165,6 +176,13 @@ async def segment(
         labels_map = labels_to_grid(model_labels, prepared.geometry.affine_lps, plan.affine_lps, plan.shape)
         applied = prepared.applied
     measurements = await anyio.to_thread.run_sync(measure_labels, labels_map, plan.affine_lps, scores.output.labels)
+    if card.task != "segmentation-2d":
+        drift = [
+            merge(
+                input_features(card.inputs[0].name, prepared.array, ordered[len(ordered) // 2], slices=len(ordered)),
+                DriftObservation({f"prediction.{m.label}": m.volume_ml for m in measurements}, {}),
+            )
+        ]
     clock.record("postprocess", started)
     PATCHES_PER_REQUEST.labels(card.name).observe(patches)
     BATCHES_PER_REQUEST.labels(card.name).observe(scores.calls)
@@ -179,4 +197,5 @@ async def segment(
         applied=applied,
         patches=patches,
         batches=scores.calls,
+        drift=drift,
     )

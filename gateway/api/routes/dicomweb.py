@@ -109,7 +109,9 @@ async def store_instances(
             clock = StageClock(card.name)
             clock.ms["receive"] = receive_ms
             try:
-                result = await run_model(model_parts, card, triton, clock, request.state.audit, request.state.request_id, settings)
+                result = await run_model(
+                    model_parts, card, triton, clock, request.state.audit, request.state.request_id, settings, monitor=catalog.monitor(card)
+                )
                 predictions[card.name] = result.model_dump()
             except (GatewayError, PreprocessingError) as exc:
                 predictions[card.name] = {"error": {"code": exc.code, "message": exc.message}}

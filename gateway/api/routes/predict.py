@@ -68,6 +68,7 @@ async def predict(
         parts = await receive(request, settings.max_upload_bytes, settings.max_series_instances)
         clock.record("receive", started)
         response = await run_model(
-            parts, card, triton, clock, request.state.audit, request.state.request_id, settings, output_format, slice_index
+            parts, card, triton, clock, request.state.audit, request.state.request_id, settings, output_format, slice_index,
+            catalog.monitor(card),
         )
     return response
