@@ -87,45 +87,70 @@ def gateway(triton) -> Iterator["TestClient"]:
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-@pytest.fixture(scope="session")
-def live_gateway(triton, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """The gateway as production runs it: a uvicorn process, JSON logs to a file, an audit log."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
+class GatewayProcess:
+    """The gateway as production runs it: a uvicorn process with JSON logs to a file."""
 
-    from medserve.tritonserver import TritonPorts
+    def __init__(self, triton, work: Path, **settings: str) -> None:
+        import subprocess
+        import sys
 
-    work = tmp_path_factory.mktemp("gateway")
-    port = TritonPorts.free().http
-    env = dict(
-        os.environ,
-        MEDSERVE_TRITON_GRPC_URL=triton.grpc_url,
-        MEDSERVE_PORT=str(port),
-        MEDSERVE_AUDIT_LOG_PATH=str(work / "audit.jsonl"),
-        MEDSERVE_LOG_LEVEL="debug",
-    )
-    log_path = work / "gateway.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "gateway.main:create_app", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
+        from medserve.tritonserver import TritonPorts
+
+        self.port = TritonPorts.free().http
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = work / f"gateway-{self.port}.log"
+        env = dict(os.environ, MEDSERVE_TRITON_GRPC_URL=triton.grpc_url, MEDSERVE_PORT=str(self.port))
+        env.update({f"MEDSERVE_{key.upper()}": value for key, value in settings.items()})
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "--factory", "gateway.main:create_app", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout_s: float = 60.0) -> None:
+        import time
+        import urllib.request
+
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
                     if response.status == 200:
-                        break
+                        return
             except OSError:
                 time.sleep(0.2)
-        else:
-            process.kill()
-            raise RuntimeError(f"gateway did not start:\n{log_path.read_text()}")
-        try:
-            yield {"url": url, "log": log_path, "audit": work / "audit.jsonl"}
-        finally:
-            process.terminate()
-            process.wait(timeout=15)
+        self.stop()
+        raise RuntimeError(f"gateway did not start:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def live_gateway(triton, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A production-like gateway with an audit log, for log and audit assertions."""
+    work = tmp_path_factory.mktemp("gateway")
+    gateway = GatewayProcess(triton, work, audit_log_path=str(work / "audit.jsonl"), log_level="debug")
+    try:
+        yield {"url": gateway.url, "log": gateway.log, "audit": work / "audit.jsonl"}
+    finally:
+        gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def start_gateway(triton, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """``start_gateway(**settings)``: more gateway processes (stopped at session end)."""
+    started: list[GatewayProcess] = []
+    work = tmp_path_factory.mktemp("gateways")
+
+    def start(**settings: str) -> GatewayProcess:
+        started.append(GatewayProcess(triton, work, **settings))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for gateway in started:
+            gateway.stop()

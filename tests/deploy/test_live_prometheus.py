@@ -1,0 +1,182 @@
+"""The dashboard and the alerts, proven against a real Prometheus scraping a real gateway and
+a real Triton on loopback (Debian's ``prometheus`` 2.42, the same config files as production)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from medserve.dicomgen import ct_dataset
+from medserve.phantoms import chest_slice
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMETHEUS_CONFIG = ROOT / "docker" / "prometheus" / "prometheus.yml"
+ALERTS = ROOT / "docker" / "prometheus" / "alerts.yml"
+CLASSIFIER = "ct_nodule_classifier"
+SEGMENTER = "ct_nodule_segmenter"
+DRIFT_ALERTS = {"MedserveInputDriftPSI", "MedserveInputDriftKS"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _http(url: str, body: bytes | None = None, headers: dict | None = None, timeout: float = 30) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, headers=headers or {}, method="POST" if body is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except OSError:  # not listening (yet)
+        return 0, b""
+
+
+def _slice(rng: np.random.Generator, shift_hu: float = 0.0, nodules: int = 0) -> bytes:
+    phantom = chest_slice(rng, size=256, nodules=nodules)
+    buffer = io.BytesIO()
+    ct_dataset(phantom.hu + shift_hu, pixel_spacing_mm=phantom.spacing_mm).save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+class Prometheus:
+    def __init__(self, work: Path, gateways: list[str], triton_metrics: str) -> None:
+        """Production's prometheus.yml with loopback targets and 1 s scrape/evaluation."""
+        config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+        config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+        config["rule_files"] = [str(ALERTS)]
+        targets = {"medserve-gateway": gateways, "triton": [triton_metrics]}
+        for job in config["scrape_configs"]:
+            if job["job_name"] in targets:
+                job["static_configs"] = [{"targets": targets[job["job_name"]]}]
+        port = _free_port()
+        for job in config["scrape_configs"]:
+            if job["job_name"] == "prometheus":
+                job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
+        (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.url = f"http://127.0.0.1:{port}"
+        binary = shutil.which("prometheus")
+        assert binary, "prometheus is required: apt-get install -y prometheus (make install-system-tools)"
+        self.log = open(work / "prometheus.log", "wb")
+        self.process = subprocess.Popen(
+            [binary, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while _http(f"{self.url}/-/ready")[0] != 200:
+            assert time.monotonic() < deadline and self.process.poll() is None, (work / "prometheus.log").read_text()
+            time.sleep(0.2)
+
+    def api(self, path: str, **params: str) -> dict:
+        status, body = _http(f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}")
+        answer = json.loads(body)
+        assert status == 200 and answer["status"] == "success", answer
+        return answer["data"]
+
+    def query(self, expr: str) -> list:
+        return self.api("query", query=expr)["result"]
+
+    def alert_states(self) -> dict[str, set[str]]:
+        states: dict[str, set[str]] = {}
+        for alert in self.api("alerts")["alerts"]:
+            states.setdefault(alert["labels"]["alertname"], set()).add(alert["state"])
+        return states
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=15)
+        self.log.close()
+
+
+def _underlying(expr: str) -> str:
+    """An alert's expression without its threshold (``… > 0.25``) or absence clause, i.e. the
+    series it watches: those must exist while the system is healthy, when the alert is empty."""
+    expr = " ".join(expr.split())
+    expr = re.split(r"\s+or\s+absent\(", expr)[0]
+    comparison = re.compile(r"\s*(==|!=|>=|<=|>|<)\s*[-+0-9.e]+\s*$")
+    while comparison.search(expr):
+        expr = comparison.sub("", expr)
+    return expr
+
+
+def _wait_for(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_dashboard_and_alerts_against_a_real_prometheus(triton, start_gateway, dashboard_queries, alert_rules, tmp_path) -> None:
+    # Gateway A serves; a low in-flight cap makes bursts produce 429s, a short drift window
+    # makes drift visible within the test. Gateway B's 1 ms Triton deadline answers 504s.
+    serving = start_gateway(max_in_flight="2", drift_window_size="30", drift_min_samples="10")
+    timing_out = start_gateway(triton_timeout_s="0.001")
+    prometheus = Prometheus(
+        tmp_path, [f"127.0.0.1:{serving.port}", f"127.0.0.1:{timing_out.port}"], f"127.0.0.1:{triton.ports.metrics}"
+    )
+    try:
+        _wait_for(lambda: len([t for t in prometheus.api("targets")["activeTargets"] if t["health"] == "up"]) == 4, 30, "targets up")
+        up = {(t["labels"]["job"], t["health"]) for t in prometheus.api("targets")["activeTargets"]}
+        assert up == {("medserve-gateway", "up"), ("triton", "up"), ("prometheus", "up")}
+
+        rng = np.random.default_rng(0)
+        dicom = {"Content-Type": "application/dicom"}
+        in_distribution = [_slice(rng, nodules=i % 2) for i in range(30)]
+        for body in in_distribution:
+            assert _http(f"{serving.url}/v1/models/{CLASSIFIER}/predict", body, dicom)[0] == 200
+        for body in in_distribution[:4]:
+            assert _http(f"{serving.url}/v1/models/{SEGMENTER}/predict", body, dicom)[0] == 200
+            assert _http(f"{timing_out.url}/v1/models/{CLASSIFIER}/predict", body, dicom)[0] == 504
+        assert _http(f"{serving.url}/v1/models/{CLASSIFIER}/predict", b"not dicom", dicom)[0] == 400
+        assert _http(f"{serving.url}/v1/models/no_such_model/predict", in_distribution[0], dicom)[0] == 404
+
+        statuses: list[int] = []
+        burst = [threading.Thread(target=lambda: statuses.append(_http(f"{serving.url}/v1/models/{SEGMENTER}/predict", in_distribution[0], dicom)[0])) for _ in range(12)]
+        for thread in burst:
+            thread.start()
+        for thread in burst:
+            thread.join()
+        assert 429 in statuses and 200 in statuses
+
+        _wait_for(lambda: prometheus.query('medserve_drift_score{stat="psi"}') and prometheus.query("medserve_rejections_total"), 30, "the traffic to be scraped")
+        time.sleep(3)  # a few more scrapes, so that rate() over the dashboards' 1m windows has points
+
+        problems = []
+        for query in dashboard_queries:
+            if not prometheus.query(query.expr):
+                problems.append(f"{query.source}: no series for {query.expr}")
+        for rule in alert_rules:
+            prometheus.query(" ".join(rule["expr"].split()))  # the full expression evaluates
+            if not prometheus.query(_underlying(rule["expr"])):
+                problems.append(f"alert {rule['alert']}: no series for {_underlying(rule['expr'])}")
+        assert problems == []
+
+        calm = prometheus.alert_states()
+        assert not (DRIFT_ALERTS & set(calm)), f"drift alerts active on in-distribution traffic: {calm}"
+
+        for _ in range(30):  # a scanner that went +300 HU off
+            assert _http(f"{serving.url}/v1/models/{CLASSIFIER}/predict", _slice(rng, shift_hu=300.0), dicom)[0] == 200
+        states = _wait_for(lambda: {a: s for a, s in prometheus.alert_states().items() if a in DRIFT_ALERTS}, 30, "a drift alert")
+        assert all(s & {"pending", "firing"} for s in states.values())
+        assert "MedserveInputDriftPSI" in states
+    finally:
+        prometheus.stop()
