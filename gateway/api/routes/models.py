@@ -8,10 +8,10 @@ from ...schemas import ErrorBody, ModelList, ModelPublic, ModelSummary, OutputPu
 from ..deps import CatalogDep, TritonDep
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-_ERRORS = {404: {"model": ErrorBody}, 503: {"model": ErrorBody}}
+_ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 422, 503)}
 
 
-@router.get("", response_model=ModelList, summary="Models in Triton's repository", responses={503: {"model": ErrorBody}})
+@router.get("", response_model=ModelList, summary="Models in Triton's repository", responses={code: {"model": ErrorBody} for code in (401, 403, 503)})
 async def list_models(catalog: CatalogDep) -> ModelList:
     return ModelList(models=[ModelSummary(**m) for m in await catalog.names()])
 
