@@ -7,6 +7,11 @@ a GPU host it uses onnxruntime's CUDA provider when present.
 Names, dtypes and the ONNX file come from ``args["model_config"]``, never from this code.
 All requests of a dynamic batch are concatenated and run as ONE onnxruntime call, then split
 back; a request whose inputs are malformed gets its own error response.
+
+onnxruntime's intra-op threads do not spin-wait for work between runs (config parameter
+``ort_allow_spinning``, default "0"): Triton feeds the session one batch at a time, and a
+spinning pool kept a core busy after every batch, taking it from the gateway and the other
+model instances on the same host.
 """
 
 import json
@@ -27,6 +32,7 @@ class TritonPythonModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(parameters.get("ort_intra_op_threads", "0"))
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", parameters.get("ort_allow_spinning", "0"))
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         providers = ["CPUExecutionProvider"]
         if args.get("model_instance_kind") == "GPU" and "CUDAExecutionProvider" in ort.get_available_providers():
