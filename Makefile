@@ -44,8 +44,10 @@ run: model-repository
 test: install-system-tools model-repository
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+# Preprocessing, then medserve vs the naive baseline side by side (docs/benchmarks.md). ~10 min.
+bench: model-repository
 	$(BIN)/python -m benchmarks.preprocessing_bench
+	$(BIN)/medserve bench
 
 clean:
 	rm -rf build $(REPOSITORY)/*/ .pytest_cache

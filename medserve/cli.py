@@ -69,6 +69,33 @@ def _run(args: argparse.Namespace) -> int:
     return run(Path(args.repository), Path(args.work_dir), args.host, args.port, TritonPorts(args.triton_http_port, args.triton_grpc_port, args.triton_metrics_port))
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import CLASSIFIER, SEGMENTER_3D, BenchOptions, run_bench
+
+    def numbers(text: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in text.split(",") if x)
+
+    max_requests = {CLASSIFIER: 600, SEGMENTER_3D: 240}
+    if args.max_requests:
+        max_requests = dict.fromkeys(max_requests, args.max_requests)
+    options = BenchOptions(
+        models=tuple(args.models.split(",")),
+        concurrency=numbers(args.concurrency),
+        variants=tuple(args.variants.split(",")),
+        seconds=args.seconds,
+        max_requests=max_requests,
+        repository=Path(args.repository),
+        work_dir=Path(args.work_dir) if args.work_dir else None,
+        gateway_env=dict(item.split("=", 1) for item in args.gateway_env),
+        gateway_workers=args.gateway_workers,
+        markdown=None if args.no_markdown else Path(args.markdown),
+    )
+    report = run_bench(options)
+    for target in report["targets"]:
+        print(f"{'met' if target['met'] else 'NOT MET':>8}  {target['target']}: {target['measured']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medserve", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +131,20 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--triton-grpc-port", type=int, default=8001)
     run.add_argument("--triton-metrics-port", type=int, default=8002)
     run.set_defaults(handler=_run)
+
+    bench = commands.add_parser("bench", help="medserve vs the naive baseline under closed-loop load, side by side (docs/benchmarks.md)")
+    bench.add_argument("--models", default="ct_nodule_classifier,ct_nodule_segmenter_3d")
+    bench.add_argument("--concurrency", default="1,4,16,32", help="comma-separated client counts")
+    bench.add_argument("--variants", default="a,b,c,d", help="a baseline, b no batching, c dynamic batching, d INT8")
+    bench.add_argument("--seconds", type=float, default=8.0, help="longest measurement per variant and concurrency")
+    bench.add_argument("--max-requests", type=int, help="most requests per measurement (default 600 2D, 240 3D)")
+    bench.add_argument("--repository", default=str(PROJECT_ROOT / "model_repository"))
+    bench.add_argument("--work-dir", help="keep server logs and repository copies here (default: a temporary folder)")
+    bench.add_argument("--gateway-env", action="append", default=[], metavar="MEDSERVE_X=VALUE", help="extra gateway setting")
+    bench.add_argument("--gateway-workers", type=int, default=1, help="uvicorn workers of the gateway")
+    bench.add_argument("--markdown", default=str(PROJECT_ROOT / "docs" / "benchmarks.md"))
+    bench.add_argument("--no-markdown", action="store_true", help="write the JSON result only")
+    bench.set_defaults(handler=_bench)
 
     args = parser.parse_args(argv)
     return args.handler(args)
