@@ -33,7 +33,7 @@ from . import onnx2trt
 from .benchmark import measure_onnxruntime, measure_torch_eager
 from .data import PreparedSet, load_calibration_set, load_validation_set
 from .drift_reference import drift_reference
-from .errors import ExportError, ExportFailed
+from .errors import ExportError, ExportFailed, ExportSpecError
 from .metrics import TaskMetric, task_metric
 from .onnx2int8 import quantize_int8
 from .report import ExportReport, StepRecord, StepStatus, VariantRecord, VariantStatus, environment, report_digest
@@ -121,6 +121,7 @@ class _Context:
     validation: PreparedSet | None = None
     calibration: PreparedSet | None = None
     reference: list[np.ndarray] = field(default_factory=list)
+    output_shapes: list[list[int]] = field(default_factory=list)
     fp32_metric: TaskMetric | None = None
     written: list[VariantDirectory] = field(default_factory=list)
 
@@ -153,12 +154,14 @@ def export_model(
         max_metric_drop=spec.accuracy_budget.max_metric_drop,
         environment=environment(),
     )
+    if Precision.INT8 in precisions and spec.calibration is None:
+        raise ExportSpecError(f"{spec.name}: int8 needs calibration DICOM and the spec has no calibration section")
     steps = _Steps(report, log)
     # Staged beside the repository, not in it: a polling Triton would try to load any folder in it.
     staging = Path(tempfile.mkdtemp(prefix=f".{repository.name}-{spec.name}-", dir=repository.parent))
     context = _Context(spec=spec, options=options, staging=staging)
     try:
-        _prepare(context, steps, needs_calibration=Precision.INT8 in precisions or spec.calibration is not None)
+        _prepare(context, steps)
         base = _fp32(context, steps, report)
         int8 = _int8(context, steps, report) if Precision.INT8 in precisions else None
         _tensorrt(context, steps, report, base, int8, precisions)
@@ -172,7 +175,7 @@ def export_model(
         shutil.rmtree(context.staging, ignore_errors=True)
 
 
-def _prepare(context: _Context, steps: _Steps, needs_calibration: bool) -> None:
+def _prepare(context: _Context, steps: _Steps) -> None:
     spec, progress = context.spec, context.options.progress
     with steps.run("load_torch_model") as record:
         context.model = load_torch_model(spec)
@@ -180,18 +183,22 @@ def _prepare(context: _Context, steps: _Steps, needs_calibration: bool) -> None:
     with steps.run("prepare_validation_data") as record:
         context.validation = load_validation_set(spec, progress)
         record.detail = f"{len(context.validation)} cases from {spec.validation.dicom_dir}"
-    if needs_calibration and spec.calibration is not None:
+    if spec.calibration is not None:
         with steps.run("prepare_calibration_data") as record:
             context.calibration = load_calibration_set(spec, progress)
             record.detail = f"{len(context.calibration)} cases from {spec.calibration.dicom_dir}"
     with steps.run("pytorch_reference") as record:
         context.reference = torch_outputs(context.model, context.validation.feeds())
-        record.detail = "PyTorch outputs on the validation cases"
+        context.output_shapes = _output_shapes(spec, context.reference)
+        record.detail = "PyTorch outputs on the validation cases: " + ", ".join(
+            f"{o.name} {shape}" for o, shape in zip(spec.outputs, context.output_shapes)
+        )
 
 
-def _output_shapes(context: _Context) -> list[list[int]]:
+def _output_shapes(spec: ExportSpec, reference: list[np.ndarray]) -> list[list[int]]:
+    """Output shapes with the batch axis as -1; a shape the spec declares must match."""
     shapes = []
-    for output, values in zip(context.spec.outputs, context.reference):
+    for output, values in zip(spec.outputs, reference):
         shape = [-1, *values.shape[1:]]
         if output.shape is not None and output.shape != shape:
             raise ExportFailed(f"output {output.name!r} has shape {shape}, the spec declares {output.shape}")
@@ -329,29 +336,29 @@ def _build_tensorrt(
     variant.engines.append(engine)
 
 
-def _publish(context: _Context, steps: _Steps, report: ExportReport, repository: Path) -> list[Path]:
-    spec = context.spec
-    assert context.calibration is not None or context.validation is not None
+def _drift_reference(context: _Context, steps: _Steps) -> dict:
+    """Reference statistics from the calibration cases, or the validation cases without them."""
+    source, cases = ("calibration", context.calibration) if context.calibration is not None else ("validation", context.validation)
+    assert cases is not None
     with steps.run("drift_reference") as step:
-        cases = context.calibration if context.calibration is not None else context.validation
-        source = "calibration" if context.calibration is not None else "validation"
-        assert cases is not None
         predictions = onnx_outputs(context.written[0].onnx_path, cases.feeds(), context.output_names)
-        reference = drift_reference(spec, cases, predictions, source)
         step.detail = f"from {len(cases)} {source} cases and the FP32 model's predictions"
-    shapes = _output_shapes(context)
+        return drift_reference(context.spec, cases, predictions, source)
+
+
+def _publish(context: _Context, steps: _Steps, report: ExportReport, repository: Path) -> list[Path]:
+    """Write report and configs into every written variant, then move them into place."""
+    spec = context.spec
+    reference = _drift_reference(context, steps)
     for variant in context.written:
         report.write(variant.directory)
-    for variant in context.written:
         parameters = gateway_parameters(
-            spec, precision=variant.precision, output_shapes=shapes, onnx_file=ONNX_FILE,
+            spec, precision=variant.precision, output_shapes=context.output_shapes, onnx_file=ONNX_FILE,
             report_digest=report_digest(variant.directory), drift_reference=reference,
         )
-        write_configs(variant, spec, shapes, parameters)
+        write_configs(variant, spec, context.output_shapes, parameters)
         variant.directory.chmod(0o755)
-    targets = []
-    for variant in context.written:
-        targets.append(_replace(variant.directory, repository / variant.name, context.staging / f"{variant.name}.retired"))
+    targets = [_replace(v.directory, repository / v.name, context.staging / f"{v.name}.retired") for v in context.written]
     stale = repository / variant_name(spec, Precision.INT8)
     if stale.name not in {v.name for v in context.written} and stale.exists():
         shutil.rmtree(stale)

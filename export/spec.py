@@ -161,7 +161,9 @@ class CalibrationSpec(_Strict):
     """DICOM for INT8 calibration: a folder and optionally a manifest CSV with one column per
     model input (a file, or a series folder for volumetric inputs). Without a manifest, every
     ``*.dcm`` file (2D input) or every folder holding ``*.dcm`` files (volumetric input) under
-    ``dicom_dir`` is one sample. The first ``samples`` (sorted) are used; fewer is an error."""
+    ``dicom_dir`` is one sample. The first ``samples`` (sorted) are used; fewer is an error.
+    Every case must prepare to the input's shape exactly: a sliding-window model is
+    calibrated and validated on patch-sized volumes."""
 
     dicom_dir: Path
     manifest: Path | None = None
@@ -260,7 +262,7 @@ class ExportSpec(_Strict):
         self._check_inputs_for_task()
         self._check_outputs_for_task()
         for tensor in self.inputs:
-            _check_input_preprocessing(tensor, self.input_preprocessing(tensor.name))
+            _check_input_preprocessing(tensor, self.input_preprocessing(tensor.name), tiled=self.task == Task.SEGMENTATION_3D)
         if Precision.INT8 in self.precisions and self.calibration is None:
             raise ValueError("calibration: int8 is among the precisions, so calibration DICOM are required")
         if self.tensorrt.opt_batch_size > self.batching.max_batch_size:
@@ -330,8 +332,10 @@ def _parse_preprocessing(value: dict[str, Any]) -> PreprocessingSpec:
         raise ValueError(f"preprocessing: {exc.message}") from exc
 
 
-def _check_input_preprocessing(tensor: InputSpec, prep: PreprocessingSpec) -> None:
-    """The preprocessing must produce exactly the tensor the input declares."""
+def _check_input_preprocessing(tensor: InputSpec, prep: PreprocessingSpec, tiled: bool) -> None:
+    """The preprocessing must produce exactly the tensor the input declares — except that a
+    ``tiled`` (3D segmentation) input may leave ``output_size`` open: the gateway then tiles
+    the prepared volume with a sliding window of the input's spatial shape."""
     where = f"inputs.{tensor.name}"
     layout = "CHW" if len(tensor.shape) == 4 else "CDHW"
     if prep.layout != layout:
@@ -339,7 +343,7 @@ def _check_input_preprocessing(tensor: InputSpec, prep: PreprocessingSpec) -> No
     spatial = tensor.shape[2:]
     if prep.output_size is not None and list(prep.output_size) != spatial:
         raise ValueError(f"{where}: preprocessing output_size {list(prep.output_size)} differs from the input's spatial shape {spatial}")
-    if prep.output_size is None:
+    if prep.output_size is None and not tiled:
         raise ValueError(f"{where}: preprocessing must fix output_size to {spatial} so that any DICOM fits the input")
     if prep.dtype != tensor.dtype:
         raise ValueError(f"{where}: preprocessing dtype {prep.dtype} differs from the input dtype {tensor.dtype}")

@@ -90,15 +90,17 @@ def evaluate_dice(model: NoduleSegmenter, images: np.ndarray, masks: np.ndarray)
     return dice(labels.numpy(), masks, len(LABELS))
 
 
-def train(seed: int = 0, train_count: int = 1200, validation_count: int = 200, epochs: int = 3, log=print) -> TrainingResult:
-    """Train from scratch with Dice + cross-entropy, deterministically for a seed."""
+def train(seed: int = 0, train_count: int = 1200, validation_count: int = 200, epochs: int = 6, log=print) -> TrainingResult:
+    """Train from scratch with cross-entropy + a foreground Dice over the whole batch (nodules
+    cover about 1 % of a slice and a quarter of the slices have none; see
+    :func:`export.zoo.ct_nodule_segmenter_3d.train`), deterministically for a seed."""
     seed_everything(seed)
     started = time.perf_counter()
     x_train, y_train = make_dataset(seed * 2 + 1, train_count)
     x_val, y_val = make_dataset(seed * 2 + 2, validation_count)
     log(f"generated {train_count}+{validation_count} phantom slices in {time.perf_counter() - started:.1f}s")
     model = build_model()
-    criterion = DiceCELoss(to_onehot_y=True, softmax=True)
+    criterion = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
     score = fit(
         model,
         [x_train],

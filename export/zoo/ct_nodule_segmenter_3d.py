@@ -1,11 +1,13 @@
 """3D chest-CT nodule segmentation: which voxels of a CT series are lung nodule?
 
 A MONAI U-Net in 3D (:class:`~export.zoo.networks.UpsampleUNet`, channels 16–128, one
-residual unit per level) on phantom series of 32 axial slices of 96×96 pixels at 2 mm in every
-direction (:func:`medserve.phantoms.chest_volume` with a 192 mm field of view), prepared by
-:func:`preprocessing.preprocess_series` into [1, 32, 96, 96] — training samples go through the
-same series path as served ones, from in-memory DICOM. The exported graph answers uint8
-labels per voxel: 32×96×96 bytes instead of 2×4 bytes per voxel of probabilities.
+residual unit per level) that takes patches of 32×96×96 voxels of 2 mm. Its preprocessing
+resamples any series to 2 mm voxels (``spacing_mm``) and leaves the size open, so nodules keep
+their physical size and the gateway tiles a larger volume with a sliding window of the patch
+size. Trained on phantom series of exactly one patch (:func:`medserve.phantoms.chest_volume`,
+32 slices of 96×96 over a 192 mm field of view), prepared by the same
+:func:`preprocessing.preprocess_series` as served ones, from in-memory DICOM. The exported
+graph answers uint8 labels per voxel: 1 byte instead of 2×4 bytes of probabilities.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ VOLUME_SHAPE = (32, 96, 96)
 SPACING_MM = (2.0, 2.0, 2.0)
 CHANNELS = (16, 32, 64, 128)
 PREPROCESSING = PreprocessingSpec.from_dict(
-    {"modalities": ["CT"], "window": {"preset": "lung"}, "output_size": list(VOLUME_SHAPE), "layout": "CDHW", "dtype": "float32"}
+    {"modalities": ["CT"], "window": {"preset": "lung"}, "spacing_mm": list(SPACING_MM), "layout": "CDHW", "dtype": "float32"}
 )
 
 
@@ -86,7 +88,7 @@ def evaluate_dice(model: NoduleSegmenter3D, volumes: np.ndarray, masks: np.ndarr
     return dice(labels.numpy(), masks, len(LABELS))
 
 
-def train(seed: int = 0, train_count: int = 200, validation_count: int = 32, epochs: int = 6, log=print) -> TrainingResult:
+def train(seed: int = 0, train_count: int = 200, validation_count: int = 32, epochs: int = 10, log=print) -> TrainingResult:
     """Train from scratch with cross-entropy + a foreground Dice over the whole batch,
     deterministically for a seed. Nodules fill well under 1 % of a volume: a Dice that
     counted the background, or was averaged per volume (many hold none), would teach the

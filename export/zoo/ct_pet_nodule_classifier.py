@@ -52,10 +52,10 @@ PET_PREPROCESSING = PreprocessingSpec.from_dict(
         "dtype": "float32",
     }
 )
-#: SUV by HU of the noise-free tissue classes: air, lung, fat, soft tissue, bone.
+#: SUV by HU of the tissue classes (air, lung, fat, soft tissue, bone), interpolated between.
 _TISSUE_HU = [-1000.0, -850.0, -100.0, 40.0, 700.0]
 _TISSUE_SUV = [0.0, 0.4, 0.5, 1.0, 1.3]
-PSF_FWHM_MM = 6.0
+PSF_FWHM_MM = 6.0  # also smooths away the CT noise the SUV map inherits
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,7 @@ def fusion_case(rng: np.random.Generator, positive: bool) -> FusionCase:
         if count > 0 or not positive:
             break
     mm_per_px = FIELD_OF_VIEW_MM / CT_SLICE_SIZE
-    tissue = ndimage.median_filter(phantom.hu, size=3)
-    suv = np.interp(tissue, _TISSUE_HU, _TISSUE_SUV).astype(np.float32)
+    suv = np.interp(phantom.hu, _TISSUE_HU, _TISSUE_SUV).astype(np.float32)
     avid = np.zeros(count, dtype=bool)
     if positive:
         avid = rng.random(count) < 0.5
@@ -122,7 +121,7 @@ def fusion_case(rng: np.random.Generator, positive: bool) -> FusionCase:
     for k in range(count):
         suv[components == k + 1] = rng.uniform(2.5, 10.0) if avid[k] else rng.uniform(0.8, 1.2)
     if rng.random() < 0.5:
-        soft_tissue = np.argwhere((tissue > -150) & (tissue < 150) & ~phantom.nodule_mask)
+        soft_tissue = np.argwhere((phantom.hu > -150) & (phantom.hu < 150) & ~phantom.nodule_mask)
         for _ in range(int(rng.integers(1, 3))):
             centre = soft_tissue[rng.integers(len(soft_tissue))]
             suv[_hot_spot(suv.shape, centre, rng.uniform(4.0, 9.0) / mm_per_px)] = rng.uniform(3.0, 8.0)

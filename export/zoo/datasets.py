@@ -79,7 +79,7 @@ def write_segmenter_3d_set(directory: Path, count: int, seed: int) -> Path:
         for k, ds in enumerate(ct_series(volume, ct_nodule_segmenter_3d.SPACING_MM)):
             ds.save_as(directory / name / f"IM{k:05d}.dcm", enforce_file_format=True)
         np.save(directory / f"{name}_mask.npy", mask)
-        rows.append({"image": name, "mask": f"{name}_mask.npy"})
+        rows.append({"volume": name, "mask": f"{name}_mask.npy"})
     return _write_manifest(directory, rows)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..pipeline import ExportOptions, export_model, source_digest
-from ..spec import ExportSpec, Precision, load_spec
+from ..spec import ExportSpec, load_spec
 from .datasets import MANIFEST, WRITERS
 
 __all__ = ["DATA_DIR", "SPECS_DIR", "ZOO", "ensure_demo_repository", "ensure_zoo_data", "zoo_spec"]
@@ -41,7 +41,6 @@ ZOO: dict[str, ZooData] = {
     "ct_nodule_segmenter_3d": ZooData(validation_count=24),
     "ct_pet_nodule_classifier": ZooData(validation_count=128),
 }
-_TEMPORARY_DEMO = ("ct_nodule_classifier",)
 
 
 def ensure_zoo_data(name: str, log: Callable[[str], None] = print, data_dir: Path = DATA_DIR) -> Path:
@@ -71,12 +70,12 @@ def _exported_digest(model_dir: Path) -> str | None:
 
 
 def ensure_demo_repository(
-    repository: Path, log: Callable[[str], None] = print, force: bool = False, options: ExportOptions = ExportOptions(precisions=[Precision.FP32])
+    repository: Path, log: Callable[[str], None] = print, force: bool = False, options: ExportOptions = ExportOptions()
 ) -> list[str]:
     """Export every zoo model that is missing from ``repository`` or stale; returns the
     names exported."""
     exported = []
-    for name in _TEMPORARY_DEMO:
+    for name in ZOO:
         spec = zoo_spec(name)
         if not force and _exported_digest(Path(repository) / name) == source_digest(spec, options.precisions):
             continue

@@ -128,3 +128,18 @@ def test_steps_are_logged_with_status_and_seconds(tiny_classifier_spec, tmp_path
     export_model(load_spec(tiny_classifier_spec()), tmp_path / "repository", log=lines.append, options=ExportOptions(precisions=[Precision.FP32]))
     assert lines[0].startswith("[tiny_classifier] load_torch_model: OK (")
     assert any(line.startswith("[tiny_classifier] verify_fp32: OK") and "max abs" in line for line in lines)
+
+
+def test_int8_asked_for_without_calibration_data_is_a_spec_error(tiny_classifier_spec, tmp_path: Path) -> None:
+    from export.errors import ExportSpecError
+
+    spec = load_spec(tiny_classifier_spec(calibration=None, precisions=["fp32"]))
+    with pytest.raises(ExportSpecError, match=r"tiny_classifier: int8 needs calibration DICOM and the spec has no calibration section"):
+        export_model(spec, tmp_path / "repository", log=lambda _: None, options=ExportOptions(precisions=[Precision.FP32, Precision.INT8]))
+
+
+def test_without_calibration_the_drift_reference_comes_from_validation(tiny_classifier_spec, tmp_path: Path) -> None:
+    spec = load_spec(tiny_classifier_spec(calibration=None, precisions=["fp32"]))
+    result = export_model(spec, tmp_path / "repository", log=lambda _: None)
+    parameters = _parameters(_config(result.model_dir))
+    assert (json.loads(parameters["drift_reference"])["source"], json.loads(parameters["drift_reference"])["cases"]) == ("validation", 16)

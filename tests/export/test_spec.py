@@ -144,6 +144,16 @@ def test_unreadable_spec_files(tmp_path: Path, content: str | None, match: str) 
         load_spec(path)
 
 
+def test_a_3d_segmentation_input_may_leave_its_size_to_the_sliding_window(tmp_path: Path) -> None:
+    data = copy.deepcopy(BASE)
+    data["task"] = "segmentation-3d"
+    data["inputs"][0]["shape"] = [-1, 1, 32, 96, 96]
+    data["outputs"] = [{"name": "labels", "meaning": "segmentation_labels", "labels": ["bg", "nodule"], "dtype": "uint8"}]
+    data["preprocessing"] = {"modalities": ["CT"], "window": {"preset": "lung"}, "spacing_mm": [2.0, 2.0, 2.0], "layout": "CDHW"}
+    spec = load_spec(_write(tmp_path, data))
+    assert spec.preprocessing_spec.output_size is None
+
+
 def test_overrides_replace_top_level_keys(tmp_path: Path) -> None:
     spec = load_spec(_write(tmp_path, BASE), {"precisions": ["fp32"], "calibration": None})
     assert spec.precisions == [Precision.FP32]

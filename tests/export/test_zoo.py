@@ -79,7 +79,7 @@ def test_training_is_reproducible_from_its_seed(module, counts: dict) -> None:
     [
         ("ct_nodule_classifier", ["image", "label"]),
         ("ct_nodule_segmenter", ["image", "mask"]),
-        ("ct_nodule_segmenter_3d", ["image", "mask"]),
+        ("ct_nodule_segmenter_3d", ["volume", "mask"]),
         ("ct_pet_nodule_classifier", ["ct", "pet", "label"]),
     ],
 )
