@@ -70,9 +70,15 @@ def _excluded_nodes(model_path: Path, options: QuantizationSpec) -> list[str]:
 
 
 def quantize_int8(
-    fp32_path: Path, int8_path: Path, calibration: PreparedSet, options: QuantizationSpec, progress: bool = False
+    fp32_path: Path,
+    int8_path: Path,
+    calibration: PreparedSet,
+    options: QuantizationSpec,
+    progress: bool = False,
+    label: str = "INT8 calibration",
 ) -> Path:
-    """Write the QDQ model of ``fp32_path`` to ``int8_path``; ``onnx.checker`` must accept it."""
+    """Write the QDQ model of ``fp32_path`` to ``int8_path``; ``onnx.checker`` must accept it.
+    ``label`` names the progress bar."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -89,7 +95,7 @@ def quantize_int8(
         quantize_static(
             str(prepared_model),
             str(int8_path),
-            PreparedCalibrationReader(calibration, progress, label=f"calibrating {fp32_path.parent.name}"),
+            PreparedCalibrationReader(calibration, progress, label=label),
             quant_format=QuantFormat.QDQ,
             per_channel=options.per_channel,
             activation_type=types[options.activation_type],

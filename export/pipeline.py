@@ -254,7 +254,9 @@ def _int8(context: _Context, steps: _Steps, report: ExportReport) -> VariantDire
     assert validation is not None and calibration is not None and context.fp32_metric is not None
     base, variant = context.written[0], context.variant(Precision.INT8)
     with steps.run("onnx2int8") as step:
-        quantize_int8(base.onnx_path, variant.onnx_path, calibration, spec.quantization, context.options.progress)
+        quantize_int8(
+            base.onnx_path, variant.onnx_path, calibration, spec.quantization, context.options.progress, label=f"{spec.name}: INT8 calibration"
+        )
         q = spec.quantization
         step.detail = (
             f"QDQ, {len(calibration)} calibration cases, {q.calibration_method}, "
