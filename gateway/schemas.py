@@ -29,6 +29,8 @@ class TensorPublic(BaseModel):
     name: str
     dtype: str
     shape: list[int]
+    modality: str | None = Field(None, description="The Modality that feeds this input (multi-input models).")
+    preprocessing: dict[str, Any] | None = Field(None, description="This input's own preprocessing spec, when it has one.")
 
 
 class OutputPublic(BaseModel):

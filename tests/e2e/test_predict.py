@@ -68,7 +68,8 @@ def test_model_list_and_card_come_from_triton_config(gateway: TestClient) -> Non
     assert card["task"] == "classification"
     assert card["labels"] == ["no_nodule", "nodule"]
     assert card["ready"] is True
-    assert card["inputs"] == [{"name": "image", "dtype": "float32", "shape": [-1, 1, 128, 128]}]
+    [image] = card["inputs"]
+    assert (image["name"], image["dtype"], image["shape"], image["modality"]) == ("image", "float32", [-1, 1, 128, 128], "CT")
     assert card["preprocessing"]["window"]["preset"] == "lung"
     assert len(card["export_report_digest"]) == 64
 

@@ -25,7 +25,16 @@ async def get_model(name: str, catalog: CatalogDep, triton: TritonDep) -> ModelP
         description=card.description,
         ready=await triton.model_ready(name),
         labels=card.labels,
-        inputs=[TensorPublic(name=t.name, dtype=t.dtype, shape=t.shape) for t in card.inputs],
+        inputs=[
+            TensorPublic(
+                name=t.name,
+                dtype=t.dtype,
+                shape=t.shape,
+                modality=t.modality,
+                preprocessing=t.preprocessing.to_dict() if t.preprocessing else None,
+            )
+            for t in card.inputs
+        ],
         outputs=[OutputPublic(name=o.name, meaning=o.meaning, labels=o.labels) for o in card.outputs],
         preprocessing=card.preprocessing.to_dict(),
         max_batch_size=card.max_batch_size,
