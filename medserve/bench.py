@@ -131,10 +131,17 @@ def series_payloads(directory: Path, count: int = 2, slices: int = 32, size: int
 
 @dataclass
 class LoadResult:
+    """Latencies of every answered request, and throughput over the measurement window: the
+    requests answered before the time limit (or, when the request limit came first, all of
+    them, over the time until the last answer). Requests still in flight at the time limit
+    are waited for, so that they cannot load the next measurement, and their latencies count."""
+
     concurrency: int
     latencies_s: list[float]
     errors: dict[str, int]
-    duration_s: float
+    window_s: float
+    answered_in_window: int
+    drain_s: float = 0.0
 
     @property
     def requests(self) -> int:
@@ -142,7 +149,7 @@ class LoadResult:
 
     @property
     def throughput_rps(self) -> float:
-        return self.requests / self.duration_s if self.duration_s > 0 else 0.0
+        return self.answered_in_window / self.window_s if self.window_s > 0 else 0.0
 
     def percentile_ms(self, q: float) -> float | None:
         return float(np.percentile(self.latencies_s, q) * 1000) if self.latencies_s else None
@@ -152,7 +159,9 @@ class LoadResult:
             "concurrency": self.concurrency,
             "requests": self.requests,
             "errors": dict(self.errors),
-            "duration_s": round(self.duration_s, 3),
+            "window_s": round(self.window_s, 3),
+            "answered_in_window": self.answered_in_window,
+            "drain_s": round(self.drain_s, 3),
             "throughput_rps": round(self.throughput_rps, 3),
             "mean_ms": round(float(np.mean(self.latencies_s)) * 1000, 3) if self.latencies_s else None,
             **{f"p{q}_ms": _round(self.percentile_ms(q)) for q in (50, 95, 99)},
@@ -173,11 +182,12 @@ async def closed_loop(
 ) -> LoadResult:
     """``concurrency`` clients on keep-alive connections, each POSTing its next payload (round
     robin, staggered per client) as soon as the previous answer arrived, until
-    ``max_requests`` were sent or ``max_seconds`` passed; requests in flight then finish.
-    Only 200 answers (that pass ``check``) count as latencies; anything else is an error."""
+    ``max_requests`` were sent or ``max_seconds`` passed. Only 200 answers (that pass
+    ``check``) count as latencies; anything else is an error."""
     import aiohttp
 
     latencies: list[float] = []
+    answered_at: list[float] = []
     errors: dict[str, int] = {}
     sent = 0
     started = time.perf_counter()
@@ -200,17 +210,24 @@ async def closed_loop(
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
                 continue
-            elapsed = time.perf_counter() - t0
+            t1 = time.perf_counter()
             if status != 200:
                 errors[str(status)] = errors.get(str(status), 0) + 1
             elif check is not None and not check(body):
                 errors["unexpected_answer"] = errors.get("unexpected_answer", 0) + 1
             else:
-                latencies.append(elapsed)
+                latencies.append(t1 - t0)
+                answered_at.append(t1)
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         await asyncio.gather(*(client(i, session) for i in range(concurrency)))
-    return LoadResult(concurrency, latencies, errors, time.perf_counter() - started)
+    finished = time.perf_counter()
+    if sent >= max_requests and (not answered_at or max(answered_at) <= deadline):
+        window_end = max(answered_at, default=finished)  # the request limit came first
+    else:
+        window_end = deadline
+    in_window = sum(1 for t in answered_at if t <= window_end)
+    return LoadResult(concurrency, latencies, errors, window_end - started, in_window, max(finished - window_end, 0.0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -417,9 +434,9 @@ class BenchOptions:
     models: tuple[str, ...] = MODELS
     concurrency: tuple[int, ...] = CONCURRENCY
     variants: tuple[str, ...] = ("a", "b", "c", "d")
-    seconds: float = 8.0
-    max_requests: dict[str, int] = field(default_factory=lambda: {CLASSIFIER: 600, SEGMENTER_3D: 240})
-    warmup_requests: int = 4  # per client, before every measurement
+    seconds: dict[str, float] = field(default_factory=lambda: {CLASSIFIER: 5.0, SEGMENTER_3D: 8.0})
+    max_requests: dict[str, int] = field(default_factory=lambda: {CLASSIFIER: 1000, SEGMENTER_3D: 240})
+    warmup_seconds: float = 1.0  # before every measurement: at least one request per client
     repository: Path = PROJECT_ROOT / "model_repository"
     work_dir: Path | None = None
     gateway_env: dict[str, str] = field(default_factory=dict)
@@ -577,12 +594,12 @@ def measure_cell(stack: Stack, model: str, variant: str, concurrency: int, paylo
     url, metrics_url, triton, served = stack.endpoint(variant, model)
     groups = stack.process_groups(variant, model)
     check = _check_answer(model)
-    warmup = asyncio.run(closed_loop(url, payloads, concurrency, options.warmup_requests * concurrency, options.seconds, check))
+    warmup = asyncio.run(closed_loop(url, payloads, concurrency, concurrency, options.warmup_seconds, check))
     if warmup.errors:
         raise RuntimeError(f"{model} variant {variant}: warm-up failed: {warmup.errors}")
     before = _snapshot(metrics_url, triton, model, served)
     cpu_before = _cpu_counters(groups)
-    load = asyncio.run(closed_loop(url, payloads, concurrency, options.max_requests[model], options.seconds, check))
+    load = asyncio.run(closed_loop(url, payloads, concurrency, options.max_requests[model], options.seconds[model], check))
     cpu_after = _cpu_counters(groups)
     after = _snapshot(metrics_url, triton, model, served)
     stages = stage_breakdown(before[0], after[0], before[1], after[1])
@@ -677,11 +694,12 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         "inputs": {model: [p.name for p in items] for model, items in payloads.items()},
         "settings": {
             "concurrency": list(options.concurrency),
-            "seconds_per_measurement": options.seconds,
+            "seconds_per_measurement": {m: options.seconds[m] for m in options.models},
             "max_requests": {m: options.max_requests[m] for m in options.models},
-            "warmup_requests_per_client": options.warmup_requests,
+            "warmup": f"one request per client (and at most {options.warmup_seconds:g} s) before each measurement",
             "gateway_env": options.gateway_env,
             "gateway_workers": options.gateway_workers,
+            "baseline_route": "inline" if os.environ.get("MEDSERVE_BASELINE_ROUTE") == "inline" else "threadpool",
         },
         "cells": [asdict(c) for c in cells],
         "targets": evaluate_targets(cells),
@@ -729,7 +747,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"### {model}",
             "",
             f"Inputs (round robin): {', '.join(inputs)}. Per measurement at most "
-            f"{report['settings']['max_requests'][model]} requests or {report['settings']['seconds_per_measurement']:g} s.",
+            f"{report['settings']['max_requests'][model]} requests or {report['settings']['seconds_per_measurement'][model]:g} s "
+            "(throughput over that window; requests still in flight then are waited for and their latencies count).",
             "",
             "| variant | concurrency | requests | throughput (req/s) | × (a) | p50 (ms) | p95 (ms) | p99 (ms) | errors |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",

@@ -75,14 +75,14 @@ def _bench(args: argparse.Namespace) -> int:
     def numbers(text: str) -> tuple[int, ...]:
         return tuple(int(x) for x in text.split(",") if x)
 
-    max_requests = {CLASSIFIER: 600, SEGMENTER_3D: 240}
-    if args.max_requests:
-        max_requests = dict.fromkeys(max_requests, args.max_requests)
+    defaults = BenchOptions()
+    max_requests = dict.fromkeys(defaults.max_requests, args.max_requests) if args.max_requests else defaults.max_requests
+    seconds = dict.fromkeys(defaults.seconds, args.seconds) if args.seconds else defaults.seconds
     options = BenchOptions(
         models=tuple(args.models.split(",")),
         concurrency=numbers(args.concurrency),
         variants=tuple(args.variants.split(",")),
-        seconds=args.seconds,
+        seconds=seconds,
         max_requests=max_requests,
         repository=Path(args.repository),
         work_dir=Path(args.work_dir) if args.work_dir else None,
@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--models", default="ct_nodule_classifier,ct_nodule_segmenter_3d")
     bench.add_argument("--concurrency", default="1,4,16,32", help="comma-separated client counts")
     bench.add_argument("--variants", default="a,b,c,d", help="a baseline, b no batching, c dynamic batching, d INT8")
-    bench.add_argument("--seconds", type=float, default=8.0, help="longest measurement per variant and concurrency")
-    bench.add_argument("--max-requests", type=int, help="most requests per measurement (default 600 2D, 240 3D)")
+    bench.add_argument("--seconds", type=float, help="measurement window per variant and concurrency (default 5 s 2D, 8 s 3D)")
+    bench.add_argument("--max-requests", type=int, help="most requests per measurement (default 1000 2D, 240 3D)")
     bench.add_argument("--repository", default=str(PROJECT_ROOT / "model_repository"))
     bench.add_argument("--work-dir", help="keep server logs and repository copies here (default: a temporary folder)")
     bench.add_argument("--gateway-env", action="append", default=[], metavar="MEDSERVE_X=VALUE", help="extra gateway setting")

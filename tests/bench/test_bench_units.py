@@ -172,7 +172,7 @@ def _report(cells: list[bench.Cell]) -> dict:
         },
         "variants": {v.key: {"label": v.label, "description": v.description} for v in bench.VARIANTS},
         "inputs": {bench.CLASSIFIER: ["693_UNCI.dcm"]},
-        "settings": {"max_requests": {bench.CLASSIFIER: 10}, "seconds_per_measurement": 1.0},
+        "settings": {"max_requests": {bench.CLASSIFIER: 10}, "seconds_per_measurement": {bench.CLASSIFIER: 1.0}},
         "cells": [
             {"model": c.model, "variant": c.variant, "concurrency": c.concurrency, "load": c.load, "stages": c.stages} for c in cells
         ],
