@@ -494,6 +494,14 @@ def machine_description() -> dict[str, Any]:
     }
 
 
+def _export_digest(model_dir: Path) -> str | None:
+    """The export's source digest (spec + weights), so a result names the exact model it ran."""
+    try:
+        return json.loads((model_dir / "export_report.json").read_text())["source_digest"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def _model_dirs(repository: Path, models: Sequence[str]) -> dict[str, list[str]]:
     missing = [m for m in models if not (repository / m / "config.pbtxt").exists()]
     if missing:
@@ -692,6 +700,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         "machine": machine,
         "variants": {v.key: {"label": v.label, "description": v.description} for v in VARIANTS},
         "inputs": {model: [p.name for p in items] for model, items in payloads.items()},
+        "models": {name: _export_digest(options.repository / name) for names in model_dirs.values() for name in names},
         "settings": {
             "concurrency": list(options.concurrency),
             "seconds_per_measurement": {m: options.seconds[m] for m in options.models},
@@ -782,6 +791,21 @@ def render_markdown(report: dict[str, Any]) -> str:
                 + " | "
                 + " | ".join(_fmt(triton.get(f"{stage}_ms"), 2) for stage in TRITON_STAGES)
                 + f" | {_fmt(triton.get('mean_batch_size'), 2)} | {outside} |"
+            )
+        lines += [
+            "",
+            f"CPU of {model}, ms per answered request (Linux /proc over the same measurement): each variant's "
+            "server processes, the load generator, and *other* = the rest of the machine (not ours: a noise gauge).",
+            "",
+            "| variant | conc. | baseline | gateway | tritonserver | load generator | other |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for cell in sorted((c for c in cells if c["model"] == model), key=lambda c: (c["concurrency"], c["variant"])):
+            cpu = cell["stages"].get("cpu_ms_per_request", {})
+            lines.append(
+                f"| ({cell['variant']}) | {cell['concurrency']} | "
+                + " | ".join(_fmt(cpu.get(key), 2) for key in ("baseline", "gateway", "triton", "client", "other"))
+                + " |"
             )
         lines.append("")
     lines += ["### Targets", "", "| target | measured | met |", "|---|---|---|"]
