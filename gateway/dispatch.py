@@ -10,9 +10,9 @@ from .catalog import ModelCard
 from .config import Settings
 from .drift import DriftMonitor, DriftObservation
 from .errors import InvalidUpload, TaskUnsupported
-from .formats import OutputFormat, check_available
-from .predict import StageClock, classify, classify_fusion
-from .responses import classification_response, segmentation_response
+from .formats import OutputFormat, effective_format
+from .predict import StageClock, activation_output, classify, classify_fusion
+from .responses import classification_response, heatmap_response, segmentation_response
 from .segmentation import SlidingWindowOptions, segment
 from .triton import TritonClient
 from .uploads import DicomPart
@@ -31,10 +31,18 @@ async def run_model(
     monitor: DriftMonitor | None = None,
 ) -> BaseModel | Response:
     """Run the model; every successful answer's features go to the drift ``monitor``."""
-    check_available(output_format, card.task)
-    if card.task in ("classification", "multi-input"):
-        classifier = classify if card.task == "classification" else classify_fusion
-        result = await classifier(parts, card, triton, clock, audit, request_id)
+    output_format = effective_format(output_format, card.task, activation_output(card) is not None)
+    if card.task == "classification":
+        heatmap = output_format == OutputFormat.HEATMAP
+        result = await classify(parts, card, triton, clock, audit, request_id, with_activation_map=heatmap)
+        _observe(monitor, result.drift)
+        if heatmap:
+            if slice_index is not None and not 0 <= slice_index < len(result.instances):
+                raise InvalidUpload(f"instance {slice_index} is outside the {len(result.instances)} instances sent")
+            return heatmap_response(card, result, slice_index)
+        return classification_response(card, result, request_id)
+    if card.task == "multi-input":
+        result = await classify_fusion(parts, card, triton, clock, audit, request_id)
         _observe(monitor, result.drift)
         return classification_response(card, result, request_id)
     if card.task in ("segmentation-2d", "segmentation-3d"):

@@ -7,6 +7,7 @@
 | ``png``   | image/png                 | segmentation: windowed slice + coloured mask    |
 | ``nifti`` | application/gzip          | segmentation: label map (.nii.gz), real affine  |
 | ``seg``   | application/dicom         | segmentation: DICOM SEG referencing the sources |
+| ``heatmap``| image/png                | classifiers with an activation map: its overlay |
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class OutputFormat(StrEnum):
     PNG = "png"
     NIFTI = "nifti"
     SEG = "seg"
+    HEATMAP = "heatmap"
 
 
 MEDIA_TYPES = {
@@ -32,6 +34,7 @@ MEDIA_TYPES = {
     OutputFormat.PNG: "image/png",
     OutputFormat.NIFTI: "application/gzip",
     OutputFormat.SEG: "application/dicom",
+    OutputFormat.HEATMAP: "image/png",
 }
 _FROM_ACCEPT = {
     "application/json": OutputFormat.JSON,
@@ -40,8 +43,9 @@ _FROM_ACCEPT = {
     "application/x-nifti": OutputFormat.NIFTI,
     "application/dicom": OutputFormat.SEG,
 }
-SEGMENTATION_FORMATS = frozenset(OutputFormat)
+SEGMENTATION_FORMATS = frozenset(OutputFormat) - {OutputFormat.HEATMAP}
 CLASSIFICATION_FORMATS = frozenset({OutputFormat.JSON})
+EXPLAINED_CLASSIFICATION_FORMATS = frozenset({OutputFormat.JSON, OutputFormat.HEATMAP})
 
 
 def requested_format(request: Request) -> OutputFormat:
@@ -76,10 +80,18 @@ def requested_format(request: Request) -> OutputFormat:
     raise NotAcceptable(f"none of the accepted media types ({accept}) can be produced; see ?format=")
 
 
-def check_available(output_format: OutputFormat, task: str) -> None:
-    allowed = SEGMENTATION_FORMATS if task.startswith("segmentation") else CLASSIFICATION_FORMATS
+def effective_format(output_format: OutputFormat, task: str, has_activation_map: bool) -> OutputFormat:
+    """The format to produce, or :class:`OutputUnavailable`. A classifier asked for PNG
+    answers its activation-map overlay when it has one."""
+    if task.startswith("segmentation"):
+        allowed = SEGMENTATION_FORMATS
+    else:
+        allowed = EXPLAINED_CLASSIFICATION_FORMATS if has_activation_map else CLASSIFICATION_FORMATS
+        if output_format == OutputFormat.PNG and has_activation_map:
+            output_format = OutputFormat.HEATMAP
     if output_format not in allowed:
         raise OutputUnavailable(
-            f"format {output_format.value!r} is not available for a {task} model; use one of "
+            f"format {output_format.value!r} is not available for this {task} model; use one of "
             f"{', '.join(sorted(f.value for f in allowed))}"
         )
+    return output_format

@@ -51,6 +51,8 @@ class InstanceClassification:
     sop_instance_uid: str
     probabilities: list[tuple[str, float]]
     applied: dict[str, Any]
+    source: Dataset | None = None
+    activation_map: np.ndarray | None = None  # model grid, [0, 1]; only when asked for
 
 
 @dataclass(frozen=True)
@@ -97,13 +99,26 @@ def _probability_output(card: ModelCard) -> str:
     return output.name
 
 
+def activation_output(card: ModelCard) -> str | None:
+    return next((o.name for o in card.outputs if o.meaning == "activation_map"), None)
+
+
 async def classify(
-    parts: list[DicomPart], card: ModelCard, triton: TritonClient, clock: StageClock, audit: AuditRecord, request_id: str
+    parts: list[DicomPart],
+    card: ModelCard,
+    triton: TritonClient,
+    clock: StageClock,
+    audit: AuditRecord,
+    request_id: str,
+    with_activation_map: bool = False,
 ) -> ClassificationResult:
-    """Classify every instance; all go to Triton as batches of at most ``max_batch_size``."""
+    """Classify every instance; all go to Triton as batches of at most ``max_batch_size``.
+    The activation map output is requested only when the answer needs it."""
     if len(card.inputs) != 1:
         raise InferenceFailed(f"model {card.name!r} takes {len(card.inputs)} inputs; send one series per input")
     output_name = _probability_output(card)
+    activation_name = activation_output(card) if with_activation_map else None
+    requested = [output_name, activation_name] if activation_name else [output_name]
 
     started = time.perf_counter()
     datasets = await anyio.to_thread.run_sync(_decode_all, parts)
@@ -119,18 +134,19 @@ async def classify(
     step = max(card.max_batch_size, 1)
     answers = await asyncio.gather(
         *(
-            triton.infer(card.name, {card.inputs[0].name: batch[i : i + step]}, [output_name], request_id=request_id)
+            triton.infer(card.name, {card.inputs[0].name: batch[i : i + step]}, requested, request_id=request_id)
             for i in range(0, len(batch), step)
         )
     )
     probabilities = np.concatenate([outputs[output_name] for outputs, _ in answers])
+    activations = np.concatenate([outputs[activation_name] for outputs, _ in answers]) if activation_name else [None] * len(batch)
     version = answers[0][1]
     clock.record("infer", started)
 
     started = time.perf_counter()
     instances = [
-        InstanceClassification(str(ds.get("SOPInstanceUID", "")), postprocess.classification(card, row), p.applied)
-        for ds, row, p in zip(datasets, probabilities, prepared)
+        InstanceClassification(str(ds.get("SOPInstanceUID", "")), postprocess.classification(card, row), p.applied, ds, activation)
+        for ds, row, p, activation in zip(datasets, probabilities, prepared, activations)
     ]
     drift = [
         merge(input_features(card.inputs[0].name, p.array, ds), prediction_features(i.probabilities))

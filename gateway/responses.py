@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 from fastapi import Response
 from pydantic import BaseModel
 
@@ -11,10 +12,11 @@ from preprocessing.decode import decode_pixels
 from preprocessing.pixels import apply_window, resolve_window, to_modality_values
 
 from .catalog import ModelCard
+from .errors import OutputUnavailable
 from .formats import MEDIA_TYPES, OutputFormat
 from .outputs import rle
 from .outputs.nifti import nifti_labels
-from .outputs.overlay import mask_overlay_png
+from .outputs.overlay import heatmap_overlay_png, mask_overlay_png
 from .outputs.seg import segmentation
 from .predict import ClassificationResult
 from .schemas import (
@@ -81,10 +83,9 @@ def segmentation_json(card: ModelCard, result: SegmentationResult, timings: dict
     )
 
 
-def _windowed_slice(card: ModelCard, result: SegmentationResult, index: int) -> np.ndarray:
+def _windowed_slice(card: ModelCard, ds) -> np.ndarray:
     """The source slice in [0, 1]: the model's window when it has one, else the 1st–99th
     percentile range, so that a person sees what the model saw."""
-    ds = result.datasets[index]
     values = to_modality_values(ds, decode_pixels(ds))
     if values.ndim != 2:
         raise PreprocessingError("the overlay needs a single-frame grayscale slice")
@@ -116,7 +117,7 @@ def segmentation_response(
     headers = {"X-Model-Version": result.model_version}
     if output_format == OutputFormat.PNG:
         index = overlay_slice_index(result, slice_index)
-        content = mask_overlay_png(_windowed_slice(card, result, index), result.labels_map[index])
+        content = mask_overlay_png(_windowed_slice(card, result.datasets[index]), result.labels_map[index])
         headers["X-Slice-Index"] = str(index)
     elif output_format == OutputFormat.NIFTI:
         content = nifti_labels(result.labels_map, result.affine_lps)
@@ -125,3 +126,18 @@ def segmentation_response(
         content = segmentation(result.datasets, result.labels_map, result.labels, card.name, result.model_version)
         headers["Content-Disposition"] = f'attachment; filename="{card.name}-seg.dcm"'
     return Response(content=content, media_type=MEDIA_TYPES[output_format], headers=headers)
+
+
+def heatmap_response(card: ModelCard, result: ClassificationResult, instance_index: int | None) -> Response:
+    """The activation map of one instance (the first by default), upsampled over its source
+    pixels: the model's grid is a uniform resize of the source, so one linear zoom maps it."""
+    index = instance_index or 0
+    instance = result.instances[index]
+    if instance.source is None or instance.activation_map is None:
+        raise OutputUnavailable(f"model {card.name!r} answered no activation map")
+    image = _windowed_slice(card, instance.source)
+    activation = np.asarray(instance.activation_map, dtype=np.float32).reshape(instance.activation_map.shape[-2:])
+    factors = (image.shape[0] / activation.shape[0], image.shape[1] / activation.shape[1])
+    heat = ndimage.zoom(activation, factors, order=1, mode="nearest", grid_mode=True)[: image.shape[0], : image.shape[1]]
+    headers = {"X-Model-Version": result.model_version, "X-Instance-Index": str(index)}
+    return Response(content=heatmap_overlay_png(image, heat), media_type="image/png", headers=headers)

@@ -49,6 +49,29 @@ def build_model() -> NoduleClassifier:
     return NoduleClassifier()
 
 
+class NoduleClassifierWithActivationMap(NoduleClassifier):
+    """The same network and weights, also answering a class-activation map (CAM, Zhou et al.
+    2016) of the ``nodule`` class: the last stage's features weighted by the head's evidence for
+    nodule over no-nodule, rectified and scaled to [0, 1] per image. [N, 4, 4] for a 128² input
+    (stride 32); the gateway upsamples it over the source image for a person to look at."""
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        net = self.backbone
+        features = net.act(net.bn1(net.conv1(image)))
+        if not net.no_max_pool:
+            features = net.maxpool(features)
+        features = net.layer4(net.layer3(net.layer2(net.layer1(features))))
+        probabilities = torch.softmax(net.fc(net.avgpool(features).flatten(1)), dim=1)
+        evidence = net.fc.weight[LABELS.index("nodule")] - net.fc.weight[LABELS.index("no_nodule")]
+        activation = torch.relu(torch.einsum("c,nchw->nhw", evidence, features))
+        activation = activation / (activation.amax(dim=(1, 2), keepdim=True) + 1e-6)
+        return probabilities, activation
+
+
+def build_model_with_activation_map() -> NoduleClassifierWithActivationMap:
+    return NoduleClassifierWithActivationMap()
+
+
 def make_dataset(seed: int, count: int) -> tuple[np.ndarray, np.ndarray]:
     """``count`` prepared slices [N, 1, 128, 128] and labels [N]; half contain 1–2 nodules."""
     rng = np.random.default_rng(seed)

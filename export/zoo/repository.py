@@ -17,7 +17,7 @@ from ..pipeline import ExportOptions, export_model, source_digest
 from ..spec import ExportSpec, load_spec
 from .datasets import MANIFEST, WRITERS
 
-__all__ = ["DATA_DIR", "SPECS_DIR", "ZOO", "ensure_demo_repository", "ensure_zoo_data", "zoo_spec"]
+__all__ = ["DATA_DIR", "DERIVED", "SPECS_DIR", "ZOO", "ensure_demo_repository", "ensure_zoo_data", "zoo_spec"]
 
 SPECS_DIR = Path(__file__).parent / "specs"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +41,9 @@ ZOO: dict[str, ZooData] = {
     "ct_nodule_segmenter_3d": ZooData(validation_count=24),
     "ct_pet_nodule_classifier": ZooData(validation_count=128),
 }
+
+#: Exports derived from a zoo model's weights and data (no training of their own) → that model.
+DERIVED: dict[str, str] = {"ct_nodule_classifier_cam": "ct_nodule_classifier"}
 
 
 def ensure_zoo_data(name: str, log: Callable[[str], None] = print, data_dir: Path = DATA_DIR) -> Path:
@@ -75,11 +78,11 @@ def ensure_demo_repository(
     """Export every zoo model that is missing from ``repository`` or stale; returns the
     names exported."""
     exported = []
-    for name in ZOO:
+    for name in [*ZOO, *DERIVED]:
         spec = zoo_spec(name)
         if not force and _exported_digest(Path(repository) / name) == source_digest(spec, options.precisions):
             continue
-        ensure_zoo_data(name, log)
+        ensure_zoo_data(DERIVED.get(name, name), log)
         export_model(spec, Path(repository), log=log, options=options)
         exported.append(name)
     return exported

@@ -13,10 +13,10 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from export.zoo.repository import DATA_DIR, ZOO
+from export.zoo.repository import DATA_DIR, DERIVED, ZOO
 from preprocessing import PreprocessingSpec
 
-VARIANTS = [name for base in ZOO for name in (base, f"{base}_int8")]
+VARIANTS = [name for base in ZOO for name in (base, f"{base}_int8")] + list(DERIVED)  # derived exports are FP32 only
 NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8, "int64": np.int64}
 TRITON_DTYPES = {"float32": "FP32", "float16": "FP16"}
 
@@ -50,7 +50,7 @@ def test_variant_answers_like_onnxruntime_on_real_dicom(triton, model_repository
     base = parameters["variant_of"]
     assert parameters["precision"] == ("int8" if name.endswith("_int8") else "fp32")
     inputs, outputs = json.loads(parameters["inputs"]), json.loads(parameters["outputs"])
-    folder = DATA_DIR / base / "validation"
+    folder = DATA_DIR / DERIVED.get(base, base) / "validation"
     with open(folder / "manifest.csv", newline="") as handle:
         cases = list(csv.DictReader(handle))[:2]
     feeds = {

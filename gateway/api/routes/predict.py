@@ -45,7 +45,8 @@ _BINARY_ANSWERS = {
     description=(
         "Answers JSON by default. Segmentation models also answer `format=rle` (JSON with RLE masks), "
         "`png` (overlay of one slice), `nifti` (.nii.gz label map) or `seg` (DICOM SEG), chosen by the "
-        "`format` query parameter or the Accept header (image/png, application/gzip, application/dicom)."
+        "`format` query parameter or the Accept header (image/png, application/gzip, application/dicom). "
+        "Classifiers exported with an activation map answer `heatmap` (or Accept image/png): its overlay PNG."
     ),
     openapi_extra={"requestBody": _REQUEST_BODY},
     responses={200: {"content": _BINARY_ANSWERS}, **_ERRORS},
@@ -57,8 +58,8 @@ async def predict(
     triton: TritonDep,
     settings: SettingsDep,
     admission: AdmissionDep,
-    output: str | None = Query(None, alias="format", description="json, rle, png, nifti or seg (overrides Accept)"),
-    slice_index: int | None = Query(None, alias="slice", ge=0, description="Slice shown by format=png (default: the one with most foreground)"),
+    output: str | None = Query(None, alias="format", description="json, rle, png, nifti, seg or heatmap (overrides Accept)"),
+    slice_index: int | None = Query(None, alias="slice", ge=0, description="Slice shown by format=png (default: most foreground), or instance shown by format=heatmap (default: the first)"),
 ) -> ClassificationPublic | SegmentationPublic | Response:
     card = await catalog.card(name)
     output_format = requested_format(request)
