@@ -26,6 +26,23 @@ RESCALE_INTERCEPT_HU = -1024.0
 AXIAL_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
+def new_instance(sop_class: UID) -> Dataset:
+    """An empty Part 10 dataset of ``sop_class``: file meta (explicit VR little endian),
+    preamble, and fresh (0008,0016)/(0008,0018) SOP Class / Instance UIDs."""
+    sop_uid = generate_uid()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.preamble = b"\0" * 128
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_uid
+    return ds
+
+
 def ct_dataset(
     hu: np.ndarray,
     *,
@@ -46,19 +63,8 @@ def ct_dataset(
     """A CT Image Storage dataset holding ``hu`` (rows, cols), stored as unsigned 16-bit with
     (0028,1052) *Rescale Intercept* -1024 so that stored 0 is -1024 HU."""
     stored = np.clip(np.rint(hu - RESCALE_INTERCEPT_HU), 0, 4095).astype(np.uint16)
-    sop_uid = generate_uid()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.preamble = b"\0" * 128
+    ds = new_instance(CTImageStorage)
     now = dt.datetime(2026, 1, 1, 12, 0, 0)
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = sop_uid
     ds.StudyInstanceUID = study_uid or generate_uid()
     ds.SeriesInstanceUID = series_uid or generate_uid()
     ds.FrameOfReferenceUID = frame_of_reference_uid or generate_uid()

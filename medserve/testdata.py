@@ -13,18 +13,17 @@ import datetime as dt
 from collections.abc import Sequence
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
     ExplicitVRLittleEndian,
     MRImageStorage,
     PositronEmissionTomographyImageStorage,
-    PYDICOM_IMPLEMENTATION_UID,
     UID,
     generate_uid,
 )
 
-from .dicomgen import AXIAL_ORIENTATION, RESCALE_INTERCEPT_HU, ct_dataset
+from .dicomgen import AXIAL_ORIENTATION, RESCALE_INTERCEPT_HU, ct_dataset, new_instance
 
 SAGITTAL_ORIENTATION = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
 CORONAL_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
@@ -211,17 +210,7 @@ def _image_dataset(
     sop_class: UID, modality: str, stored: np.ndarray, series_uid: str, frame_of_reference: str
 ) -> Dataset:
     """A minimal image instance holding ``stored`` (rows, cols) or (frames, rows, cols)."""
-    sop_uid = generate_uid()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.preamble = b"\0" * 128
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = sop_uid
+    ds = new_instance(sop_class)
     ds.StudyInstanceUID = generate_uid()
     ds.SeriesInstanceUID = series_uid
     ds.FrameOfReferenceUID = frame_of_reference

@@ -13,11 +13,11 @@ import math
 from typing import Sequence
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian, PositronEmissionTomographyImageStorage, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import PositronEmissionTomographyImageStorage, generate_uid
 
-from medserve.dicomgen import AXIAL_ORIENTATION, ct_dataset
+from medserve.dicomgen import AXIAL_ORIENTATION, ct_dataset, new_instance
 
 __all__ = ["F18_HALF_LIFE_S", "ct_series", "pet_dataset"]
 
@@ -64,17 +64,7 @@ def pet_dataset(
     stored = np.rint(activity / slope).astype(np.int16)
     injection = SERIES_START - dt.timedelta(seconds=injection_to_scan_s)
 
-    sop_uid = generate_uid()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = PositronEmissionTomographyImageStorage
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.preamble = b"\0" * 128
-    ds.SOPClassUID = PositronEmissionTomographyImageStorage
-    ds.SOPInstanceUID = sop_uid
+    ds = new_instance(PositronEmissionTomographyImageStorage)
     ds.StudyInstanceUID = study_uid or generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     ds.FrameOfReferenceUID = frame_of_reference_uid or generate_uid()
