@@ -20,7 +20,7 @@ from preprocessing import PreprocessingSpec, prepare_slice
 from preprocessing.resample import resize
 
 from .networks import UpsampleUNet, labels_from_logits
-from .training import TrainingResult, fit, seed_everything
+from .training import TrainingResult, fit, seed_everything, training_result
 
 NAME = "ct_nodule_segmenter"
 LABELS = ("background", "nodule")
@@ -114,13 +114,7 @@ def train(seed: int = 0, train_count: int = 1200, validation_count: int = 200, e
         evaluate=lambda: evaluate_dice(model, x_val, y_val),
         log=log,
     )
-    metrics = {
-        "seed": seed,
-        "train_count": train_count,
-        "validation_count": validation_count,
-        "epochs": epochs,
-        "validation_dice": round(score, 6),
-        "training_seconds": round(time.perf_counter() - started, 1),
-        "torch_version": torch.__version__,
-    }
-    return TrainingResult(state_dict=model.state_dict(), metrics=metrics)
+    return training_result(
+        model, seed=seed, train_count=train_count, validation_count=validation_count, epochs=epochs,
+        metric_name="dice", metric=score, started=started,
+    )

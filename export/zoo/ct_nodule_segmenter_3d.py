@@ -24,7 +24,7 @@ from preprocessing import PreprocessingSpec, preprocess_series
 
 from .dicom import ct_series
 from .networks import UpsampleUNet, labels_from_logits
-from .training import TrainingResult, fit, seed_everything
+from .training import TrainingResult, fit, seed_everything, training_result
 
 NAME = "ct_nodule_segmenter_3d"
 LABELS = ("background", "nodule")
@@ -113,13 +113,7 @@ def train(seed: int = 0, train_count: int = 200, validation_count: int = 32, epo
         evaluate=lambda: evaluate_dice(model, x_val, y_val),
         log=log,
     )
-    metrics = {
-        "seed": seed,
-        "train_count": train_count,
-        "validation_count": validation_count,
-        "epochs": epochs,
-        "validation_dice": round(score, 6),
-        "training_seconds": round(time.perf_counter() - started, 1),
-        "torch_version": torch.__version__,
-    }
-    return TrainingResult(state_dict=model.state_dict(), metrics=metrics)
+    return training_result(
+        model, seed=seed, train_count=train_count, validation_count=validation_count, epochs=epochs,
+        metric_name="dice", metric=score, started=started,
+    )

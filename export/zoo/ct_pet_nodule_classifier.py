@@ -29,7 +29,7 @@ from medserve.phantoms import chest_slice
 from preprocessing import PreprocessingSpec, prepare_slice
 
 from .networks import resnet_classifier
-from .training import TrainingResult, fit, seed_everything
+from .training import TrainingResult, fit, seed_everything, training_result
 
 NAME = "ct_pet_nodule_classifier"
 LABELS = ("no_avid_nodule", "avid_nodule")
@@ -185,13 +185,7 @@ def train(seed: int = 0, train_count: int = 3000, validation_count: int = 400, e
         evaluate=lambda: evaluate_auc(model, ct_val, pet_val, y_val),
         log=log,
     )
-    metrics = {
-        "seed": seed,
-        "train_count": train_count,
-        "validation_count": validation_count,
-        "epochs": epochs,
-        "validation_auc": round(auc, 6),
-        "training_seconds": round(time.perf_counter() - started, 1),
-        "torch_version": torch.__version__,
-    }
-    return TrainingResult(state_dict=model.state_dict(), metrics=metrics)
+    return training_result(
+        model, seed=seed, train_count=train_count, validation_count=validation_count, epochs=epochs,
+        metric_name="auc", metric=auc, started=started,
+    )

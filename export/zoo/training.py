@@ -74,3 +74,23 @@ def fit(
         score = evaluate()
         log(f"epoch {epoch + 1}/{epochs}: train loss {total / count:.4f}, validation {score:.4f} ({time.perf_counter() - started:.0f}s)")
     return score
+
+
+def training_result(
+    model: torch.nn.Module, *, seed: int, train_count: int, validation_count: int, epochs: int,
+    metric_name: str, metric: float, started: float,
+) -> TrainingResult:
+    """The trained weights and the metrics JSON committed beside them (``started`` is a
+    ``time.perf_counter()`` reading taken before data generation)."""
+    return TrainingResult(
+        state_dict=model.state_dict(),
+        metrics={
+            "seed": seed,
+            "train_count": train_count,
+            "validation_count": validation_count,
+            "epochs": epochs,
+            f"validation_{metric_name}": round(metric, 6),
+            "training_seconds": round(time.perf_counter() - started, 1),
+            "torch_version": torch.__version__,
+        },
+    )
