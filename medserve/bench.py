@@ -324,9 +324,23 @@ def group_cpu_seconds(pgid: int) -> float:
 
 
 def machine_busy_seconds() -> float:
-    """CPU seconds spent by all CPUs in anything but idle and iowait since boot (/proc/stat)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return (sum(values) - values[3] - values[4]) / _CLOCK_TICKS
+    """CPU seconds all CPUs ran anything since boot (/proc/stat: user, nice, system, irq,
+    softirq; not idle, iowait, steal, nor guest, which user already counts)."""
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in Path("/proc/stat").read_text().split()[1:8])
+    return (user + nice + system + irq + softirq) / _CLOCK_TICKS
+
+
+def wait_until_quiet(max_wait_s: float, load_below: float = 1.5, log: Callable[[str], None] = print) -> float:
+    """Wait (at most ``max_wait_s``) until the 1-minute load average is below ``load_below``;
+    returns the load average when done waiting."""
+    deadline = time.monotonic() + max_wait_s
+    load = os.getloadavg()[0]
+    if load >= load_below and max_wait_s > 0:
+        log(f"load average {load:.2f}: waiting up to {max_wait_s:.0f}s for it to drop below {load_below}")
+    while load >= load_below and time.monotonic() < deadline:
+        time.sleep(5)
+        load = os.getloadavg()[0]
+    return load
 
 
 def free_port() -> int:
@@ -441,6 +455,7 @@ class BenchOptions:
     work_dir: Path | None = None
     gateway_env: dict[str, str] = field(default_factory=dict)
     gateway_workers: int = 1
+    wait_quiet_s: float = 0.0
     results_dir: Path = RESULTS_DIR
     markdown: Path | None = MARKDOWN
     log: Callable[[str], None] = print
@@ -615,6 +630,13 @@ def measure_cell(stack: Stack, model: str, variant: str, concurrency: int, paylo
     return Cell(model, variant, concurrency, load.summary(), stages)
 
 
+def _other_share(cells: list[Cell]) -> float | None:
+    """Mean number of CPUs that processes other than ours used during the measurements."""
+    seconds = sum(c.stages.get("cpu_ms_per_request", {}).get("other", 0.0) * c.load["requests"] / 1000 for c in cells)
+    wall = sum(c.load["window_s"] + c.load.get("drain_s", 0.0) for c in cells)
+    return round(seconds / wall, 3) if wall > 0 else None
+
+
 def evaluate_targets(cells: list[Cell]) -> list[dict[str, Any]]:
     """The issue's targets as measured ratios (met: True/False, or None when not measured)."""
     index = {(c.model, c.variant, c.concurrency): c for c in cells}
@@ -664,6 +686,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     work = options.work_dir or Path(tempfile.mkdtemp(prefix="medserve-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    wait_until_quiet(options.wait_quiet_s, log=log)
     machine = machine_description()
     model_dirs = _model_dirs(options.repository, options.models)
     payloads: dict[str, list[Payload]] = {}
@@ -692,6 +715,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     finally:
         stack.stop()
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    machine["other_cpu_share"] = _other_share(cells)
     machine["versions"]["tritonserver"] = stack.triton_version
     report = {
         "benchmark": "medserve vs the naive baseline: closed-loop HTTP load on 127.0.0.1",
@@ -745,6 +769,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"| memory | {machine['memory_gib']} GiB |",
         f"| OS | {machine['platform']} |",
         f"| load average (1/5/15 min) | start {', '.join(map(str, machine['load_average_at_start']))}; end {', '.join(map(str, machine['load_average_at_end']))} |",
+        f"| other processes during the measurements | {_fmt(machine.get('other_cpu_share'), 2)} CPUs on average |",
         f"| versions | Python {machine['python']}, {versions} |",
         "",
         "Variants: " + "; ".join(f"**({k})** {v['label']}: {v['description']}" for k, v in report["variants"].items()) + ".",

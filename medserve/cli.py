@@ -88,6 +88,7 @@ def _bench(args: argparse.Namespace) -> int:
         work_dir=Path(args.work_dir) if args.work_dir else None,
         gateway_env=dict(item.split("=", 1) for item in args.gateway_env),
         gateway_workers=args.gateway_workers,
+        wait_quiet_s=args.wait_quiet,
         markdown=None if args.no_markdown else Path(args.markdown),
     )
     report = run_bench(options)
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--work-dir", help="keep server logs and repository copies here (default: a temporary folder)")
     bench.add_argument("--gateway-env", action="append", default=[], metavar="MEDSERVE_X=VALUE", help="extra gateway setting")
     bench.add_argument("--gateway-workers", type=int, default=1, help="uvicorn workers of the gateway")
+    bench.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS", help="first wait up to this long for a 1-minute load average below 1.5")
     bench.add_argument("--markdown", default=str(PROJECT_ROOT / "docs" / "benchmarks.md"))
     bench.add_argument("--no-markdown", action="store_true", help="write the JSON result only")
     bench.set_defaults(handler=_bench)

@@ -167,7 +167,7 @@ def _report(cells: list[bench.Cell]) -> dict:
         "wall_s": 1.0,
         "machine": {
             "cpu_model": "Some CPU", "logical_cpus": 2, "memory_gib": 8.0, "platform": "Linux", "python": "3.11",
-            "load_average_at_start": [0.1, 0.1, 0.1], "load_average_at_end": [0.2, 0.2, 0.2],
+            "load_average_at_start": [0.1, 0.1, 0.1], "load_average_at_end": [0.2, 0.2, 0.2], "other_cpu_share": 0.05,
             "versions": {"torch": "2.0", "tritonserver": "2.51.0"},
         },
         "variants": {v.key: {"label": v.label, "description": v.description} for v in bench.VARIANTS},
