@@ -9,7 +9,10 @@ answered), with a bounded request count and time per measurement:
 - ``b`` **medserve, no batching**: gateway + Triton over a copy of the repository whose
   ``config.pbtxt`` has no ``dynamic_batching`` block;
 - ``c`` **medserve**: gateway + Triton with dynamic batching (FP32), as deployed;
-- ``d`` **medserve INT8**: the same server, the ``<model>_int8`` variant.
+- ``d`` **medserve INT8**: the same server, the ``<model>_int8`` variant;
+- ``e`` **medserve INT8, two gateways**: (d) behind two gateway processes sharing that
+  tritonserver (how the gateway scales: more replicas), for the 2D classifier, whose single
+  gateway process is the bottleneck.
 
 All servers are up during the whole run, each in its own processes on free ports, and the
 variants take turns per (model, concurrency), so that a noisy neighbour falls on all of them
@@ -67,6 +70,7 @@ VARIANTS = (
     Variant("b", "no batching", "gateway + Triton, FP32, config without dynamic_batching"),
     Variant("c", "dynamic batching", "gateway + Triton, FP32, dynamic batching (as deployed)"),
     Variant("d", "INT8", "gateway + Triton, the _int8 variant, dynamic batching"),
+    Variant("e", "INT8, 2 gateways", "(d) behind two gateway processes, clients split between them as a Service splits connections"),
 )
 
 
@@ -173,7 +177,7 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 
 
 async def closed_loop(
-    url: str,
+    url: str | Sequence[str],
     payloads: Sequence[Payload],
     concurrency: int,
     max_requests: int,
@@ -183,9 +187,11 @@ async def closed_loop(
     """``concurrency`` clients on keep-alive connections, each POSTing its next payload (round
     robin, staggered per client) as soon as the previous answer arrived, until
     ``max_requests`` were sent or ``max_seconds`` passed. Only 200 answers (that pass
-    ``check``) count as latencies; anything else is an error."""
+    ``check``) count as latencies; anything else is an error. With several URLs (replicas),
+    client ``i`` talks to ``urls[i % len(urls)]``."""
     import aiohttp
 
+    urls = [url] if isinstance(url, str) else list(url)
     latencies: list[float] = []
     answered_at: list[float] = []
     errors: dict[str, int] = {}
@@ -204,7 +210,7 @@ async def closed_loop(
             k += 1
             t0 = time.perf_counter()
             try:
-                async with session.post(url, data=payload.body, headers={"Content-Type": payload.content_type}) as response:
+                async with session.post(urls[index % len(urls)], data=payload.body, headers={"Content-Type": payload.content_type}) as response:
                     body = await response.read()
                     status = response.status
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -447,7 +453,8 @@ def bench_repository(source: Path, destination: Path, models: Iterable[str], dyn
 class BenchOptions:
     models: tuple[str, ...] = MODELS
     concurrency: tuple[int, ...] = CONCURRENCY
-    variants: tuple[str, ...] = ("a", "b", "c", "d")
+    variants: tuple[str, ...] = ("a", "b", "c", "d", "e")
+    replica_models: tuple[str, ...] = (CLASSIFIER,)  # variant e: where one gateway process is the bottleneck
     seconds: dict[str, float] = field(default_factory=lambda: {CLASSIFIER: 5.0, SEGMENTER_3D: 8.0})
     max_requests: dict[str, int] = field(default_factory=lambda: {CLASSIFIER: 1000, SEGMENTER_3D: 240})
     warmup_seconds: float = 1.0  # before every measurement: at least one request per client
@@ -531,7 +538,7 @@ class Stack:
         self.options, self.work = options, work
         self.baselines: dict[str, UvicornServer] = {}
         self.tritons: dict[str, TritonServer] = {}
-        self.gateways: dict[str, UvicornServer] = {}
+        self.gateways: dict[str, list[UvicornServer]] = {}
         self.triton_version = ""
 
     def start(self, model_dirs: dict[str, list[str]]) -> None:
@@ -545,7 +552,7 @@ class Stack:
         deployments = []
         if "b" in options.variants:
             deployments.append(("nobatch", [m for m in options.models], False))
-        if "c" in options.variants or "d" in options.variants:
+        if {"c", "d", "e"} & set(options.variants):
             deployments.append(("batch", [d for m in options.models for d in model_dirs[m]], True))
         for key, names, batching in deployments:
             repository = bench_repository(options.repository, self.work / f"repository-{key}", names, dynamic_batching=batching)
@@ -553,34 +560,41 @@ class Stack:
             triton = TritonServer(repository, self.work / f"triton-{key}", ports=TritonPorts.free(), poll_seconds=0)
             self.tritons[key] = triton.start(ready_timeout_s=300)
             env = _server_env(MEDSERVE_TRITON_GRPC_URL=triton.grpc_url, **options.gateway_env)
-            self.gateways[key] = UvicornServer("gateway.main:create_app", self.work / f"gateway-{key}.log", env, options.gateway_workers)
-        for server in [*self.baselines.values(), *self.gateways.values()]:
+            self.gateways[key] = [UvicornServer("gateway.main:create_app", self.work / f"gateway-{key}.log", env, options.gateway_workers)]
+            if key == "batch" and "e" in options.variants:
+                self.gateways["replicas"] = [
+                    UvicornServer("gateway.main:create_app", self.work / f"gateway-replica-{k}.log", env, options.gateway_workers) for k in (1, 2)
+                ]
+        for server in [*self.baselines.values(), *(g for group in self.gateways.values() for g in group)]:
             server.wait_ready()
-        for key in self.gateways:
-            self.gateways[key].wait_ready("/readyz", timeout_s=60)
+        for group in self.gateways.values():
+            for gateway in group:
+                gateway.wait_ready("/readyz", timeout_s=60)
         if self.tritons:
             self.triton_version = json.loads(_get(next(iter(self.tritons.values())).http_url + "/v2")).get("version", "")
 
-    def endpoint(self, variant: str, model: str) -> tuple[str, str | None, TritonServer | None, str]:
-        """(predict URL, gateway metrics URL, Triton, Triton model name) of a variant."""
-        if variant == "a":
-            return f"{self.baselines[model].url}/v1/models/{model}/predict", None, None, model
-        key = "nobatch" if variant == "b" else "batch"
-        name = f"{model}_int8" if variant == "d" else model
-        gateway = self.gateways[key]
-        return f"{gateway.url}/v1/models/{name}/predict", f"{gateway.url}/metrics", self.tritons[key], name
+    def _deployment(self, variant: str) -> tuple[list[UvicornServer], TritonServer]:
+        triton = self.tritons["nobatch" if variant == "b" else "batch"]
+        return self.gateways["replicas" if variant == "e" else "nobatch" if variant == "b" else "batch"], triton
 
-    def process_groups(self, variant: str, model: str) -> dict[str, int]:
+    def endpoint(self, variant: str, model: str) -> tuple[list[str], list[str], TritonServer | None, str]:
+        """(predict URLs, gateway metrics URLs, Triton, Triton model name) of a variant."""
+        if variant == "a":
+            return [f"{self.baselines[model].url}/v1/models/{model}/predict"], [], None, model
+        gateways, triton = self._deployment(variant)
+        name = f"{model}_int8" if variant in ("d", "e") else model
+        return [f"{g.url}/v1/models/{name}/predict" for g in gateways], [f"{g.url}/metrics" for g in gateways], triton, name
+
+    def process_groups(self, variant: str, model: str) -> dict[str, list[int]]:
         """Process groups (= the server's pid: each starts its own session) serving a variant."""
         if variant == "a":
-            return {"baseline": self.baselines[model].pid()}
-        key = "nobatch" if variant == "b" else "batch"
-        process = self.tritons[key]._process
-        assert process is not None
-        return {"gateway": self.gateways[key].pid(), "triton": process.pid}
+            return {"baseline": [self.baselines[model].pid()]}
+        gateways, triton = self._deployment(variant)
+        assert triton._process is not None
+        return {"gateway": [g.pid() for g in gateways], "triton": [triton._process.pid]}
 
     def stop(self) -> None:
-        for server in [*self.gateways.values(), *self.baselines.values()]:
+        for server in [*(g for group in self.gateways.values() for g in group), *self.baselines.values()]:
             try:
                 server.stop()
             except Exception as exc:  # keep stopping the others
@@ -589,17 +603,22 @@ class Stack:
             triton.stop()
 
 
-def _snapshot(metrics_url: str | None, triton: TritonServer | None, model: str, served_name: str):
-    gateway = gateway_stage_totals(_get(metrics_url).decode(), served_name) if metrics_url else None
+def _snapshot(metrics_urls: list[str], triton: TritonServer | None, model: str, served_name: str):
+    gateway: dict[str, tuple[float, float]] | None = None
+    for url in metrics_urls:  # replicas: their counters add up
+        gateway = gateway or {}
+        for key, (seconds, count) in gateway_stage_totals(_get(url).decode(), served_name).items():
+            total = gateway.get(key, (0.0, 0.0))
+            gateway[key] = (total[0] + seconds, total[1] + count)
     stats = triton_model_totals(json.loads(_get(f"{triton.http_url}/v2/models/{served_name}/stats"))) if triton else None
     return gateway, stats
 
 
-def _cpu_counters(groups: dict[str, int]) -> dict[str, float]:
+def _cpu_counters(groups: dict[str, list[int]]) -> dict[str, float]:
     times = os.times()
     return {
         "client": times.user + times.system,
-        **{name: group_cpu_seconds(pgid) for name, pgid in groups.items()},
+        **{name: sum(group_cpu_seconds(pgid) for pgid in pgids) for name, pgids in groups.items()},
         "machine": machine_busy_seconds(),
     }
 
@@ -701,7 +720,10 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         stack.start(model_dirs)
         log(f"servers ready after {time.perf_counter() - started:.0f}s (work dir {work})")
         for model in options.models:
-            variants = [v for v in options.variants if v != "d" or len(model_dirs[model]) > 1]
+            variants = [
+                v for v in options.variants
+                if (v not in ("d", "e") or len(model_dirs[model]) > 1) and (v != "e" or model in options.replica_models)
+            ]
             for concurrency in options.concurrency:
                 for variant in variants:
                     cell = measure_cell(stack, model, variant, concurrency, payloads[model])

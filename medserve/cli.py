@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = commands.add_parser("bench", help="medserve vs the naive baseline under closed-loop load, side by side (docs/benchmarks.md)")
     bench.add_argument("--models", default="ct_nodule_classifier,ct_nodule_segmenter_3d")
     bench.add_argument("--concurrency", default="1,4,16,32", help="comma-separated client counts")
-    bench.add_argument("--variants", default="a,b,c,d", help="a baseline, b no batching, c dynamic batching, d INT8")
+    bench.add_argument("--variants", default="a,b,c,d,e", help="a baseline, b no batching, c dynamic batching, d INT8, e INT8 behind 2 gateways (2D only)")
     bench.add_argument("--seconds", type=float, help="measurement window per variant and concurrency (default 5 s 2D, 8 s 3D)")
     bench.add_argument("--max-requests", type=int, help="most requests per measurement (default 1000 2D, 240 3D)")
     bench.add_argument("--repository", default=str(PROJECT_ROOT / "model_repository"))
