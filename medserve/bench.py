@@ -432,7 +432,8 @@ def bench_repository(source: Path, destination: Path, models: Iterable[str], dyn
     ``dynamic_batching`` each config loses its ``dynamic_batching`` block. Every version's
     ``model.py`` is the runner of this source tree (``export/triton/onnx_runner.py``, what
     ``medserve export`` writes), so the bench measures the code as it is now."""
-    destination.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(destination, ignore_errors=True)  # a kept work dir of an earlier run
+    destination.mkdir(parents=True)
     runner = RUNNER_SOURCE.read_bytes()
     for name in models:
         target = destination / name
