@@ -72,18 +72,26 @@ class HistogramReference:
 
 
 class _NumericWindow:
+    """Per-request histograms of the last ``window_size`` requests, with their running sum so
+    that an observation costs O(bins), not O(window × bins)."""
+
     def __init__(self, reference: HistogramReference, window_size: int) -> None:
         self.reference = reference
         self.window: deque[np.ndarray] = deque(maxlen=window_size)
+        self.current = np.zeros(len(reference.counts))
 
     def add(self, values: np.ndarray) -> None:
         """One request's contribution: its own histogram, normalized so that a big volume
         weighs as much as a small image."""
         counts = histogram(values, self.reference.edges)
-        self.window.append(counts / max(counts.sum(), 1.0))
+        counts /= max(counts.sum(), 1.0)
+        if len(self.window) == self.window.maxlen:
+            self.current -= self.window[0]
+        self.window.append(counts)
+        self.current += counts
 
     def scores(self) -> dict[str, float]:
-        current = np.sum(self.window, axis=0)
+        current = np.maximum(self.current, 0.0)  # running sums may drift a hair below zero
         return {"psi": psi(self.reference.counts, current), "ks": ks(self.reference.counts, current)}
 
 
@@ -92,13 +100,17 @@ class _CategoricalWindow:
         self.categories = sorted(reference) + ["other"]
         self.reference = np.array([float(reference[c]) for c in sorted(reference)] + [0.0])
         self.window: deque[str] = deque(maxlen=window_size)
+        self.tally: TallyCounter[str] = TallyCounter()
 
     def add(self, value: str) -> None:
-        self.window.append(value if value in self.categories[:-1] else "other")
+        value = value if value in self.categories[:-1] else "other"
+        if len(self.window) == self.window.maxlen:
+            self.tally[self.window[0]] -= 1
+        self.window.append(value)
+        self.tally[value] += 1
 
     def scores(self) -> dict[str, float]:
-        tally = TallyCounter(self.window)
-        return {"psi": psi(self.reference, np.array([tally[c] for c in self.categories], float))}
+        return {"psi": psi(self.reference, np.array([self.tally[c] for c in self.categories], float))}
 
 
 class DriftMonitor:
