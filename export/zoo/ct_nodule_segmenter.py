@@ -19,7 +19,7 @@ from medserve.phantoms import SlicePhantom, chest_slice
 from preprocessing import PreprocessingSpec, prepare_slice
 from preprocessing.resample import resize
 
-from .networks import UpsampleUNet, labels_from_logits
+from .networks import LabelSegmenter
 from .training import TrainingResult, fit, seed_everything, training_result
 
 NAME = "ct_nodule_segmenter"
@@ -33,27 +33,11 @@ PREPROCESSING = PreprocessingSpec.from_dict(
 )
 
 
-class NoduleSegmenter(torch.nn.Module):
-    """U-Net logits for training; the exported ``forward`` answers uint8 label maps [N, H, W]."""
+class NoduleSegmenter(LabelSegmenter):
+    """2D nodule U-Net (see :class:`LabelSegmenter`): label maps [N, H, W]."""
 
     def __init__(self, channels: tuple[int, ...] = CHANNELS) -> None:
-        super().__init__()
-        self.unet = UpsampleUNet(
-            spatial_dims=2,
-            in_channels=1,
-            out_channels=len(LABELS),
-            channels=channels,
-            strides=(2,) * (len(channels) - 1),
-            num_res_units=1,
-            norm="batch",
-            act="relu",
-        )
-
-    def logits(self, image: torch.Tensor) -> torch.Tensor:
-        return self.unet(image)
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return labels_from_logits(self.unet(image))
+        super().__init__(spatial_dims=2, classes=len(LABELS), channels=channels)
 
 
 def build_model() -> NoduleSegmenter:

@@ -23,7 +23,7 @@ from medserve.phantoms import chest_volume
 from preprocessing import PreprocessingSpec, preprocess_series
 
 from .dicom import ct_series
-from .networks import UpsampleUNet, labels_from_logits
+from .networks import LabelSegmenter
 from .training import TrainingResult, fit, seed_everything, training_result
 
 NAME = "ct_nodule_segmenter_3d"
@@ -36,27 +36,11 @@ PREPROCESSING = PreprocessingSpec.from_dict(
 )
 
 
-class NoduleSegmenter3D(torch.nn.Module):
-    """3D U-Net logits for training; the exported ``forward`` answers uint8 labels [N, D, H, W]."""
+class NoduleSegmenter3D(LabelSegmenter):
+    """3D nodule U-Net (see :class:`LabelSegmenter`): label maps [N, D, H, W]."""
 
     def __init__(self, channels: tuple[int, ...] = CHANNELS) -> None:
-        super().__init__()
-        self.unet = UpsampleUNet(
-            spatial_dims=3,
-            in_channels=1,
-            out_channels=len(LABELS),
-            channels=channels,
-            strides=(2,) * (len(channels) - 1),
-            num_res_units=1,
-            norm="batch",
-            act="relu",
-        )
-
-    def logits(self, volume: torch.Tensor) -> torch.Tensor:
-        return self.unet(volume)
-
-    def forward(self, volume: torch.Tensor) -> torch.Tensor:
-        return labels_from_logits(self.unet(volume))
+        super().__init__(spatial_dims=3, classes=len(LABELS), channels=channels)
 
 
 def build_model() -> NoduleSegmenter3D:

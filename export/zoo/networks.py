@@ -16,7 +16,7 @@ from monai.networks.blocks import Convolution, ResidualUnit, UpSample
 from monai.networks.nets import ResNet, UNet
 from torch import nn
 
-__all__ = ["UpsampleUNet", "labels_from_logits", "resnet_classifier"]
+__all__ = ["LabelSegmenter", "UpsampleUNet", "labels_from_logits", "resnet_classifier"]
 
 
 class UpsampleUNet(UNet):
@@ -81,3 +81,27 @@ def labels_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """Per-voxel class labels as uint8 (argmax over the channel axis): the smallest answer a
     segmentation can give, computed inside the graph so Triton returns 1 byte per voxel."""
     return torch.argmax(logits, dim=1).to(torch.uint8)
+
+
+class LabelSegmenter(nn.Module):
+    """A one-channel-in :class:`UpsampleUNet` (2D or 3D): ``logits`` for training, and a
+    ``forward`` that answers uint8 label maps [N, *spatial] for export (argmax in the graph)."""
+
+    def __init__(self, spatial_dims: int, classes: int, channels: tuple[int, ...]) -> None:
+        super().__init__()
+        self.unet = UpsampleUNet(
+            spatial_dims=spatial_dims,
+            in_channels=1,
+            out_channels=classes,
+            channels=channels,
+            strides=(2,) * (len(channels) - 1),
+            num_res_units=1,
+            norm="batch",
+            act="relu",
+        )
+
+    def logits(self, image: torch.Tensor) -> torch.Tensor:
+        return self.unet(image)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return labels_from_logits(self.unet(image))
