@@ -14,7 +14,7 @@ from typing import Any
 
 from preprocessing import InvalidSpec, PreprocessingSpec
 
-from .drift import DriftMonitor, monitor_from_reference
+from .drift import DRIFT_PUBLISHER, DriftMonitor, monitor_from_reference
 from .errors import ModelMisconfigured, ModelNotFound
 from .triton import TritonClient
 
@@ -106,9 +106,10 @@ class ModelCatalog:
         current = self._monitors.get(card.name)
         if current is None or current[0] != card.export_report_digest:
             try:
-                current = (card.export_report_digest, monitor_from_reference(card.name, card.drift_reference, self.drift_window_size, self.drift_min_samples))
+                monitor = monitor_from_reference(card.name, card.drift_reference, self.drift_window_size, self.drift_min_samples)
             except (KeyError, TypeError, ValueError) as exc:
                 raise ModelMisconfigured(f"model {card.name!r} has a malformed drift_reference: {exc}") from exc
+            current = (card.export_report_digest, DRIFT_PUBLISHER.track(monitor))
             self._monitors[card.name] = current
         return current[1]
 

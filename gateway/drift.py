@@ -15,6 +15,8 @@ Math (also in the README):
   of preprocessed input intensities (all voxels), and one value per request for scalar
   features (e.g. a class probability or a mask volume). Scores are published once the
   window holds ``min_samples`` requests.
+- An observation only updates running sums (O(bins) per feature); the scores themselves are
+  computed when Prometheus scrapes ``/metrics`` (:class:`DriftPublisher`), not per request.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
-
-from .metrics import DRIFT_SCORE, DRIFT_WINDOW_SAMPLES
+from prometheus_client import REGISTRY
+from prometheus_client.metrics_core import GaugeMetricFamily
 
 EPSILON = 1e-4
 
@@ -56,6 +58,15 @@ def histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.bincount(index, minlength=len(edges) - 1).astype(np.float64)
 
 
+def uniform_histogram(values: np.ndarray, low: float, high: float, bins: int) -> np.ndarray:
+    """:func:`histogram` over ``bins`` equal bins from ``low`` to ``high``, by arithmetic instead
+    of a binary search (~10x faster for an image's worth of values); the two differ only for
+    values within float rounding of an inner edge."""
+    index = (np.ravel(values) - low) * (bins / (high - low))
+    np.clip(index, 0, bins - 1, out=index)
+    return np.bincount(index.astype(np.intp), minlength=bins).astype(np.float64)
+
+
 @dataclass(frozen=True)
 class HistogramReference:
     """A numeric feature's reference: bin ``edges`` (n + 1) and ``counts`` (n)."""
@@ -79,11 +90,18 @@ class _NumericWindow:
         self.reference = reference
         self.window: deque[np.ndarray] = deque(maxlen=window_size)
         self.current = np.zeros(len(reference.counts))
+        edges = reference.edges
+        widths = np.diff(edges)
+        self._uniform = bool(np.allclose(widths, widths[0], rtol=1e-6, atol=0.0))
 
     def add(self, values: np.ndarray) -> None:
         """One request's contribution: its own histogram, normalized so that a big volume
         weighs as much as a small image."""
-        counts = histogram(values, self.reference.edges)
+        edges = self.reference.edges
+        if self._uniform and np.size(values) > 64:
+            counts = uniform_histogram(values, float(edges[0]), float(edges[-1]), len(edges) - 1)
+        else:
+            counts = histogram(values, edges)
         counts /= max(counts.sum(), 1.0)
         if len(self.window) == self.window.maxlen:
             self.current -= self.window[0]
@@ -114,7 +132,7 @@ class _CategoricalWindow:
 
 
 class DriftMonitor:
-    """Drift of one model's inputs and predictions; publishes ``medserve_drift_score``."""
+    """Drift of one model's inputs and predictions over a sliding window of requests."""
 
     def __init__(
         self,
@@ -135,23 +153,61 @@ class DriftMonitor:
     def features(self) -> list[str]:
         return sorted([*self._numeric, *self._categorical])
 
-    def observe(self, numeric: Mapping[str, np.ndarray | float], categorical: Mapping[str, str]) -> dict[str, dict[str, float]]:
-        """Add one request's features (unknown names are ignored) and publish the scores."""
+    def observe(self, numeric: Mapping[str, np.ndarray | float], categorical: Mapping[str, str]) -> None:
+        """Add one request's features (unknown names are ignored)."""
         for name, values in numeric.items():
             if name in self._numeric:
-                self._numeric[name].add(np.asarray(values, dtype=np.float64))
+                self._numeric[name].add(np.asarray(values))
         for name, value in categorical.items():
             if name in self._categorical:
                 self._categorical[name].add(value)
         self.samples = min(self.samples + 1, self.window_size)
-        DRIFT_WINDOW_SAMPLES.labels(self.model).set(self.samples)
+
+    def scores(self) -> dict[str, dict[str, float]]:
+        """PSI (and KS for numeric features) per feature; empty until ``min_samples`` requests."""
         if self.samples < self.min_samples:
             return {}
-        scores = {name: window.scores() for name, window in (*self._numeric.items(), *self._categorical.items()) if window.window}
-        for feature, stats in scores.items():
-            for stat, value in stats.items():
-                DRIFT_SCORE.labels(self.model, feature, stat).set(value)
-        return scores
+        return {name: window.scores() for name, window in (*self._numeric.items(), *self._categorical.items()) if window.window}
+
+
+class DriftPublisher:
+    """A Prometheus collector: ``medserve_drift_score`` and ``medserve_drift_window_samples``
+    of every tracked model, computed at scrape time (every 15 s or so) rather than on each
+    request. A model's newest monitor replaces an older one (a re-exported model)."""
+
+    def __init__(self) -> None:
+        self._monitors: dict[str, DriftMonitor] = {}
+
+    def track(self, monitor: DriftMonitor) -> DriftMonitor:
+        self._monitors[monitor.model] = monitor
+        return monitor
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "medserve_drift_score",
+                "Drift of a model's recent inputs/predictions from its export reference (PSI or KS over fixed bins).",
+                labels=["model", "feature", "stat"],
+            ),
+            GaugeMetricFamily("medserve_drift_window_samples", "Requests in a model's drift window.", labels=["model"]),
+        )
+
+    def describe(self):
+        return list(self._families())
+
+    def collect(self):
+        score, samples = self._families()
+        for model, monitor in sorted(self._monitors.items()):
+            samples.add_metric([model], monitor.samples)
+            for feature, stats in sorted(monitor.scores().items()):
+                for stat, value in stats.items():
+                    score.add_metric([model, feature, stat], value)
+        return [score, samples]
+
+
+#: The gateway's publisher, in the default registry that ``/metrics`` serves.
+DRIFT_PUBLISHER = DriftPublisher()
+REGISTRY.register(DRIFT_PUBLISHER)
 
 
 #: Geometry features the gateway can observe from a DICOM header, by reference key.

@@ -24,12 +24,6 @@ INPUTS = Counter(
     "DICOM instances received, by model and input mix (label values are bounded).",
     ["model", "modality", "manufacturer", "transfer_syntax"],
 )
-DRIFT_SCORE = Gauge(
-    "medserve_drift_score",
-    "Drift of a model's recent inputs/predictions from its export reference (PSI or KS over fixed bins).",
-    ["model", "feature", "stat"],
-)
-DRIFT_WINDOW_SAMPLES = Gauge("medserve_drift_window_samples", "Requests in a model's drift window.", ["model"])
 PATCHES_PER_REQUEST = Histogram(
     "medserve_patches_per_request", "Sliding-window patches per prediction.", ["model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 )

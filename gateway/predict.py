@@ -15,7 +15,7 @@ import anyio
 import numpy as np
 from pydicom.dataset import Dataset
 
-from preprocessing import decode_pixels, preprocess_instance, read_dataset
+from preprocessing import Instance, open_instance, preprocess_instance
 
 from . import postprocess
 from .audit import AuditRecord
@@ -51,7 +51,7 @@ class InstanceClassification:
     sop_instance_uid: str
     probabilities: list[tuple[str, float]]
     applied: dict[str, Any]
-    source: Dataset | None = None
+    source: Instance | None = None
     activation_map: np.ndarray | None = None  # model grid, [0, 1]; only when asked for
 
 
@@ -67,13 +67,10 @@ def prediction_features(ranked: list[tuple[str, float]]) -> DriftObservation:
     return DriftObservation({f"prediction.{label}": p for label, p in ranked}, {"prediction.top_label": ranked[0][0]})
 
 
-def _decode_all(parts: list[DicomPart]) -> list[Dataset]:
-    datasets = []
-    for part in parts:
-        ds = read_dataset(part.data)
-        decode_pixels(ds)  # pydicom caches the decoded array on the dataset
-        datasets.append(ds)
-    return datasets
+def _open_all(parts: list[DicomPart]) -> list[Instance]:
+    """Parse every header; uncompressed pixels stay a zero-copy view on the upload, compressed
+    ones are decoded by preprocessing, frame by frame."""
+    return [open_instance(part.data) for part in parts]
 
 
 def count_inputs(card: ModelCard, datasets: list[Dataset], audit: AuditRecord) -> None:
@@ -121,12 +118,12 @@ async def classify(
     requested = [output_name, activation_name] if activation_name else [output_name]
 
     started = time.perf_counter()
-    datasets = await anyio.to_thread.run_sync(_decode_all, parts)
+    instances = await anyio.to_thread.run_sync(_open_all, parts)
     clock.record("decode", started)
-    count_inputs(card, datasets, audit)
+    count_inputs(card, [i.header for i in instances], audit)
 
     started = time.perf_counter()
-    prepared = await anyio.to_thread.run_sync(lambda: [preprocess_instance(ds, card.preprocessing) for ds in datasets])
+    prepared = await anyio.to_thread.run_sync(lambda: [preprocess_instance(i, card.preprocessing) for i in instances])
     clock.record("preprocess", started)
 
     started = time.perf_counter()
@@ -144,29 +141,29 @@ async def classify(
     clock.record("infer", started)
 
     started = time.perf_counter()
-    instances = [
-        InstanceClassification(str(ds.get("SOPInstanceUID", "")), postprocess.classification(card, row), p.applied, ds, activation)
-        for ds, row, p, activation in zip(datasets, probabilities, prepared, activations)
+    results = [
+        InstanceClassification(str(i.header.get("SOPInstanceUID", "")), postprocess.classification(card, row), p.applied, i, activation)
+        for i, row, p, activation in zip(instances, probabilities, prepared, activations)
     ]
     drift = [
-        merge(input_features(card.inputs[0].name, p.array, ds), prediction_features(i.probabilities))
-        for ds, p, i in zip(datasets, prepared, instances)
+        merge(input_features(card.inputs[0].name, p.array, i.header), prediction_features(r.probabilities))
+        for i, p, r in zip(instances, prepared, results)
     ]
     clock.record("postprocess", started)
     audit.model_version = version
-    return ClassificationResult(version, instances, clock.finish(), drift)
+    return ClassificationResult(version, results, clock.finish(), drift)
 
 
-def match_inputs(card: ModelCard, parts: list[DicomPart], datasets: list[Dataset]) -> dict[str, list[Dataset]]:
-    """Assign each instance to a model input: by its form field when the field names an
-    input, otherwise by (0008,0060) *Modality*. Every input needs the same number of
-    instances; they are paired in upload order within each input."""
+def match_inputs(card: ModelCard, parts: list[DicomPart], headers: list[Dataset]) -> dict[str, list[int]]:
+    """Assign each instance (by its index in the upload) to a model input: by its form field
+    when the field names an input, otherwise by (0008,0060) *Modality*. Every input needs the
+    same number of instances; they are paired in upload order within each input."""
     names = {t.name for t in card.inputs}
     by_modality = {t.modality: t.name for t in card.inputs if t.modality}
-    assigned: dict[str, list[Dataset]] = {t.name: [] for t in card.inputs}
-    for part, ds in zip(parts, datasets):
+    assigned: dict[str, list[int]] = {t.name: [] for t in card.inputs}
+    for index, (part, ds) in enumerate(zip(parts, headers)):
         if part.field in names:
-            assigned[part.field].append(ds)
+            assigned[part.field].append(index)
             continue
         modality = str(ds.get("Modality", "")).upper()
         if modality not in by_modality:
@@ -175,7 +172,7 @@ def match_inputs(card: ModelCard, parts: list[DicomPart], datasets: list[Dataset
                 + ", ".join(f"{t.name} ({t.modality or 'any'})" for t in card.inputs)
                 + " — name the input with the form field"
             )
-        assigned[by_modality[modality]].append(ds)
+        assigned[by_modality[modality]].append(index)
     counts = {name: len(found) for name, found in assigned.items()}
     if min(counts.values()) == 0 or len(set(counts.values())) != 1:
         raise InputMismatch(f"model {card.name!r} needs the same number (>= 1) of instances for every input; got {counts}")
@@ -188,16 +185,17 @@ async def classify_fusion(
     """Multi-input classification (e.g. CT + PET): one answer per set of paired instances."""
     output_name = _probability_output(card)
     started = time.perf_counter()
-    datasets = await anyio.to_thread.run_sync(_decode_all, parts)
+    opened = await anyio.to_thread.run_sync(_open_all, parts)
     clock.record("decode", started)
-    assigned = match_inputs(card, parts, datasets)
-    count_inputs(card, datasets, audit)
+    headers = [i.header for i in opened]
+    assigned = {name: [opened[k] for k in indices] for name, indices in match_inputs(card, parts, headers).items()}
+    count_inputs(card, headers, audit)
 
     started = time.perf_counter()
 
     def prepare() -> dict[str, list]:
         return {
-            t.name: [preprocess_instance(ds, t.preprocessing or card.preprocessing) for ds in assigned[t.name]]
+            t.name: [preprocess_instance(instance, t.preprocessing or card.preprocessing) for instance in assigned[t.name]]
             for t in card.inputs
         }
 
@@ -220,7 +218,7 @@ async def classify_fusion(
     first = card.inputs[0].name
     instances = [
         InstanceClassification(
-            str(assigned[first][k].get("SOPInstanceUID", "")),
+            str(assigned[first][k].header.get("SOPInstanceUID", "")),
             postprocess.classification(card, probabilities[k]),
             {name: items[k].applied for name, items in prepared.items()},
         )
@@ -228,7 +226,7 @@ async def classify_fusion(
     ]
     drift = [
         merge(
-            *(input_features(t.name, prepared[t.name][k].array, assigned[t.name][k]) for t in card.inputs),
+            *(input_features(t.name, prepared[t.name][k].array, assigned[t.name][k].header) for t in card.inputs),
             prediction_features(instances[k].probabilities),
         )
         for k in range(total)

@@ -6,9 +6,9 @@ import numpy as np
 from scipy import ndimage
 from fastapi import Response
 from pydantic import BaseModel
+from pydicom.dataset import Dataset
 
-from preprocessing import PreprocessingError
-from preprocessing.decode import decode_pixels
+from preprocessing import Instance, PreprocessingError, decode_frame, open_instance
 from preprocessing.pixels import apply_window, resolve_window, to_modality_values
 
 from .catalog import ModelCard
@@ -83,12 +83,14 @@ def segmentation_json(card: ModelCard, result: SegmentationResult, timings: dict
     )
 
 
-def _windowed_slice(card: ModelCard, ds) -> np.ndarray:
+def _windowed_slice(card: ModelCard, source: Dataset | Instance) -> np.ndarray:
     """The source slice in [0, 1]: the model's window when it has one, else the 1st–99th
     percentile range, so that a person sees what the model saw."""
-    values = to_modality_values(ds, decode_pixels(ds))
-    if values.ndim != 2:
+    instance = open_instance(source)
+    if instance.pixels.number_of_frames != 1 or instance.pixels.samples_per_pixel != 1:
         raise PreprocessingError("the overlay needs a single-frame grayscale slice")
+    ds = instance.header
+    values = to_modality_values(ds, decode_frame(instance, 0))
     if card.preprocessing.window is not None:
         center, width = resolve_window(card.preprocessing.window, ds)
         return apply_window(values, center, width)

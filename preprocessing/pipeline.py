@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
-from .decode import InstanceSource, decode_pixels
+from .decode import Instance, InstanceSource, decode_frame, open_instance
 from .errors import InconsistentSeries, InvalidDicom, ModalityMismatch
 from .geometry import Reorientation, axis_codes, index_map_affine, pixel_spacing_mm, reorientation, spacing_of
 from .layout import crop_or_pad, image_to_chw, volume_to_cdhw, volume_to_slices
@@ -124,18 +124,28 @@ def prepare_slice(
     return PreparedInput(array=array, applied=applied)
 
 
-def preprocess_instance(ds: Dataset, spec: PreprocessingSpec) -> PreparedInput:
+def preprocess_instance(source: Dataset | Instance, spec: PreprocessingSpec) -> PreparedInput:
     """Full 2D path for a single-frame instance: grayscale, or RGB for a 3-channel model.
 
+    ``source`` is a parsed Dataset or an :class:`Instance` from :func:`open_instance`, whose
+    uncompressed pixels stay a view on the uploaded bytes (no copy, no pydicom decoder run).
     Pixels are decoded before the modality is checked: a broken file is reported as broken
     whatever model it was sent to.
     """
-    stored = decode_pixels(ds)
+    instance = open_instance(source)
+    ds = instance.header
+    frames = instance.pixels.number_of_frames
+    stored = decode_frame(instance, 0) if frames == 1 else None
     modality = check_modality(ds, spec)
     if spec.volumetric:
         raise InconsistentSeries(
             "this model takes a whole series (a 3D volume or 2.5D stacks of adjacent slices); "
             "send all instances of the series"
+        )
+    if stored is None:
+        raise InvalidDicom(
+            f"this model takes one single-frame image; the instance has {frames} frames "
+            f"of {instance.pixels.rows}x{instance.pixels.columns}"
         )
     color = is_color(ds)
     if stored.ndim != (3 if int(ds.get("SamplesPerPixel", 1)) > 1 else 2):

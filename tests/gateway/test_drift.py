@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gateway.drift import DriftMonitor, HistogramReference, histogram, ks, psi
+from prometheus_client import CollectorRegistry, generate_latest
+
+from gateway.drift import DriftMonitor, DriftPublisher, HistogramReference, histogram, ks, psi, uniform_histogram
 
 EDGES = np.linspace(-1000, 1000, 41)
 
@@ -36,6 +38,12 @@ def test_out_of_range_values_land_in_the_end_bins() -> None:
     np.testing.assert_array_equal(histogram(np.array([-5e3, 0.0, 5e3]), np.array([-1.0, 0.0, 1.0])), [1, 2])
 
 
+def test_uniform_bins_by_arithmetic_equal_the_binary_search() -> None:
+    rng = np.random.default_rng(5)
+    values = np.concatenate([rng.normal(0, 400, 20_000), [-5e3, 5e3]]).astype(np.float32)
+    np.testing.assert_array_equal(uniform_histogram(values, -1000.0, 1000.0, 40), histogram(values, EDGES))
+
+
 @pytest.mark.parametrize(
     ("shift_hu", "drifted"),
     [
@@ -47,7 +55,8 @@ def test_window_detects_a_shift(shift_hu: float, drifted: bool) -> None:
     rng = np.random.default_rng(0)
     monitor = DriftMonitor("m", {"input_intensity": _reference(rng)}, {}, window_size=50, min_samples=10)
     for _ in range(50):
-        scores = monitor.observe({"input_intensity": rng.normal(shift_hu, 200, 4096)}, {})
+        monitor.observe({"input_intensity": rng.normal(shift_hu, 200, 4096)}, {})
+    scores = monitor.scores()
     assert (scores["input_intensity"]["psi"] > 0.25) is drifted
     assert (scores["input_intensity"]["psi"] < 0.1) is not drifted
     assert (scores["input_intensity"]["ks"] > 0.2) is drifted
@@ -59,25 +68,27 @@ def test_the_window_forgets_old_requests() -> None:
     for _ in range(20):
         monitor.observe({"x": rng.normal(400, 200, 1000)}, {})
     for _ in range(20):
-        scores = monitor.observe({"x": rng.normal(0, 200, 1000)}, {})
-    assert scores["x"]["psi"] < 0.1
+        monitor.observe({"x": rng.normal(0, 200, 1000)}, {})
+    assert monitor.scores()["x"]["psi"] < 0.1
 
 
 def test_no_scores_before_min_samples() -> None:
     monitor = DriftMonitor("m", {"x": _reference(np.random.default_rng(3))}, {}, min_samples=3)
-    assert monitor.observe({"x": np.zeros(10)}, {}) == {}
-    assert monitor.observe({"x": np.zeros(10)}, {}) == {}
-    assert "x" in monitor.observe({"x": np.zeros(10)}, {})
+    monitor.observe({"x": np.zeros(10)}, {})
+    monitor.observe({"x": np.zeros(10)}, {})
+    assert monitor.scores() == {}
+    monitor.observe({"x": np.zeros(10)}, {})
+    assert "x" in monitor.scores()
 
 
 def test_categorical_mix_drift() -> None:
     monitor = DriftMonitor("m", {}, {"modality": {"CT": 1.0}}, window_size=30, min_samples=5)
     for _ in range(30):
-        scores = monitor.observe({}, {"modality": "CT"})
-    assert scores["modality"]["psi"] < 0.01
+        monitor.observe({}, {"modality": "CT"})
+    assert monitor.scores()["modality"]["psi"] < 0.01
     for _ in range(30):
-        scores = monitor.observe({}, {"modality": "MR"})  # MR sent to a CT model: 'other'
-    assert scores["modality"]["psi"] > 0.25
+        monitor.observe({}, {"modality": "MR"})  # MR sent to a CT model: 'other'
+    assert monitor.scores()["modality"]["psi"] > 0.25
 
 
 @pytest.mark.parametrize(
@@ -90,3 +101,20 @@ def test_categorical_mix_drift() -> None:
 def test_bad_references_are_refused(data) -> None:
     with pytest.raises(ValueError, match="histogram reference"):
         HistogramReference.from_dict(data)
+
+
+def test_scores_are_published_when_scraped_and_a_newer_monitor_replaces_an_older_one() -> None:
+    rng = np.random.default_rng(4)
+    registry, publisher = CollectorRegistry(), DriftPublisher()
+    registry.register(publisher)
+    old = publisher.track(DriftMonitor("m", {"x": _reference(rng)}, {}, window_size=10, min_samples=2))
+    for _ in range(5):
+        old.observe({"x": rng.normal(300, 200, 1000)}, {})
+    assert registry.get_sample_value("medserve_drift_window_samples", {"model": "m"}) == 5
+    assert registry.get_sample_value("medserve_drift_score", {"model": "m", "feature": "x", "stat": "psi"}) > 0.25
+
+    new = publisher.track(DriftMonitor("m", {"x": _reference(rng)}, {}, window_size=10, min_samples=2))
+    new.observe({"x": rng.normal(0, 200, 1000)}, {})
+    assert registry.get_sample_value("medserve_drift_window_samples", {"model": "m"}) == 1
+    assert registry.get_sample_value("medserve_drift_score", {"model": "m", "feature": "x", "stat": "psi"}) is None  # < min_samples
+    assert b"medserve_drift_score" in generate_latest(registry)

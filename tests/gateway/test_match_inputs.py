@@ -32,7 +32,7 @@ def _instance(modality: str, uid: str) -> Dataset:
 def _match(*items: tuple[str | None, str, str]) -> dict[str, list[str]]:
     parts = [DicomPart(b"", field) for field, _, _ in items]
     datasets = [_instance(modality, uid) for _, modality, uid in items]
-    return {name: [ds.SOPInstanceUID for ds in found] for name, found in match_inputs(CARD, parts, datasets).items()}
+    return {name: [datasets[i].SOPInstanceUID for i in found] for name, found in match_inputs(CARD, parts, datasets).items()}
 
 
 def test_by_modality() -> None:
