@@ -43,7 +43,7 @@ class TestInstance:
             ds = read_dataset(path.read_bytes())
             prepared = preprocess_instance(ds, spec)
             hu = apply_modality_lut(ds.pixel_array, ds)
-            np.testing.assert_array_equal(prepared.array, _legacy_2d(hu))
+            np.testing.assert_allclose(prepared.array, _legacy_2d(hu), rtol=0, atol=1e-6)  # float32 rounding
             assert prepared.array.dtype == np.float32
             assert prepared.applied["window"] == {"center": -600.0, "width": 1500.0, "function": "LINEAR", "preset": "lung"}
             assert prepared.applied["resized_to"] == [128, 128] and prepared.applied["output_shape"] == [1, 128, 128]
@@ -53,8 +53,8 @@ class TestInstance:
         ds = testdata.ct_series(hu[np.newaxis], pixel_spacing_mm=(1.4, 1.4), distances_mm=[0])[0]
         spec = PreprocessingSpec.from_dict(STORED)
         stored_hu = apply_modality_lut(ds.pixel_array, ds)
-        np.testing.assert_array_equal(prepare_slice(stored_hu.astype(np.float32), spec).array, _legacy_2d(stored_hu))
-        np.testing.assert_array_equal(preprocess_instance(ds, spec).array, _legacy_2d(stored_hu))
+        np.testing.assert_allclose(prepare_slice(stored_hu.astype(np.float32), spec).array, _legacy_2d(stored_hu), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(preprocess_instance(ds, spec).array, _legacy_2d(stored_hu), rtol=0, atol=1e-6)
 
     def test_in_plane_spacing_then_crop_pad(self, real_file):
         ds = real_file("pydicom", "CT_small.dcm").dataset()  # 128×128 at 0.661 mm

@@ -115,7 +115,17 @@ class TestResize:
         image = rng.normal(0, 1, shape).astype(np.float32)
         factors = (size[0] / shape[0], size[1] / shape[1])
         expected = ndimage.zoom(image, factors, order=1, mode="nearest", grid_mode=True)[: size[0], : size[1]]
-        np.testing.assert_array_equal(resize_2d(image, size), expected)
+        resized = resize_2d(image, size)
+        assert resized.dtype == np.float32 and resized.shape == expected.shape
+        np.testing.assert_allclose(resized, expected, rtol=0, atol=1e-6)  # float32 rounding
+
+    def test_other_orders_and_dtypes_are_zoom_itself(self, rng):
+        image = rng.normal(0, 1, (60, 50))  # float64
+        expected = ndimage.zoom(image, (32 / 60, 40 / 50), order=1, mode="nearest", grid_mode=True)
+        np.testing.assert_array_equal(resize(image, (32, 40)), expected)
+        labels = rng.integers(0, 3, (60, 50)).astype(np.uint8)
+        expected = ndimage.zoom(labels, (32 / 60, 40 / 50), order=0, mode="nearest", grid_mode=True)
+        np.testing.assert_array_equal(resize(labels, (32, 40), order=0), expected)
 
     def test_in_plane_resize_of_a_stack_equals_per_slice_resize(self, rng):
         stack = rng.normal(0, 1, (3, 50, 40)).astype(np.float32)
