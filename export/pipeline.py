@@ -46,7 +46,7 @@ from .verify import compare_outputs, onnx_outputs
 __all__ = ["ExportOptions", "ExportResult", "export_model", "source_digest", "variant_name"]
 
 #: Bumped whenever what export writes changes, so that stale demo repositories re-export.
-FORMAT_VERSION = "2"
+FORMAT_VERSION = "3"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter as TallyCounter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,16 +74,19 @@ def _open_all(parts: list[DicomPart]) -> list[Instance]:
     return [open_instance(part.data) for part in parts]
 
 
-def count_inputs(card: ModelCard, datasets: list[Dataset], audit: AuditRecord) -> None:
+def count_inputs(card: ModelCard, headers: list[Dataset], audit: AuditRecord) -> None:
     """Input-mix counters (bounded label values) and the hashed UIDs for the audit trail."""
-    for ds in datasets:
+    mix: TallyCounter[tuple[str, str, str]] = TallyCounter()
+    for ds in headers:
+        mix[(str(ds.get("Modality", "")), str(ds.get("Manufacturer", "")), str(ds.file_meta.get("TransferSyntaxUID", "")))] += 1
+        audit.add_instance(str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")), str(ds.get("SOPInstanceUID", "")))
+    for (modality, manufacturer, syntax), count in mix.items():  # a series is one mix: one increment
         INPUTS.labels(
             card.name,
-            MODALITY_VALUES(_printable(str(ds.get("Modality", "")), 16)),
-            MANUFACTURER_VALUES(_printable(str(ds.get("Manufacturer", "")), 32)),
-            TRANSFER_SYNTAX_VALUES(_printable(str(ds.file_meta.get("TransferSyntaxUID", "")), 64)),
-        ).inc()
-        audit.add_instance(str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")), str(ds.get("SOPInstanceUID", "")))
+            MODALITY_VALUES(_printable(modality, 16)),
+            MANUFACTURER_VALUES(_printable(manufacturer, 32)),
+            TRANSFER_SYNTAX_VALUES(_printable(syntax, 64)),
+        ).inc(count)
 
 
 def _printable(value: str, length: int) -> str:

@@ -72,7 +72,7 @@ def segmentation_json(card: ModelCard, result: SegmentationResult, timings: dict
             shape=list(result.labels_map.shape),
             spacing_mm=[round(float(v), 6) for v in spacing],
             affine_lps=np.round(result.affine_lps, 6).tolist(),
-            sop_instance_uids=[str(ds.get("SOPInstanceUID", "")) for ds in result.datasets],
+            sop_instance_uids=[str(i.header.get("SOPInstanceUID", "")) for i in result.instances],
         ),
         masks=masks,
         patches=result.patches,
@@ -119,13 +119,13 @@ def segmentation_response(
     headers = {"X-Model-Version": result.model_version}
     if output_format == OutputFormat.PNG:
         index = overlay_slice_index(result, slice_index)
-        content = mask_overlay_png(_windowed_slice(card, result.datasets[index]), result.labels_map[index])
+        content = mask_overlay_png(_windowed_slice(card, result.instances[index]), result.labels_map[index])
         headers["X-Slice-Index"] = str(index)
     elif output_format == OutputFormat.NIFTI:
         content = nifti_labels(result.labels_map, result.affine_lps)
         headers["Content-Disposition"] = f'attachment; filename="{card.name}.nii.gz"'
     else:
-        content = segmentation(result.datasets, result.labels_map, result.labels, card.name, result.model_version)
+        content = segmentation([i.header for i in result.instances], result.labels_map, result.labels, card.name, result.model_version)
         headers["Content-Disposition"] = f'attachment; filename="{card.name}-seg.dcm"'
     return Response(content=content, media_type=MEDIA_TYPES[output_format], headers=headers)
 

@@ -20,9 +20,8 @@ from typing import Any
 
 import anyio
 import numpy as np
-from pydicom.dataset import Dataset
 
-from preprocessing import plan_series, preprocess_instance, preprocess_series, read_dataset
+from preprocessing import Instance, open_instance, plan_series, preprocess_instance, preprocess_series
 
 from .audit import AuditRecord
 from .catalog import ModelCard, OutputInfo
@@ -45,7 +44,7 @@ class SegmentationResult:
     labels: list[str]
     labels_map: np.ndarray  # [D, H, W] on the source grid, uint8
     affine_lps: np.ndarray  # source grid (d, h, w, 1) → LPS mm
-    datasets: list[Dataset]  # source instances in slice (d) order
+    instances: list[Instance]  # source instances in slice (d) order (a multi-frame one per frame)
     measurements: list[ClassMeasurement]
     applied: dict[str, Any]
     patches: int
@@ -69,8 +68,22 @@ def segmentation_output(card: ModelCard) -> OutputInfo:
     return output
 
 
+def argmax_labels(class_scores: np.ndarray) -> np.ndarray:
+    """``np.argmax(class_scores, axis=0).astype(uint8)`` for [C, *spatial] scores (the first
+    class wins a tie, as with argmax), one pass per class instead of numpy's strided
+    reduction over the leading axis (~10x faster on a 2-class 32x96x96 volume)."""
+    best = class_scores[0].copy()
+    labels = np.zeros(class_scores.shape[1:], dtype=np.uint8)
+    for value in range(1, class_scores.shape[0]):
+        better = class_scores[value] > best
+        labels[better] = value
+        np.maximum(best, class_scores[value], out=best)
+    return labels
+
+
 class _ScoreClient:
-    """Runs batches through Triton and returns class scores [n, C, *spatial] as float32."""
+    """Runs batches through Triton: the model's own output (:meth:`raw`), class scores
+    [n, C, *spatial] as float32 for blending (``__call__``), or labels (:meth:`labels`)."""
 
     def __init__(self, card: ModelCard, triton: TritonClient, request_id: str) -> None:
         self.card, self.triton, self.request_id = card, triton, request_id
@@ -78,7 +91,7 @@ class _ScoreClient:
         self.version = ""
         self.calls = 0
 
-    async def __call__(self, batch: np.ndarray) -> np.ndarray:
+    async def raw(self, batch: np.ndarray) -> np.ndarray:
         step = max(self.card.max_batch_size, 1)
         answers = await asyncio.gather(
             *(
@@ -88,16 +101,31 @@ class _ScoreClient:
         )
         self.calls += len(answers)
         self.version = answers[0][1]
-        result = np.concatenate([outputs[self.output.name] for outputs, _ in answers])
-        if self.output.meaning == "segmentation_labels":
+        return np.concatenate([outputs[self.output.name] for outputs, _ in answers])
+
+    def _spatial(self, result: np.ndarray, batch: np.ndarray) -> np.ndarray:
+        """A labels output as [n, *spatial] (models may keep a channel axis of 1)."""
+        return result.reshape(len(batch), *result.shape[-(batch.ndim - 2):])
+
+    async def __call__(self, batch: np.ndarray) -> np.ndarray:
+        result = await self.raw(batch)
+        if self.output.meaning == "segmentation_labels":  # one-hot votes, to blend overlapping patches
             classes = len(self.output.labels)
-            labels = result.reshape(len(batch), *result.shape[-(batch.ndim - 2):]).astype(np.int64)
+            labels = self._spatial(result, batch).astype(np.int64)
             return (np.arange(classes).reshape(1, classes, *([1] * (labels.ndim - 1))) == labels[:, None]).astype(np.float32)
         return result.astype(np.float32)
 
+    async def labels(self, batch: np.ndarray) -> np.ndarray:
+        """[n, *spatial] uint8 labels of a batch that needs no blending."""
+        result = await self.raw(batch)
+        if self.output.meaning == "segmentation_labels":
+            return self._spatial(result, batch).astype(np.uint8)
+        return np.stack([argmax_labels(item.astype(np.float32, copy=False)) for item in result])
 
-def _decode(parts: list[DicomPart]) -> list[Dataset]:
-    return [read_dataset(part.data) for part in parts]
+
+def _open_all(parts: list[DicomPart]) -> list[Instance]:
+    """Headers only; uncompressed frames stay zero-copy views on the upload until resampled."""
+    return [open_instance(part.data) for part in parts]
 
 
 def _resize_back(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -126,22 +154,22 @@ async def segment(
     scores = _ScoreClient(card, triton, request_id)
 
     started = time.perf_counter()
-    datasets = await anyio.to_thread.run_sync(_decode, parts)
-    plan = await anyio.to_thread.run_sync(plan_series, datasets)
-    ordered = [frame.instance.header for frame in plan.frames]
+    opened = await anyio.to_thread.run_sync(_open_all, parts)
+    plan = await anyio.to_thread.run_sync(plan_series, opened)
+    instances = [frame.instance for frame in plan.frames]
+    ordered = [instance.header for instance in instances]
     clock.record("decode", started)
     count_inputs(card, ordered, audit)
 
     patches = 0
     if card.task == "segmentation-2d":
         started = time.perf_counter()
-        prepared = await anyio.to_thread.run_sync(lambda: [preprocess_instance(ds, card.preprocessing) for ds in ordered])
+        prepared = await anyio.to_thread.run_sync(lambda: [preprocess_instance(i, card.preprocessing) for i in instances])
         clock.record("preprocess", started)
         started = time.perf_counter()
-        class_scores = await scores(np.stack([p.array for p in prepared]))
+        model_labels = await scores.labels(np.stack([p.array for p in prepared]))
         clock.record("infer", started)
         started = time.perf_counter()
-        model_labels = np.argmax(class_scores, axis=1).astype(np.uint8)
         labels_map = np.stack([_resize_back(m, (int(ds.Rows), int(ds.Columns))) for m, ds in zip(model_labels, ordered)])
         applied = prepared[0].applied
         patches = len(prepared)
@@ -156,22 +184,22 @@ async def segment(
         ]
     else:
         started = time.perf_counter()
-        prepared = await anyio.to_thread.run_sync(preprocess_series, datasets, card.preprocessing)
+        prepared = await anyio.to_thread.run_sync(preprocess_series, opened, card.preprocessing)
         clock.record("preprocess", started)
         started = time.perf_counter()
         roi = tuple(card.inputs[0].shape[2:])
         volume = prepared.array
-        if tuple(volume.shape[1:]) == roi:
-            class_scores = (await scores(volume[None]))[0]
+        if tuple(volume.shape[1:]) == roi:  # one network input: nothing to blend
+            model_labels = (await scores.labels(volume[None]))[0]
             patches = 1
         else:
             class_scores, stats = await sliding_window_inference(
                 volume, roi, scores, batch_size=window.batch_size, overlap=window.overlap, concurrency=window.concurrency
             )
+            model_labels = argmax_labels(class_scores)
             patches = stats.patches
         clock.record("infer", started)
         started = time.perf_counter()
-        model_labels = np.argmax(class_scores, axis=0).astype(np.uint8)
         assert prepared.geometry is not None and prepared.source_geometry is not None
         labels_map = labels_to_grid(model_labels, prepared.geometry.affine_lps, plan.affine_lps, plan.shape)
         applied = prepared.applied
@@ -192,7 +220,7 @@ async def segment(
         labels=scores.output.labels,
         labels_map=labels_map,
         affine_lps=plan.affine_lps,
-        datasets=ordered,
+        instances=instances,
         measurements=measurements,
         applied=applied,
         patches=patches,

@@ -163,7 +163,7 @@ def preprocess_instance(source: Dataset | Instance, spec: PreprocessingSpec) -> 
         mask = padding_mask(ds, stored)
         if mask is not None:
             fill_padding(values, mask)
-            applied_extra["padding_pixels"] = int(mask.sum())
+            applied_extra["padding_pixels"] = int(np.count_nonzero(mask))
         if spec.suv is not None:
             factor = suv_bw_factor(ds)
             values *= np.float32(factor)

@@ -88,7 +88,8 @@ def fill_padding(values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     nor normalization statistics. Returns ``values``."""
     if mask is None or mask.all():
         return values
-    values[mask] = values[~mask].min()
+    lowest = np.min(values, where=~mask, initial=np.inf)  # no boolean-indexed copy of the image
+    np.copyto(values, values.dtype.type(lowest), where=mask)
     return values
 
 
