@@ -17,6 +17,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from preprocessing import Instance, open_instance, preprocess_instance
+from preprocessing.attributes import header_text
 
 from . import postprocess
 from .audit import AuditRecord
@@ -78,8 +79,8 @@ def count_inputs(card: ModelCard, headers: list[Dataset], audit: AuditRecord) ->
     """Input-mix counters (bounded label values) and the hashed UIDs for the audit trail."""
     mix: TallyCounter[tuple[str, str, str]] = TallyCounter()
     for ds in headers:
-        mix[(str(ds.get("Modality", "")), str(ds.get("Manufacturer", "")), str(ds.file_meta.get("TransferSyntaxUID", "")))] += 1
-        audit.add_instance(str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")), str(ds.get("SOPInstanceUID", "")))
+        mix[(header_text(ds, "Modality"), header_text(ds, "Manufacturer"), str(ds.file_meta.get("TransferSyntaxUID", "")))] += 1
+        audit.add_instance(header_text(ds, "StudyInstanceUID"), header_text(ds, "SeriesInstanceUID"), header_text(ds, "SOPInstanceUID"))
     for (modality, manufacturer, syntax), count in mix.items():  # a series is one mix: one increment
         INPUTS.labels(
             card.name,

@@ -43,6 +43,23 @@ def header_value(ds: Dataset, keyword: str, default: Any = None) -> Any:
     return _frozen(ds[tag].value, default)
 
 
+def header_text(ds: Dataset, keyword: str) -> str:
+    """A single-valued string element (a UID, Modality) as text, "" when absent, read from
+    its encoded bytes without pydicom's value conversion and validation: for values that
+    differ per instance and are only hashed or counted, where :func:`header_value`'s cache
+    would not help. Equals ``str(ds.get(keyword, ""))`` for such elements."""
+    tag = _tags.get(keyword)
+    if tag is None:
+        tag = _tags.setdefault(keyword, int(tag_for_keyword(keyword)))  # type: ignore[arg-type]
+    element = ds.get_item(tag)
+    value = None if element is None else element.value
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("latin-1").strip(" \x00")
+    return str(value)
+
+
 def _cacheable(element: RawDataElement, tag: int) -> bool:
     """Values whose conversion depends on nothing but their bytes: not ambiguous VRs such
     as (0028,0120) 'US or SS' in implicit VR, whose meaning depends on other elements."""
