@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydicom.dataset import Dataset
 
 from preprocessing import Instance, PreprocessingError, decode_frame, open_instance
+from preprocessing.attributes import header_text
 from preprocessing.pixels import apply_window, resolve_window, to_modality_values
 
 from .catalog import ModelCard
@@ -72,7 +73,7 @@ def segmentation_json(card: ModelCard, result: SegmentationResult, timings: dict
             shape=list(result.labels_map.shape),
             spacing_mm=[round(float(v), 6) for v in spacing],
             affine_lps=np.round(result.affine_lps, 6).tolist(),
-            sop_instance_uids=[str(i.header.get("SOPInstanceUID", "")) for i in result.instances],
+            sop_instance_uids=[header_text(i.header, "SOPInstanceUID") for i in result.instances],
         ),
         masks=masks,
         patches=result.patches,

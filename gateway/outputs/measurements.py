@@ -60,7 +60,13 @@ def measure_labels(labels_map: np.ndarray, affine: np.ndarray, labels: list[str]
             continue
         mask = labels_map == value
         components, count = ndimage.label(mask)
-        diameter = max((largest_diameter_mm(components == c, affine) for c in range(1, count + 1)), default=0.0)
+        # Each component within its bounding box: diameters do not depend on where the box
+        # lies, and the box's edge is background as the volume's edge is for the erosion.
+        boxes = ndimage.find_objects(components)
+        diameter = max(
+            (largest_diameter_mm(components[box] == c, affine) for c, box in enumerate(boxes, start=1) if box is not None),
+            default=0.0,
+        )
         voxels = int(mask.sum())
         results.append(ClassMeasurement(label, voxels, round(voxels * voxel_ml, 4), int(count), round(diameter, 2)))
     return results

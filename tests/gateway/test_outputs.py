@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from gateway.outputs import rle
 from gateway.outputs.measurements import largest_diameter_mm, measure_labels
@@ -102,3 +103,15 @@ def test_heatmap_is_hot_where_activation_is_high() -> None:
     pixels = np.asarray(Image.open(io.BytesIO(heatmap_overlay_png(np.zeros((4, 4), np.float32), heat)))).astype(int)
     assert pixels[0, 0, 0] > pixels[0, 0, 2]
     assert tuple(pixels[3, 3]) == (0, 0, 0)
+
+
+def test_diameters_measured_in_bounding_boxes_equal_the_whole_volume() -> None:
+    rng = np.random.default_rng(7)
+    labels_map = (ndimage.gaussian_filter(rng.normal(size=(12, 40, 40)), 2) > 0.15).astype(np.uint8)
+    affine = _affine((2.0, 0.7, 0.7))
+    components, count = ndimage.label(labels_map)
+    assert count > 3
+    whole_volume = max(largest_diameter_mm(components == c, affine) for c in range(1, count + 1))
+    [measurement] = measure_labels(labels_map, affine, ["background", "lesion"])
+    assert measurement.components == count
+    assert measurement.largest_diameter_mm == pytest.approx(round(whole_volume, 2))
