@@ -45,6 +45,17 @@ def largest_diameter_mm(mask: np.ndarray, affine: np.ndarray) -> float:
     return float(pdist(points).max()) if len(points) > 1 else 0.0
 
 
+def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """The smallest box holding every True voxel of ``mask``; None when there is none."""
+    box = []
+    for axis in range(mask.ndim):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if hits.size == 0:
+            return None
+        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(box)
+
+
 def measure_labels(labels_map: np.ndarray, affine: np.ndarray, labels: list[str]) -> list[ClassMeasurement]:
     """One measurement per foreground class of a [D, H, W] integer label map (0 = background).
 
@@ -59,14 +70,17 @@ def measure_labels(labels_map: np.ndarray, affine: np.ndarray, labels: list[str]
         if value == 0:
             continue
         mask = labels_map == value
-        components, count = ndimage.label(mask)
-        # Each component within its bounding box: diameters do not depend on where the box
-        # lies, and the box's edge is background as the volume's edge is for the erosion.
-        boxes = ndimage.find_objects(components)
-        diameter = max(
-            (largest_diameter_mm(components[box] == c, affine) for c, box in enumerate(boxes, start=1) if box is not None),
-            default=0.0,
-        )
-        voxels = int(mask.sum())
+        voxels = int(np.count_nonzero(mask))
+        box = _bounding_box(mask)  # lesions are small: label connected components only there
+        count, diameter = 0, 0.0
+        if box is not None:
+            components, count = ndimage.label(mask[box])
+            # Each component within its own box: diameters do not depend on where a box lies,
+            # and a box's edge is background as the volume's edge is for the erosion.
+            diameter = max(
+                largest_diameter_mm(components[inner] == c, affine)
+                for c, inner in enumerate(ndimage.find_objects(components), start=1)
+                if inner is not None
+            )
         results.append(ClassMeasurement(label, voxels, round(voxels * voxel_ml, 4), int(count), round(diameter, 2)))
     return results
