@@ -31,6 +31,7 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian
 
 from .attributes import header_value
 from .errors import InvalidDicom, MissingPixelData, UnsupportedTransferSyntax
+from .part10 import read_part10
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _PIXEL_DATA_TAG = 0x7FE00010
@@ -47,8 +48,10 @@ def read_dataset(source: bytes | bytearray | memoryview | BinaryIO) -> Dataset:
 
     Raises :class:`InvalidDicom` for anything that is not readable DICOM.
     """
-    stream = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else source
-    return _parse(stream, stop_before_pixels=False)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        return _parse(io.BytesIO(data), stop_before_pixels=False, data=data)
+    return _parse(source, stop_before_pixels=False)
 
 
 def has_pixel_data(ds: Dataset) -> bool:
@@ -167,7 +170,7 @@ def open_instance(source: InstanceSource) -> Instance:
     except OSError as exc:
         raise InvalidDicom(f"the DICOM file could not be opened: {type(exc).__name__}") from exc
     with stream:
-        header = _parse(stream, stop_before_pixels=True)
+        header = _parse(stream, stop_before_pixels=True, data=data)
         syntax = UID(header.file_meta.TransferSyntaxUID)
         element = None if syntax == DeflatedExplicitVRLittleEndian else _pixel_element_header(stream, syntax)
         if element is not None and element[0] == "PixelData" and element[2] != _UNDEFINED_LENGTH:
@@ -299,7 +302,20 @@ def _correct_unused_bits(stored: np.ndarray, description: PixelDescription) -> n
     return np.right_shift(corrected, shift, out=corrected)
 
 
-def _parse(stream: BinaryIO, *, stop_before_pixels: bool) -> Dataset:
+def _parse(stream: BinaryIO, *, stop_before_pixels: bool, data: bytes | None = None) -> Dataset:
+    """Parse ``stream`` (whose bytes are ``data`` when given: then the common encodings are
+    read by :func:`preprocessing.part10.read_part10`, the rest by pydicom), leaving the stream
+    where reading stopped."""
+    fast = None
+    if data is not None and isinstance(stream, io.BytesIO):
+        try:
+            fast = read_part10(data, stop_before_pixels=stop_before_pixels, stream=stream)
+        except _PARSE_ERRORS:
+            fast = None  # pydicom reads it again and reports what is wrong
+    if fast is not None:
+        ds, end = fast
+        stream.seek(end)
+        return _checked(ds)
     try:
         ds = pydicom.dcmread(stream, force=False, stop_before_pixels=stop_before_pixels)
     except InvalidDicomError as exc:
@@ -308,6 +324,10 @@ def _parse(stream: BinaryIO, *, stop_before_pixels: bool) -> Dataset:
         ) from exc
     except _PARSE_ERRORS as exc:
         raise InvalidDicom(f"the DICOM file could not be parsed: {type(exc).__name__}") from exc
+    return _checked(ds)
+
+
+def _checked(ds: Dataset) -> Dataset:
     if "TransferSyntaxUID" not in getattr(ds, "file_meta", Dataset()):
         raise InvalidDicom("the DICOM file has no (0002,0010) Transfer Syntax UID in its file meta")
     if len(ds) == 0:
