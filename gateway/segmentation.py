@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import numpy as np
 
-from preprocessing import Instance, open_instance, plan_series, preprocess_instance, preprocess_series
+from preprocessing import Instance, SeriesPlan, open_instance, plan_series, preprocess_instance, preprocess_series
 
 from .audit import AuditRecord
 from .catalog import ModelCard, OutputInfo
@@ -123,9 +123,10 @@ class _ScoreClient:
         return np.stack([argmax_labels(item.astype(np.float32, copy=False)) for item in result])
 
 
-def _open_all(parts: list[DicomPart]) -> list[Instance]:
-    """Headers only; uncompressed frames stay zero-copy views on the upload until resampled."""
-    return [open_instance(part.data) for part in parts]
+def _plan(parts: list[DicomPart]) -> SeriesPlan:
+    """Headers only, sorted into one series; uncompressed frames stay zero-copy views on the
+    upload until they are resampled."""
+    return plan_series([open_instance(part.data) for part in parts])
 
 
 def _resize_back(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -154,8 +155,7 @@ async def segment(
     scores = _ScoreClient(card, triton, request_id)
 
     started = time.perf_counter()
-    opened = await anyio.to_thread.run_sync(_open_all, parts)
-    plan = await anyio.to_thread.run_sync(plan_series, opened)
+    plan = await anyio.to_thread.run_sync(_plan, parts)
     instances = [frame.instance for frame in plan.frames]
     ordered = [instance.header for instance in instances]
     clock.record("decode", started)
@@ -184,7 +184,7 @@ async def segment(
         ]
     else:
         started = time.perf_counter()
-        prepared = await anyio.to_thread.run_sync(preprocess_series, opened, card.preprocessing)
+        prepared = await anyio.to_thread.run_sync(preprocess_series, plan, card.preprocessing)
         clock.record("preprocess", started)
         started = time.perf_counter()
         roi = tuple(card.inputs[0].shape[2:])

@@ -182,15 +182,16 @@ def preprocess_instance(source: Dataset | Instance, spec: PreprocessingSpec) -> 
     return prepared
 
 
-def preprocess_series(sources: Sequence[InstanceSource], spec: PreprocessingSpec) -> PreparedInput:
+def preprocess_series(sources: Sequence[InstanceSource] | SeriesPlan, spec: PreprocessingSpec) -> PreparedInput:
     """Full series path: instances of one series (Datasets, Part 10 bytes or paths; or one
-    multi-frame instance) → [C, D, H, W] for ``CDHW``, or [D, C, H, W] — one 2D/2.5D item per
-    slice — for ``CHW``, with the voxels' :class:`VolumeGeometry`.
+    multi-frame instance), or the :class:`SeriesPlan` a caller already made of them →
+    [C, D, H, W] for ``CDHW``, or [D, C, H, W] — one 2D/2.5D item per slice — for ``CHW``,
+    with the voxels' :class:`VolumeGeometry`.
 
     Raises :class:`InconsistentSeries` for instances that do not form one regular volume
     (several series, mixed orientation or size, duplicate positions, missing slices).
     """
-    plan = plan_series(sources)
+    plan = sources if isinstance(sources, SeriesPlan) else plan_series(sources)
     reference = plan.frames[len(plan.frames) // 2].header
     modality = check_modality(plan.frames[0].instance.header, spec)
     _check_color(plan.is_color, spec, reference)

@@ -17,6 +17,7 @@ from preprocessing import (
     ModalityMismatch,
     PreprocessingSpec,
     assemble_series,
+    plan_series,
     prepare_slice,
     preprocess_instance,
     preprocess_series,
@@ -161,6 +162,13 @@ class TestSeries:
         assert prepared.array.mean() == pytest.approx(0.0, abs=1e-5)
         assert prepared.array.std() == pytest.approx(1.0, abs=1e-4)
         assert prepared.applied["normalize"]["method"] == "zscore"
+
+    def test_a_series_plan_made_by_the_caller_gives_the_same_input(self, dicomdir_series):
+        paths = dicomdir_series("98892001/CT5N")
+        spec = PreprocessingSpec.from_dict({"window": {"preset": "lung"}, "spacing_mm": [3.0, 1.5, 1.5], "layout": "CDHW"})
+        from_paths, from_plan = preprocess_series(paths, spec), preprocess_series(plan_series(paths), spec)
+        np.testing.assert_array_equal(from_plan.array, from_paths.array)
+        assert from_plan.applied == from_paths.applied
 
     def test_from_dicom_window_of_a_series_uses_its_middle_slice(self, dicomdir_series):
         paths = dicomdir_series("98892001/CT5N")
