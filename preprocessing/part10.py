@@ -28,8 +28,9 @@ _PREAMBLE = 128
 _EXPLICIT = Struct("<HH2sH").unpack_from
 _IMPLICIT = Struct("<HHL").unpack_from
 _LENGTH_32 = Struct("<L").unpack_from
-_VRS = {vr.value.encode(): vr.value for vr in VR}
-_LONG_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
+#: Encoded VR → (VR, whether its length is 4 bytes in explicit VR), and empty raw values by VR.
+_VRS = {vr.value.encode(): (vr.value, vr in EXPLICIT_VR_LENGTH_32) for vr in VR}
+_EMPTY = {vr: empty_value_for_VR(vr, raw=True) for vr in [None, *(vr.value for vr in VR)]}
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _UNDEFINED = 0xFFFFFFFF
 _FILE_META_GROUP = 0x0002
@@ -47,31 +48,32 @@ def _elements(
     ``group``, or the pixel data); None where pydicom would have to decide."""
     elements: dict[BaseTag, RawDataElement] = {}
     size = len(data)
+    explicit_header, implicit_header, long_length, vrs, empty = _EXPLICIT, _IMPLICIT, _LENGTH_32, _VRS, _EMPTY
     while position + 8 <= size:
         if implicit:
-            element_group, element, length = _IMPLICIT(data, position)
-            vr, header = None, 8
+            element_group, element, length = implicit_header(data, position)
+            vr, start = None, position + 8
         else:
-            element_group, element, raw_vr, length = _EXPLICIT(data, position)
-            vr, header = _VRS.get(raw_vr), 8
-            if vr is None:
+            element_group, element, raw_vr, length = explicit_header(data, position)
+            known = vrs.get(raw_vr)
+            if known is None:
                 return None
-            if vr in _LONG_VRS:
+            vr, long = known
+            start = position + 8
+            if long:
                 if position + 12 > size:
                     return None
-                length, header = _LENGTH_32(data, position + 8)[0], 12
+                length, start = long_length(data, start)[0], position + 12
         if group is not None and element_group != group:
             break
         tag = element_group << 16 | element
         if stop_at_pixels and tag in _PIXEL_TAGS:
             break
-        start = position + header
-        if length == _UNDEFINED or tag >> 16 == 0xFFFE or start + length > size:
+        if length == _UNDEFINED or element_group == 0xFFFE or start + length > size:
             return None
-        value = data[start : start + length] if length else empty_value_for_VR(vr, raw=True)
         key = BaseTag(tag)
-        elements[key] = RawDataElement(key, vr, length, value, start, implicit, True)
         position = start + length
+        elements[key] = RawDataElement(key, vr, length, data[start:position] if length else empty[vr], start, implicit, True)
     return elements, position
 
 
