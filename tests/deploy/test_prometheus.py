@@ -107,12 +107,15 @@ def test_the_gateway_defines_the_contract_metrics() -> None:
     from prometheus_client.metrics import MetricWrapperBase
 
     import gateway.metrics
+    from gateway.drift import DRIFT_PUBLISHER
 
     defined = {}
     for metric in vars(gateway.metrics).values():
         if isinstance(metric, MetricWrapperBase):
             name = metric._name + ("_total" if metric._type == "counter" else "")
             defined[name] = (metric._type, tuple(metric._labelnames))
+    for family in DRIFT_PUBLISHER.describe():  # computed at scrape time by a collector
+        defined[family.name] = (family.type, tuple(family._labelnames))
     assert defined == GATEWAY_METRICS
 
 
