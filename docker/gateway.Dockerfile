@@ -34,7 +34,9 @@ LABEL org.opencontainers.image.title="medserve-gateway" \
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    MEDSERVE_HOST=0.0.0.0 \
+    MEDSERVE_PORT=8080
 
 # A fixed numeric UID, so Kubernetes' runAsNonRoot can verify it; /var/log/medserve is where
 # MEDSERVE_AUDIT_LOG_PATH points in docker-compose.yml and k8s/ (a volume there).
@@ -54,4 +56,5 @@ EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=15s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
 
-CMD ["uvicorn", "--factory", "gateway.main:create_app", "--host", "0.0.0.0", "--port", "8080"]
+# MEDSERVE_WORKERS > 1 runs several gateway processes on the port (metrics added up across them).
+CMD ["python", "-m", "gateway.server"]

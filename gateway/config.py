@@ -15,6 +15,9 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(8080, ge=1, le=65535, description="HTTP port of the gateway.")
+    workers: int = Field(
+        1, ge=1, le=64, description="Gateway processes on the port (python -m gateway.server); one serves at most one CPU's worth of requests."
+    )
     triton_grpc_url: str = Field("127.0.0.1:8001", description="host:port of Triton's gRPC endpoint.")
     triton_timeout_s: float = Field(30.0, gt=0, description="Deadline for one inference call to Triton (504 when exceeded).")
     triton_probe_timeout_s: float = Field(2.0, gt=0, description="Deadline for readiness and metadata calls to Triton.")

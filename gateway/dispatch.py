@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from .audit import AuditRecord
 from .catalog import ModelCard
 from .config import Settings
-from .drift import DriftMonitor, DriftObservation
+from .drift import DRIFT_PUBLISHER, DriftMonitor, DriftObservation
 from .errors import InvalidUpload, TaskUnsupported
 from .formats import OutputFormat, effective_format
 from .predict import StageClock, activation_output, classify, classify_fusion
@@ -59,3 +59,4 @@ def _observe(monitor: DriftMonitor | None, observations: list[DriftObservation])
     if monitor is not None:
         for observation in observations:
             monitor.observe(observation.numeric, observation.categorical)
+        DRIFT_PUBLISHER.observed(monitor)

@@ -21,14 +21,18 @@ Math (also in the README):
 
 from __future__ import annotations
 
+import math
+import time
 from collections import Counter as TallyCounter
 from collections import deque
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, Gauge
 from prometheus_client.metrics_core import GaugeMetricFamily
+
+from .metrics import multiprocess_mode
 
 EPSILON = 1e-4
 
@@ -171,16 +175,46 @@ class DriftMonitor:
 
 
 class DriftPublisher:
-    """A Prometheus collector: ``medserve_drift_score`` and ``medserve_drift_window_samples``
-    of every tracked model, computed at scrape time (every 15 s or so) rather than on each
-    request. A model's newest monitor replaces an older one (a re-exported model)."""
+    """``medserve_drift_score`` and ``medserve_drift_window_samples`` of every tracked model.
 
-    def __init__(self) -> None:
+    One process: a Prometheus collector, computing the scores at scrape time (every 15 s or
+    so) rather than on each request. Several worker processes (:mod:`gateway.server`): each
+    worker watches the share of the traffic it serves and writes its scores, at most every
+    ``interval_s``, to prometheus-client's multiprocess files — scores as the most recently
+    written value of any worker, window sizes summed over live workers. A model's newest
+    monitor replaces an older one (a re-exported model).
+    """
+
+    def __init__(self, interval_s: float = 1.0) -> None:
+        self.interval_s = interval_s
         self._monitors: dict[str, DriftMonitor] = {}
+        self._written: dict[str, float] = {}
+        self._gauges: tuple[Gauge, Gauge] | None = None
 
     def track(self, monitor: DriftMonitor) -> DriftMonitor:
         self._monitors[monitor.model] = monitor
         return monitor
+
+    def observed(self, monitor: DriftMonitor) -> None:
+        """After ``monitor`` observed a request: with several workers, write its scores to the
+        shared files when the last write is ``interval_s`` old. One process: nothing to do."""
+        if not multiprocess_mode():
+            return
+        now = time.monotonic()
+        if now - self._written.get(monitor.model, -math.inf) < self.interval_s:
+            return
+        self._written[monitor.model] = now
+        if self._gauges is None:
+            score_family, samples_family = self._families()
+            self._gauges = (
+                Gauge(score_family.name, score_family.documentation, ["model", "feature", "stat"], registry=None, multiprocess_mode="mostrecent"),
+                Gauge(samples_family.name, samples_family.documentation, ["model"], registry=None, multiprocess_mode="livesum"),
+            )
+        score, samples = self._gauges
+        samples.labels(monitor.model).set(monitor.samples)
+        for feature, stats in monitor.scores().items():
+            for stat, value in stats.items():
+                score.labels(monitor.model, feature, stat).set(value)
 
     def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
         return (

@@ -1,8 +1,14 @@
-"""Prometheus metrics of the gateway (prometheus-client, default registry)."""
+"""Prometheus metrics of the gateway (prometheus-client, default registry).
+
+With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set, see :mod:`gateway.server`)
+the values live in that directory's files and :func:`exposition` adds the workers' up.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -18,7 +24,7 @@ STAGE_LATENCY = Histogram(
     ["model", "stage"],
     buckets=_LATENCY_BUCKETS_S,
 )
-IN_FLIGHT = Gauge("medserve_requests_in_flight", "Predictions currently being processed.")
+IN_FLIGHT = Gauge("medserve_requests_in_flight", "Predictions currently being processed.", multiprocess_mode="livesum")
 INPUTS = Counter(
     "medserve_inputs_total",
     "DICOM instances received, by model and input mix (label values are bounded).",
@@ -32,6 +38,19 @@ BATCHES_PER_REQUEST = Histogram(
 )
 ERRORS = Counter("medserve_errors_total", "Error answers by stable error code.", ["code"])
 REJECTIONS = Counter("medserve_rejections_total", "Requests refused by admission control.", ["reason"])
+
+
+def multiprocess_mode() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def exposition() -> bytes:
+    """The ``/metrics`` text: this process's registry, or every worker's files added up."""
+    if not multiprocess_mode():
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry)
 
 
 class BoundedValues:

@@ -361,16 +361,24 @@ def _server_env(**extra: str) -> dict[str, str]:
     return env
 
 
+GATEWAY_APP = "gateway.main:create_app"
+
+
 class UvicornServer:
-    """``uvicorn --factory <app>`` in its own session, logging to a file."""
+    """``uvicorn --factory <app>`` (the gateway: ``python -m gateway.server``) in its own
+    session, logging to a file."""
 
     def __init__(self, app: str, log_file: Path, env: dict[str, str], workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_file = log_file
-        command = [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"]
-        if workers > 1:
-            command += ["--workers", str(workers)]
+        if app == GATEWAY_APP:  # as deployed: its launcher, which sets up metrics for several workers
+            command = [sys.executable, "-m", "gateway.server"]
+            env = {**env, "MEDSERVE_HOST": "127.0.0.1", "MEDSERVE_PORT": str(self.port), "MEDSERVE_WORKERS": str(workers)}
+        else:
+            command = [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"]
+            if workers > 1:
+                command += ["--workers", str(workers)]
         with open(log_file, "ab") as log:
             self.process = subprocess.Popen(
                 command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
@@ -561,10 +569,10 @@ class Stack:
             triton = TritonServer(repository, self.work / f"triton-{key}", ports=TritonPorts.free(), poll_seconds=0)
             self.tritons[key] = triton.start(ready_timeout_s=300)
             env = _server_env(MEDSERVE_TRITON_GRPC_URL=triton.grpc_url, **options.gateway_env)
-            self.gateways[key] = [UvicornServer("gateway.main:create_app", self.work / f"gateway-{key}.log", env, options.gateway_workers)]
+            self.gateways[key] = [UvicornServer(GATEWAY_APP, self.work / f"gateway-{key}.log", env, options.gateway_workers)]
             if key == "batch" and "e" in options.variants:
                 self.gateways["replicas"] = [
-                    UvicornServer("gateway.main:create_app", self.work / f"gateway-replica-{k}.log", env, options.gateway_workers) for k in (1, 2)
+                    UvicornServer(GATEWAY_APP, self.work / f"gateway-replica-{k}.log", env, options.gateway_workers) for k in (1, 2)
                 ]
         for server in [*self.baselines.values(), *(g for group in self.gateways.values() for g in group)]:
             server.wait_ready()

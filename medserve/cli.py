@@ -53,12 +53,9 @@ def _demo_repository(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from gateway.server import main
 
-    from gateway.config import get_settings
-
-    settings = get_settings()
-    uvicorn.run("gateway.main:create_app", factory=True, host=settings.host, port=settings.port, access_log=False)
+    main()
     return 0
 
 

@@ -69,7 +69,7 @@ def run(repository: Path, work_dir: Path, host: str, port: int, triton_ports: Tr
         triton.start()
         env = dict(os.environ, MEDSERVE_TRITON_GRPC_URL=triton.grpc_url, MEDSERVE_HOST=host, MEDSERVE_PORT=str(port))
         gateway = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "gateway.main:create_app", "--host", host, "--port", str(port), "--no-access-log"],
+            [sys.executable, "-m", "gateway.server"],
             env=env,
             start_new_session=True,
         )

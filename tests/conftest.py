@@ -88,7 +88,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 class GatewayProcess:
-    """The gateway as production runs it: a uvicorn process with JSON logs to a file."""
+    """The gateway as production runs it (``python -m gateway.server``), JSON logs to a file;
+    ``workers="2"`` starts two worker processes, whose metrics files go to ``metrics_dir``."""
 
     def __init__(self, triton, work: Path, **settings: str) -> None:
         import subprocess
@@ -99,12 +100,15 @@ class GatewayProcess:
         self.port = TritonPorts.free().http
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = work / f"gateway-{self.port}.log"
-        env = dict(os.environ, MEDSERVE_TRITON_GRPC_URL=triton.grpc_url, MEDSERVE_PORT=str(self.port))
+        self.metrics_dir = work / f"metrics-{self.port}"
+        env = dict(os.environ, MEDSERVE_TRITON_GRPC_URL=triton.grpc_url, MEDSERVE_HOST="127.0.0.1", MEDSERVE_PORT=str(self.port))
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         env.update({f"MEDSERVE_{key.upper()}": value for key, value in settings.items()})
+        if int(settings.get("workers", "1")) > 1:
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir)
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "--factory", "gateway.main:create_app", "--host", "127.0.0.1", "--port", str(self.port)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [sys.executable, "-m", "gateway.server"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         self._wait_ready()
 
@@ -124,7 +128,10 @@ class GatewayProcess:
         raise RuntimeError(f"gateway did not start:\n{self.log.read_text()}")
 
     def stop(self) -> None:
-        self.process.terminate()
+        import signal
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # the server and its workers
         self.process.wait(timeout=15)
 
 

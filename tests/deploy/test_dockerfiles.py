@@ -52,9 +52,9 @@ def test_gateway_image_is_multi_stage_slim_non_root_and_torch_free(instructions)
     user = _last(instructions, "gateway.Dockerfile", "USER").arguments
     assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", user), f"USER {user}: numeric (runAsNonRoot can check it) and not root"
     assert "http://127.0.0.1:8080/healthz" in _last(instructions, "gateway.Dockerfile", "HEALTHCHECK").arguments
-    assert _last(instructions, "gateway.Dockerfile", "CMD").exec_form() == [
-        "uvicorn", "--factory", "gateway.main:create_app", "--host", "0.0.0.0", "--port", "8080",
-    ]
+    assert _last(instructions, "gateway.Dockerfile", "CMD").exec_form() == ["python", "-m", "gateway.server"]
+    environment = " ".join(_arguments(instructions, "gateway.Dockerfile", "ENV"))
+    assert "MEDSERVE_HOST=0.0.0.0" in environment, "the server listens beyond the container's loopback"
 
 
 def test_the_gateway_extra_has_no_torch() -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from ...errors import GatewayError
+from ...metrics import exposition
 from ...schemas import ErrorBody, Health, Readiness
 from ..deps import CatalogDep, SettingsDep, TritonDep
 
@@ -40,7 +41,7 @@ async def readyz(triton: TritonDep, catalog: CatalogDep, settings: SettingsDep) 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 __all__ = ["router", "ErrorBody"]
