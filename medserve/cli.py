@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import CLASSIFIER, SEGMENTER_3D, BenchOptions, run_bench
+    from .bench import BenchOptions, run_bench
 
     def numbers(text: str) -> tuple[int, ...]:
         return tuple(int(x) for x in text.split(",") if x)
