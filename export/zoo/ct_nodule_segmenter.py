@@ -8,19 +8,15 @@ uint8 labels (0 background, 1 nodule) per pixel: the argmax runs inside the mode
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
-import torch
-from monai.losses import DiceCELoss
 
-from export.metrics import dice
 from medserve.phantoms import SlicePhantom, chest_slice
 from preprocessing import PreprocessingSpec, prepare_slice
 from preprocessing.resample import resize
 
 from .networks import LabelSegmenter
-from .training import TrainingResult, fit, seed_everything, training_result
+from .training import TrainingResult, train_label_segmenter
 
 NAME = "ct_nodule_segmenter"
 LABELS = ("background", "nodule")
@@ -67,38 +63,10 @@ def make_dataset(seed: int, count: int) -> tuple[np.ndarray, np.ndarray]:
     return images, masks
 
 
-@torch.no_grad()
-def evaluate_dice(model: NoduleSegmenter, images: np.ndarray, masks: np.ndarray) -> float:
-    model.eval()
-    labels = torch.cat([model(torch.from_numpy(images[i : i + 32])) for i in range(0, len(images), 32)])
-    return dice(labels.numpy(), masks, len(LABELS))
-
-
 def train(seed: int = 0, train_count: int = 1200, validation_count: int = 200, epochs: int = 6, log=print) -> TrainingResult:
-    """Train from scratch with cross-entropy + a foreground Dice over the whole batch (nodules
-    cover about 1 % of a slice and a quarter of the slices have none; see
-    :func:`export.zoo.ct_nodule_segmenter_3d.train`), deterministically for a seed."""
-    seed_everything(seed)
-    started = time.perf_counter()
-    x_train, y_train = make_dataset(seed * 2 + 1, train_count)
-    x_val, y_val = make_dataset(seed * 2 + 2, validation_count)
-    log(f"generated {train_count}+{validation_count} phantom slices in {time.perf_counter() - started:.1f}s")
-    model = build_model()
-    criterion = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
-    score = fit(
-        model,
-        [x_train],
-        y_train,
-        lambda m, batch, y: criterion(m.logits(*batch), y.unsqueeze(1).long()),
-        epochs=epochs,
-        batch_size=16,
-        max_lr=3e-3,
-        seed=seed,
-        spatial_targets=True,
-        evaluate=lambda: evaluate_dice(model, x_val, y_val),
-        log=log,
-    )
-    return training_result(
-        model, seed=seed, train_count=train_count, validation_count=validation_count, epochs=epochs,
-        metric_name="dice", metric=score, started=started,
+    """Train from scratch, deterministically for a seed (:func:`.training.train_label_segmenter`;
+    nodules cover about 1 % of a slice and a quarter of the slices have none)."""
+    return train_label_segmenter(
+        build_model, make_dataset, classes=len(LABELS), seed=seed, train_count=train_count, validation_count=validation_count,
+        epochs=epochs, batch_size=16, evaluation_batch_size=32, items="phantom slices", log=log,
     )

@@ -12,19 +12,15 @@ graph answers uint8 labels per voxel: 1 byte instead of 2×4 bytes of probabilit
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
-import torch
-from monai.losses import DiceCELoss
 
-from export.metrics import dice
 from medserve.phantoms import chest_volume
 from preprocessing import PreprocessingSpec, preprocess_series
 
 from .dicom import ct_series
 from .networks import LabelSegmenter
-from .training import TrainingResult, fit, seed_everything, training_result
+from .training import TrainingResult, train_label_segmenter
 
 NAME = "ct_nodule_segmenter_3d"
 LABELS = ("background", "nodule")
@@ -65,39 +61,9 @@ def make_dataset(seed: int, count: int) -> tuple[np.ndarray, np.ndarray]:
     return volumes, masks
 
 
-@torch.no_grad()
-def evaluate_dice(model: NoduleSegmenter3D, volumes: np.ndarray, masks: np.ndarray) -> float:
-    model.eval()
-    labels = torch.cat([model(torch.from_numpy(volumes[i : i + 4])) for i in range(0, len(volumes), 4)])
-    return dice(labels.numpy(), masks, len(LABELS))
-
-
 def train(seed: int = 0, train_count: int = 200, validation_count: int = 32, epochs: int = 10, log=print) -> TrainingResult:
-    """Train from scratch with cross-entropy + a foreground Dice over the whole batch,
-    deterministically for a seed. Nodules fill well under 1 % of a volume: a Dice that
-    counted the background, or was averaged per volume (many hold none), would teach the
-    network to answer background everywhere."""
-    seed_everything(seed)
-    started = time.perf_counter()
-    x_train, y_train = make_dataset(seed * 2 + 1, train_count)
-    x_val, y_val = make_dataset(seed * 2 + 2, validation_count)
-    log(f"generated {train_count}+{validation_count} phantom series in {time.perf_counter() - started:.1f}s")
-    model = build_model()
-    criterion = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
-    score = fit(
-        model,
-        [x_train],
-        y_train,
-        lambda m, batch, y: criterion(m.logits(*batch), y.unsqueeze(1).long()),
-        epochs=epochs,
-        batch_size=4,
-        max_lr=3e-3,
-        seed=seed,
-        spatial_targets=True,
-        evaluate=lambda: evaluate_dice(model, x_val, y_val),
-        log=log,
-    )
-    return training_result(
-        model, seed=seed, train_count=train_count, validation_count=validation_count, epochs=epochs,
-        metric_name="dice", metric=score, started=started,
+    """Train from scratch, deterministically for a seed (:func:`.training.train_label_segmenter`)."""
+    return train_label_segmenter(
+        build_model, make_dataset, classes=len(LABELS), seed=seed, train_count=train_count, validation_count=validation_count,
+        epochs=epochs, batch_size=4, evaluation_batch_size=4, items="phantom series", log=log,
     )

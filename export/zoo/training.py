@@ -9,8 +9,11 @@ from typing import Callable
 
 import numpy as np
 import torch
+from monai.losses import DiceCELoss
 
-__all__ = ["TrainingResult", "fit", "seed_everything"]
+from export.metrics import dice
+
+__all__ = ["TrainingResult", "fit", "seed_everything", "train_label_segmenter", "training_result"]
 
 Loss = Callable[[torch.nn.Module, list[torch.Tensor], torch.Tensor], torch.Tensor]
 
@@ -93,4 +96,57 @@ def training_result(
             "training_seconds": round(time.perf_counter() - started, 1),
             "torch_version": torch.__version__,
         },
+    )
+
+
+@torch.no_grad()
+def evaluate_dice(model: torch.nn.Module, inputs: np.ndarray, masks: np.ndarray, classes: int, batch_size: int) -> float:
+    """Foreground Dice of a label-map model (``LabelSegmenter``) over ``inputs``, in batches."""
+    model.eval()
+    labels = torch.cat([model(torch.from_numpy(inputs[i : i + batch_size])) for i in range(0, len(inputs), batch_size)])
+    return dice(labels.numpy(), masks, classes)
+
+
+def train_label_segmenter(
+    build_model: Callable[[], torch.nn.Module],
+    make_dataset: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+    *,
+    classes: int,
+    seed: int,
+    train_count: int,
+    validation_count: int,
+    epochs: int,
+    batch_size: int,
+    evaluation_batch_size: int,
+    items: str,
+    log: Callable[[str], None],
+) -> TrainingResult:
+    """Train a ``LabelSegmenter`` from scratch with cross-entropy + a foreground Dice over the
+    whole batch, deterministically for a seed. Nodules fill about 1 % of a slice and well
+    under 1 % of a volume, and many samples hold none: a Dice that counted the background, or
+    was averaged per sample, would teach the network to answer background everywhere.
+    ``items`` names the samples in the log ("phantom slices")."""
+    seed_everything(seed)
+    started = time.perf_counter()
+    x_train, y_train = make_dataset(seed * 2 + 1, train_count)
+    x_val, y_val = make_dataset(seed * 2 + 2, validation_count)
+    log(f"generated {train_count}+{validation_count} {items} in {time.perf_counter() - started:.1f}s")
+    model = build_model()
+    criterion = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+    score = fit(
+        model,
+        [x_train],
+        y_train,
+        lambda m, batch, y: criterion(m.logits(*batch), y.unsqueeze(1).long()),
+        epochs=epochs,
+        batch_size=batch_size,
+        max_lr=3e-3,
+        seed=seed,
+        spatial_targets=True,
+        evaluate=lambda: evaluate_dice(model, x_val, y_val, classes, evaluation_batch_size),
+        log=log,
+    )
+    return training_result(
+        model, seed=seed, train_count=train_count, validation_count=validation_count, epochs=epochs,
+        metric_name="dice", metric=score, started=started,
     )
