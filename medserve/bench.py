@@ -102,15 +102,9 @@ def multipart_form(files: Sequence[tuple[str, bytes]], field_name: str = "files"
 def classifier_payloads() -> list[Payload]:
     """Two real CT slices written by others: pydicom-data's 512×512 ``693_UNCI.dcm`` and
     pydicom's 128×128 ``CT_small.dcm``."""
-    from pydicom.data import get_testdata_file
+    from .testdata import pydicom_test_file
 
-    payloads = []
-    for name in ("693_UNCI.dcm", "CT_small.dcm"):
-        path = get_testdata_file(name, download=False)
-        if path is None:
-            raise FileNotFoundError(f"{name} is not installed (pydicom-data)")
-        payloads.append(Payload(name, Path(path).read_bytes(), "application/dicom"))
-    return payloads
+    return [Payload(name, pydicom_test_file(name).read_bytes(), "application/dicom") for name in ("693_UNCI.dcm", "CT_small.dcm")]
 
 
 def series_payloads(directory: Path, count: int = 2, slices: int = 32, size: int = 96, spacing_mm: float = 2.0) -> list[Payload]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -24,6 +25,8 @@ from pydicom.uid import (
 )
 
 from .dicomgen import AXIAL_ORIENTATION, RESCALE_INTERCEPT_HU, ct_dataset, new_instance
+
+
 
 SAGITTAL_ORIENTATION = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
 CORONAL_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
@@ -236,3 +239,21 @@ def _permutation(count: int, seed: int | None) -> np.ndarray:
 def _shuffled(datasets: list[Dataset], seed: int | None) -> list[Dataset]:
     order = _permutation(len(datasets), None if seed is None else seed + 1)
     return [datasets[i] for i in order]
+
+
+def pydicom_test_file(name: str) -> Path:
+    """A test file shipped by pydicom or pydicom-data, found without the network (a miss
+    raises instead of downloading)."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        raise FileNotFoundError(f"{name} is not installed (pydicom / pydicom-data)")
+    return Path(path)
+
+
+def pynetdicom_test_file(name: str) -> Path:
+    """A DICOM file from pynetdicom's own test data."""
+    import pynetdicom
+
+    return Path(pynetdicom.__file__).parent / "tests" / "dicom_files" / name

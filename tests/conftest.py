@@ -9,22 +9,10 @@ from typing import Iterator
 
 import pytest
 
+from medserve.testdata import pydicom_test_file as pydicom_file
+from medserve.testdata import pynetdicom_test_file as pynetdicom_file
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-def pydicom_file(name: str) -> Path:
-    from pydicom.data import get_testdata_file
-
-    path = get_testdata_file(name, download=False)
-    if path is None:
-        raise FileNotFoundError(f"{name} is not installed (pydicom / pydicom-data)")
-    return Path(path)
-
-
-def pynetdicom_file(name: str) -> Path:
-    import pynetdicom
-
-    return Path(pynetdicom.__file__).parent / "tests" / "dicom_files" / name
 
 
 @pytest.fixture(scope="session")

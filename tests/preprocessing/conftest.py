@@ -22,16 +22,9 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
+from medserve.testdata import pydicom_test_file as _pydicom_file
+from medserve.testdata import pynetdicom_test_file as _pynetdicom_file
 from preprocessing import InvalidDicom, MissingPixelData, PreprocessingError
-
-
-def _pydicom_file(name: str) -> Path:
-    from pydicom.data import get_testdata_file
-
-    path = get_testdata_file(name, download=False)
-    if path is None:
-        raise FileNotFoundError(f"{name} is not installed (pydicom / pydicom-data)")
-    return Path(path)
 
 
 def _dicomdir_file(relative: str) -> Path:
@@ -42,12 +35,6 @@ def _nibabel_file(relative: str) -> Path:
     import nibabel
 
     return Path(nibabel.__file__).parent / relative
-
-
-def _pynetdicom_file(name: str) -> Path:
-    import pynetdicom
-
-    return Path(pynetdicom.__file__).parent / "tests" / "dicom_files" / name
 
 
 _LOCATORS = {
