@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from preprocessing import InvalidSpec, PreprocessingSpec
 
@@ -66,6 +66,15 @@ SEGMENTATION_MEANINGS = ("segmentation_probabilities", "segmentation_labels")
 _NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
 
+def _valid_preprocessing(value: dict[str, Any]) -> dict[str, Any]:
+    _parse_preprocessing(value)
+    return value
+
+
+#: A ``preprocessing`` block, kept as written and checked as a :class:`PreprocessingSpec`.
+PreprocessingDocument = Annotated[dict[str, Any], AfterValidator(_valid_preprocessing)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -102,7 +111,7 @@ class InputSpec(_Strict):
     shape: list[int]
     dtype: Literal["float32", "float16"] = "float32"
     modality: str | None = None
-    preprocessing: dict[str, Any] | None = None
+    preprocessing: PreprocessingDocument | None = None
 
     @field_validator("shape")
     @classmethod
@@ -110,13 +119,6 @@ class InputSpec(_Strict):
         if len(shape) < 2 or shape[0] != -1 or any(d < 1 for d in shape[1:]):
             raise ValueError("shape must be [-1, d1, d2, ...] with a dynamic batch axis first and fixed dims > 0")
         return shape
-
-    @field_validator("preprocessing")
-    @classmethod
-    def _valid_preprocessing(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
-            _parse_preprocessing(value)
-        return value
 
 
 class OutputSpec(_Strict):
@@ -228,7 +230,7 @@ class ExportSpec(_Strict):
     source: PythonSource | TorchScriptSource = Field(discriminator="kind")
     inputs: list[InputSpec] = Field(min_length=1)
     outputs: list[OutputSpec] = Field(min_length=1)
-    preprocessing: dict[str, Any] | None = None
+    preprocessing: PreprocessingDocument | None = None
     calibration: CalibrationSpec | None = None
     validation: ValidationSpec
     precisions: list[Precision] = Field(default_factory=lambda: [Precision.FP32, Precision.FP16, Precision.INT8])
@@ -239,13 +241,6 @@ class ExportSpec(_Strict):
     batching: BatchingSpec = BatchingSpec()
     instance_count: int = Field(1, ge=1, le=64)
     opset: int = Field(17, ge=17, le=23)
-
-    @field_validator("preprocessing")
-    @classmethod
-    def _valid_preprocessing(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
-            _parse_preprocessing(value)
-        return value
 
     @field_validator("precisions")
     @classmethod
