@@ -21,12 +21,17 @@ _values: dict[tuple, Any] = {}
 _tags: dict[str, int] = {}
 
 
-def header_value(ds: Dataset, keyword: str, default: Any = None) -> Any:
-    """The value of ``keyword`` in ``ds`` as pydicom converts it (tuples for multiple
-    values), or ``default`` when the element is absent or empty."""
+def _tag(keyword: str) -> int:
     tag = _tags.get(keyword)
     if tag is None:
         tag = _tags.setdefault(keyword, int(tag_for_keyword(keyword)))  # type: ignore[arg-type]
+    return tag
+
+
+def header_value(ds: Dataset, keyword: str, default: Any = None) -> Any:
+    """The value of ``keyword`` in ``ds`` as pydicom converts it (tuples for multiple
+    values), or ``default`` when the element is absent or empty."""
+    tag = _tag(keyword)
     element = ds.get_item(tag)
     if element is None:
         return default
@@ -48,9 +53,7 @@ def header_text(ds: Dataset, keyword: str) -> str:
     its encoded bytes without pydicom's value conversion and validation: for values that
     differ per instance and are only hashed or counted, where :func:`header_value`'s cache
     would not help. Equals ``str(ds.get(keyword, ""))`` for such elements."""
-    tag = _tags.get(keyword)
-    if tag is None:
-        tag = _tags.setdefault(keyword, int(tag_for_keyword(keyword)))  # type: ignore[arg-type]
+    tag = _tag(keyword)
     element = ds.get_item(tag)
     value = None if element is None else element.value
     if value is None:

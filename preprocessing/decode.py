@@ -307,7 +307,7 @@ def _parse(stream: BinaryIO, *, stop_before_pixels: bool, data: bytes | None = N
     read by :func:`preprocessing.part10.read_part10`, the rest by pydicom), leaving the stream
     where reading stopped."""
     fast = None
-    if data is not None and isinstance(stream, io.BytesIO):
+    if data is not None:
         try:
             fast = read_part10(data, stop_before_pixels=stop_before_pixels, stream=stream)
         except _PARSE_ERRORS:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 from struct import Struct
+from typing import BinaryIO
 
 from pydicom.charset import default_encoding
 from pydicom.dataelem import RawDataElement, empty_value_for_VR
@@ -78,7 +79,7 @@ def _elements(
 
 
 def read_part10(
-    data: bytes, *, stop_before_pixels: bool, stream: io.BytesIO | None = None
+    data: bytes, *, stop_before_pixels: bool, stream: BinaryIO | None = None
 ) -> tuple[FileDataset, int] | None:
     """``(dcmread(stream, stop_before_pixels=...), offset where reading stopped)`` for files
     this reader covers (see the module docstring), else None. ``stream`` holds ``data``
