@@ -124,6 +124,7 @@ PREPROCESSING_STATUS: dict[str, int] = {
     "unsupported_transfer_syntax": 415,
     "inconsistent_series": 422,
     "modality_mismatch": 422,
+    "input_too_large": 422,
     "invalid_spec": 500,
 }
 

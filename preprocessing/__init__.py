@@ -10,6 +10,7 @@ the Triton model config via ``PreprocessingSpec.from_dict``. Every error is a
 from .decode import Instance, InstanceSource, decode_frame, decode_pixels, open_instance, read_dataset
 from .errors import (
     InconsistentSeries,
+    InputTooLarge,
     InvalidDicom,
     InvalidSpec,
     MissingPixelData,
@@ -17,6 +18,7 @@ from .errors import (
     PreprocessingError,
     UnsupportedTransferSyntax,
 )
+from .limits import InputLimits, configure_limits, current_limits
 from .pipeline import PreparedInput, VolumeGeometry, prepare_slice, preprocess_instance, preprocess_series
 from .series import Series, SeriesPlan, SeriesWarning, assemble_series, group_series, plan_series
 from .spec import WINDOW_PRESETS_HU, NormalizeSpec, PreprocessingSpec, WindowSpec
@@ -24,6 +26,8 @@ from .spec import WINDOW_PRESETS_HU, NormalizeSpec, PreprocessingSpec, WindowSpe
 __all__ = [
     "WINDOW_PRESETS_HU",
     "InconsistentSeries",
+    "InputLimits",
+    "InputTooLarge",
     "Instance",
     "InstanceSource",
     "InvalidDicom",
@@ -41,6 +45,8 @@ __all__ = [
     "VolumeGeometry",
     "WindowSpec",
     "assemble_series",
+    "configure_limits",
+    "current_limits",
     "decode_frame",
     "decode_pixels",
     "group_series",

@@ -14,6 +14,9 @@ contain patient-identifying values.
     │                                                                 series, mixed orientation/size/spacing,
     │                                                                 two frames at one position, missing slices
     ├── ModalityMismatch                  modality_mismatch           e.g. MR sent to a CT model
+    ├── InputTooLarge                     input_too_large             a declared size over the limits of
+    │                                                                 :mod:`preprocessing.limits` (frames, pixels,
+    │                                                                 voxels, instances, header depth/elements)
     └── InvalidSpec                       invalid_spec                a preprocessing spec is malformed
 """
 
@@ -58,6 +61,13 @@ class ModalityMismatch(PreprocessingError):
     """The dataset's (0008,0060) *Modality* is not one the model was trained on."""
 
     code = "modality_mismatch"
+
+
+class InputTooLarge(PreprocessingError):
+    """The input declares more than :mod:`preprocessing.limits` admits; refused before any
+    of it is allocated."""
+
+    code = "input_too_large"
 
 
 class InvalidSpec(PreprocessingError):
