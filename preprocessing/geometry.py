@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset
 
 from .attributes import header_value
 from .errors import InvalidDicom
+from .limits import current_limits
 from .spec import ORIENTATION_AXES
 
 
@@ -58,9 +59,13 @@ def plane_geometry(header: Dataset) -> PlaneGeometry | None:
         raise InvalidDicom("(0020,0032) Image Position or (0020,0037) Image Orientation (Patient) is not numeric") from None
     if position_mm.shape != (3,) or cosines.shape != (6,):
         raise InvalidDicom("(0020,0032) needs 3 and (0020,0037) 6 values")
+    if not (np.isfinite(position_mm).all() and np.abs(position_mm).max() <= current_limits().max_extent_mm):
+        raise InvalidDicom("(0020,0032) Image Position (Patient) must be finite and within the limits (mm)")
+    if not np.isfinite(cosines).all():
+        raise InvalidDicom("(0020,0037) Image Orientation (Patient) must be finite")
     row, column = cosines[:3], cosines[3:]
     row_norm, column_norm = np.linalg.norm(row), np.linalg.norm(column)
-    if row_norm < 0.5 or column_norm < 0.5 or abs(np.dot(row, column)) / (row_norm * column_norm) > 0.01:
+    if not (0.5 <= row_norm <= 1.5 and 0.5 <= column_norm <= 1.5) or abs(np.dot(row, column)) / (row_norm * column_norm) > 0.01:
         raise InvalidDicom("(0020,0037) Image Orientation (Patient) is not two orthogonal unit vectors")
     return PlaneGeometry(position_mm=position_mm, row_cosine=row / row_norm, column_cosine=column / column_norm)
 
@@ -75,8 +80,8 @@ def pixel_spacing_mm(header: Dataset) -> tuple[float, float] | None:
                 spacing = (float(value[0]), float(value[1]))
             except (TypeError, ValueError, IndexError):
                 raise InvalidDicom(f"{keyword} needs two numbers (mm)") from None
-            if min(spacing) <= 0:
-                raise InvalidDicom(f"{keyword} must be > 0 mm")
+            if not (np.isfinite(spacing).all() and 0 < min(spacing) and max(spacing) <= 1000.0):
+                raise InvalidDicom(f"{keyword} must be two finite numbers in (0, 1000] mm")
             return spacing
     return None
 

@@ -22,8 +22,9 @@ class InputLimits:
     max_frames: int = 4096
     #: Rows × Columns × Samples per Pixel of one frame (an 8k × 8k detector is 64 M).
     max_pixels_per_frame: int = 8192 * 8192
-    #: Stored pixels of one request, all instances and frames (~1.3 G: 2000 slices of 512 × 1280).
-    max_voxels_per_request: int = 1 << 31
+    #: Pixels of one series, all instances and frames, and of any array resampled from it
+    #: (1 G: 2000 slices of 512 × 1024; a 300-slice 512² CT is 79 M).
+    max_voxels_per_request: int = 1 << 30
     #: Instances in one series (and in one request).
     max_instances: int = 2000
     #: Nesting depth of sequences inside a header (real objects stay below 8).

@@ -21,7 +21,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from .decode import Instance, InstanceSource, decode_frame, open_instance
-from .errors import InconsistentSeries, InvalidDicom, ModalityMismatch
+from .errors import InconsistentSeries, InputTooLarge, InvalidDicom, ModalityMismatch
 from .geometry import Reorientation, axis_codes, index_map_affine, pixel_spacing_mm, reorientation, spacing_of
 from .layout import crop_or_pad, image_to_chw, volume_to_cdhw, volume_to_slices
 from .normalize import clip_values, normalize
@@ -38,10 +38,14 @@ from .pixels import (
     to_modality_values,
     to_rgb,
 )
-from .resample import AxisTaps, identity_taps, position_taps, resample_to_spacing, resize, resize_index_map, spacing_taps
+from .limits import current_limits
+from .resample import (
+    AxisTaps, identity_taps, output_length, position_taps, resample_to_spacing, resize, resize_index_map, spacing_taps,
+)
 from .series import SeriesPlan, plan_series
 from .spec import PreprocessingSpec
 from .suv import suv_bw_factor
+from .validate import check_header
 from .volume import load_resampled, load_volume
 
 
@@ -109,6 +113,10 @@ def prepare_slice(
         if source is None:
             raise InvalidDicom("this model resamples to a pixel spacing; the instance has no (0028,0030) Pixel Spacing")
         target = tuple(spec.spacing_mm[-2:])
+        _check_output_size(
+            [output_length(n, s_in, s_out) for n, s_in, s_out in zip(values.shape[:2], source, target)],
+            current_limits().max_pixels_per_frame,
+        )
         values = resample_to_spacing(values, source, target)
         applied["resampled_to_spacing_mm"] = list(target)
     values = _intensity(values, spec, ds, applied, inplace=False)
@@ -120,6 +128,7 @@ def prepare_slice(
             values, _ = crop_or_pad(values, spec.output_size, (0, 1), spec.pad_value)
             applied["cropped_or_padded_to"] = list(spec.output_size)
     array = np.ascontiguousarray(image_to_chw(values, spec.channels), dtype=spec.dtype)
+    _check_finite(array)
     applied["output_shape"] = list(array.shape)
     return PreparedInput(array=array, applied=applied)
 
@@ -133,7 +142,7 @@ def preprocess_instance(source: Dataset | Instance, spec: PreprocessingSpec) -> 
     whatever model it was sent to.
     """
     instance = open_instance(source)
-    ds = instance.header
+    ds = check_header(instance.header)
     frames = instance.pixels.number_of_frames
     stored = decode_frame(instance, 0) if frames == 1 else None
     modality = check_modality(ds, spec)
@@ -228,6 +237,7 @@ def preprocess_series(sources: Sequence[InstanceSource] | SeriesPlan, spec: Prep
     else:
         array = volume_to_slices(volume, spec.channels, spec.stack_slices)
     array = np.ascontiguousarray(array, dtype=spec.dtype)
+    _check_finite(array)
     geometry = VolumeGeometry(
         affine_lps=affine, spacing_mm=spacing_of(affine), shape=tuple(volume.shape[:3]), orientation=axis_codes(affine)  # type: ignore[arg-type]
     )
@@ -276,12 +286,30 @@ def _load_resampled(
             taps.append(position_taps(plan.slice_positions_mm, plan.spacing_mm[0], native_target[0], reverse=reverse))
         else:
             taps.append(spacing_taps(plan.shape[axis], plan.spacing_mm[axis], native_target[axis], reverse=reverse))
+    _check_output_size([t.size for t in taps], current_limits().max_voxels_per_request)
     volume = load_resampled(plan.frames, *taps, scales)
     affine = plan.affine_lps
     for axis, axis_taps in enumerate(taps):
         affine = index_map_affine(affine, axis, axis_taps.start, axis_taps.step)
     permute = Reorientation(turn.source_axes, (False, False, False))
     return permute.apply(volume), permute.apply_affine(affine, volume.shape[:3])
+
+
+def _check_output_size(shape: Sequence[int], limit: int) -> None:
+    """Refuse a resampling whose output would exceed ``limit`` samples, before allocating it
+    (a sane-looking spacing over a large extent still asks for a huge grid)."""
+    if int(np.prod(shape, dtype=np.float64)) > limit:
+        raise InputTooLarge(
+            f"resampling to the model's spacing would make {'x'.join(map(str, shape))} samples; at most {limit} are accepted"
+        )
+
+
+def _check_finite(array: np.ndarray) -> None:
+    """A model input holds finite numbers only: NaN or infinity (from values no header check
+    could see, such as a Modality LUT table) is the input's fault and must not reach Triton.
+    One float64 sum: finite exactly when every float32 element is."""
+    if not np.isfinite(array.sum(dtype=np.float64)):
+        raise InvalidDicom("the pixel values become NaN or infinite under the instance's rescale or LUT")
 
 
 def _intensity(

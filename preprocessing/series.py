@@ -23,10 +23,12 @@ import numpy as np
 
 from .attributes import header_value
 from .decode import Instance, InstanceSource, open_instance
-from .errors import InconsistentSeries
+from .errors import InconsistentSeries, InputTooLarge
 from .frames import Frame, instance_frames
 from .geometry import PlaneGeometry, axis_codes, pixel_spacing_mm, volume_affine
+from .limits import current_limits
 from .pixels import is_color
+from .validate import check_header
 from .volume import load_volume
 
 #: Largest difference between direction cosines of frames that count as parallel.
@@ -133,6 +135,9 @@ def plan_series(
     """
     if not sources:
         raise InconsistentSeries("no DICOM instances were given; send the instances of one series")
+    limit = current_limits().max_instances
+    if len(sources) > limit:
+        raise InputTooLarge(f"the series has {len(sources)} instances; at most {limit} are accepted")
     groups = group_series(sources)
     if len(groups) > 1:
         sizes = ", ".join(str(len(group)) for group in groups)
@@ -141,7 +146,10 @@ def plan_series(
             f"({sizes} instances); send one series per request"
         )
     instances, warnings = _drop_repeated_instances(groups[0])
+    _check_size(instances)
     frames = [frame for instance in instances for frame in instance_frames(instance)]
+    for frame in frames:
+        check_header(frame.header)
     _check_same_image_type(frames)
     spacing = pixel_spacing_mm(frames[0].header)
     if spacing is None:
@@ -192,6 +200,17 @@ def assemble_series(sources: Sequence[InstanceSource], **tolerances: float) -> S
         modality=plan.modality,
         photometric_interpretation=str(plan.frames[0].header.get("PhotometricInterpretation", "")).strip(),
     )
+
+
+def _check_size(instances: list[Instance]) -> None:
+    """The series' declared pixels against :mod:`preprocessing.limits`, before any frame of it
+    is placed or decoded."""
+    limits = current_limits()
+    voxels = sum(i.pixels.rows * i.pixels.columns * i.pixels.number_of_frames for i in instances)
+    if voxels > limits.max_voxels_per_request:
+        raise InputTooLarge(
+            f"the series declares {voxels} pixels in all; at most {limits.max_voxels_per_request} are accepted"
+        )
 
 
 def _drop_repeated_instances(instances: list[Instance]) -> tuple[list[Instance], list[SeriesWarning]]:

@@ -89,11 +89,19 @@ class TestPlane:
             ([1, 0, 0, 1, 0, 0], r"not two orthogonal unit vectors"),  # parallel cosines
             ([0, 0, 0, 0, 1, 0], r"not two orthogonal unit vectors"),  # a zero vector
             ([1, 0, 0, 0, 1], r"\(0020,0037\) 6 values"),  # five values
+            ([float("nan"), 0, 0, 0, 1, 0], r"\(0020,0037\) .* must be finite"),  # NaN passed every comparison once
+            ([1e308, 0, 0, 0, 1, 0], r"not two orthogonal unit vectors"),  # normalised to 1 before: now refused
+            ([1, 0, 0, 0, float("inf"), 0], r"\(0020,0037\) .* must be finite"),
         ],
     )
     def test_malformed_orientation_is_invalid(self, orientation, pattern):
         with pytest.raises(InvalidDicom, match=pattern):
             plane_geometry(self._header(ImagePositionPatient=[0, 0, 0], ImageOrientationPatient=orientation))
+
+    @pytest.mark.parametrize("position", [[float("nan"), 0, 0], [0, 0, float("-inf")], [0, 1e9, 0]])
+    def test_position_must_be_finite_and_within_the_extent_limit(self, position):
+        with pytest.raises(InvalidDicom, match=r"\(0020,0032\) Image Position \(Patient\) must be finite"):
+            plane_geometry(self._header(ImagePositionPatient=position, ImageOrientationPatient=[1, 0, 0, 0, 1, 0]))
 
     @pytest.mark.parametrize(
         ("attributes", "spacing"),
@@ -106,6 +114,16 @@ class TestPlane:
     def test_pixel_spacing(self, attributes, spacing):
         assert pixel_spacing_mm(self._header(**attributes)) == spacing
 
-    def test_zero_pixel_spacing_is_invalid(self):
-        with pytest.raises(InvalidDicom, match=r"PixelSpacing must be > 0 mm"):
-            pixel_spacing_mm(self._header(PixelSpacing=[0, 1]))
+    @pytest.mark.parametrize(
+        "spacing",
+        [
+            [0, 1],  # zero
+            [-1, 1],  # negative
+            [float("nan"), 1],  # not a number
+            [1, float("inf")],
+            [1e6, 1e6],  # a kilometre per pixel: a 128 x 128 image would resample into 10^16 pixels
+        ],
+    )
+    def test_pixel_spacing_must_be_finite_positive_and_sane(self, spacing):
+        with pytest.raises(InvalidDicom, match=r"PixelSpacing must be two finite numbers in \(0, 1000\] mm"):
+            pixel_spacing_mm(self._header(PixelSpacing=spacing))
