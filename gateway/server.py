@@ -7,6 +7,11 @@ Their Prometheus metrics are then kept in prometheus-client's multiprocess mode:
 writes its counters and histograms to files in one directory, and ``/metrics``, whichever
 worker answers it, adds them up. Drift is watched per worker (each sees a share of the
 traffic) and published through the same files (:mod:`gateway.drift`).
+
+HTTP is uvicorn's httptools protocol with bounded request heads (:mod:`gateway.http_limits`):
+a request line and headers beyond ``MEDSERVE_MAX_REQUEST_HEADER_BYTES`` or
+``MEDSERVE_MAX_REQUEST_HEADERS`` are answered 431 before they are buffered. It is named by
+import path, so that each worker process imports it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+HTTP_PROTOCOL = "gateway.http_limits:HeaderLimitedHttpToolsProtocol"
 
 
 def prepare_metrics_directory(workers: int) -> Path | None:
@@ -48,6 +54,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
+        http=HTTP_PROTOCOL,
         access_log=False,
         log_level=settings.log_level.lower(),
     )
