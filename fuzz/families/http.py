@@ -1,0 +1,107 @@
+"""HTTP-level abuse of well-framed requests (the framing itself is uvicorn's business):
+header count and size, odd Content-Type and Accept, odd query strings; and every route that
+takes bytes, with every model and output format, on unmodified real files."""
+
+from __future__ import annotations
+
+from ..cases import Request
+from ..envelopes import DICOM, FORMATS, MODELS, STOW, multipart_related, boundary, predict_target, random_predict_target
+from . import family
+
+_CONTENT_TYPES = (
+    b"application/dicom; charset=utf-8",
+    b"APPLICATION/DICOM",
+    b"application/dicom; transfer-syntax=1.2.3",
+    b"multipart/related",
+    b'multipart/related; type="application/dicom"',
+    b"multipart/form-data; boundary=",
+    b"application/zip; q=abc",
+    b"text/plain",
+    b"application/json",
+    b"",
+    b";;;",
+    b"application/" + b"x" * 8192,
+    b"multipart/related; boundary=a; boundary=b",
+    b"image/png",
+)
+_ACCEPTS = (
+    b"*/*;q=abc",
+    b"image/png;q=0",
+    b"application/dicom+json",
+    b"application/dicom;transfer-syntax=*",
+    b"text/html, application/xhtml+xml",
+    b"",
+    b",,,,",
+    b"application/json;q=0.5, image/png;q=2",
+    b"*/*;q=1e309",
+    b", ".join(b"type%d/sub%d;q=0.%d" % (i, i, i % 10) for i in range(2000)),
+)
+
+
+@family
+def header_abuse(rng, corpus):
+    """Many headers (100 to 20,000), one huge header (64 KB to 8 MB), odd Content-Type,
+    odd Accept, an API key in a header the gateway does not expect."""
+    data = corpus.bytes(rng.choice(("CT_small.dcm", "MR_small.dcm")))
+    kind = rng.choice(("many", "huge", "content_type", "accept", "auth"))
+    headers: list[tuple[bytes, bytes]] = [(b"Content-Type", DICOM)]
+    if kind == "many":
+        count = rng.choice((100, 1000, 5000, 20000))
+        headers += [(b"X-Fuzz-%d" % i, b"v") for i in range(count)]
+        note = f"{count} headers"
+    elif kind == "huge":
+        size = rng.choice((64 << 10, 1 << 20, 8 << 20))
+        headers.append((rng.choice((b"X-Fuzz", b"Cookie", b"Accept")), b"a" * size))
+        note = f"{size} B header"
+    elif kind == "content_type":
+        headers = [(b"Content-Type", rng.choice(_CONTENT_TYPES))]
+        note = "Content-Type"
+    elif kind == "accept":
+        headers.append((b"Accept", rng.choice(_ACCEPTS)))
+        note = "Accept"
+    else:
+        headers.append(rng.choice(((b"Authorization", b"Bearer " + b"k" * 4096), (b"Authorization", b"Basic \xff\xfe"), (b"X-API-Key", b""))))
+        note = "auth"
+    target = STOW if kind == "content_type" and rng.random() < 0.3 else random_predict_target(rng)
+    return Request("POST", target, data, tuple(headers), note)
+
+
+_FORMAT_VALUES = ("", "JSON", "Json", "seg%00", "..%2F..%2Fetc", "x" * 5000, "json&format=png", "nifti;", "%ff%fe", "heatmap%20", "dicom", "seg,png")
+_SLICE_VALUES = ("-1", "0", "1000000000", "abc", "nan", "1e3", "99999999999999999999999", "", "-0", "1.5", "%00")
+
+
+@family
+def query_abuse(rng, corpus):
+    """Odd ``format`` and ``slice`` values, repeated parameters, an API key in the query,
+    odd model names (unknown, long, traversal, non-ASCII)."""
+    data = corpus.bytes(rng.choice(("CT_small.dcm", "pynetdicom:CTImageStorage.dcm")))
+    kind = rng.choice(("format", "slice", "repeated", "api_key", "model"))
+    model = rng.choice(MODELS)
+    if kind == "format":
+        target = predict_target(model, rng.choice(_FORMAT_VALUES))
+    elif kind == "slice":
+        target = predict_target(model, rng.choice(("png", "heatmap", "json")), slice=rng.choice(_SLICE_VALUES))
+    elif kind == "repeated":
+        target = predict_target(model, "png") + "&format=seg&slice=1&slice=2"
+    elif kind == "api_key":
+        target = predict_target(model, "json", api_key="secret-fuzz-key", key="secret-fuzz-key")
+    else:
+        name = rng.choice(("no_such_model", "m" * 2000, "..%2F..%2Fetc%2Fpasswd", "%C3%A9", "%00", "ct_nodule_classifier%20"))
+        target = f"/v1/models/{name}/predict"
+    return Request("POST", target, data, ((b"Content-Type", DICOM),), kind)
+
+
+_ROUTE_SEEDS = ("CT_small.dcm", "693_UNCI.dcm", "pynetdicom:CTImageStorage.dcm", "693_J2KI.dcm", "MR_small.dcm", "emri_small.dcm", "MR_small_RLE.dcm")
+
+
+@family
+def route_shapes(rng, corpus):
+    """Unmodified real files to every route that takes bytes: each model × each output
+    format (including combinations a model cannot produce), and STOW-RS."""
+    name = rng.choice(_ROUTE_SEEDS)
+    data = corpus.bytes(name)
+    if rng.random() < 0.2:
+        body, content_type = multipart_related([data] * rng.randint(1, 3), boundary(rng))
+        return Request("POST", STOW, body, ((b"Content-Type", content_type),), f"{name} STOW")
+    model, output = rng.choice(MODELS), rng.choice(FORMATS)
+    return Request("POST", predict_target(model, output), data, ((b"Content-Type", DICOM),), name)
