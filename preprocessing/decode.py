@@ -16,22 +16,25 @@ import struct
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Union
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.encaps import generate_frames, parse_basic_offsets, parse_fragments
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
 from pydicom.pixels import pixel_array as pydicom_pixel_array
-from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian
 
 from .attributes import header_value
-from .errors import InvalidDicom, MissingPixelData, UnsupportedTransferSyntax
-from .part10 import read_part10
+from .decoder_pool import decoder_pool
+from .decoder_worker import classify_decoding_error
+from .errors import InputTooLarge, InvalidDicom, MissingPixelData, PreprocessingError, UnsupportedTransferSyntax
+from .limits import current_limits
+from .part10 import check_header, file_meta_syntax, read_part10
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _PIXEL_DATA_TAG = 0x7FE00010
@@ -82,7 +85,16 @@ class PixelDescription:
 
 
 def describe_pixels(header: Dataset) -> PixelDescription:
-    """Read and check the Image Pixel module; :class:`InvalidDicom` names a malformed tag."""
+    """Read and check the Image Pixel module before anything of its sizes is allocated.
+
+    :class:`InvalidDicom` names a missing or impossible tag: (0028,0100) *Bits Allocated* not
+    1, 8, 16, 32 or 64; (0028,0101) *Bits Stored* outside 1..Bits Allocated; (0028,0102) *High
+    Bit* other than Bits Stored - 1; (0028,0002) *Samples per Pixel* not 1 or 3 (the retired
+    4-sample ARGB/CMYK is refused); (0028,0103) *Pixel Representation* not 0 or 1; Rows,
+    Columns or Number of Frames below 1. :class:`InputTooLarge` when a frame has more pixels
+    than ``max_pixels_per_frame`` or the instance more frames than ``max_frames``
+    (:mod:`preprocessing.limits`).
+    """
     values: dict[str, int] = {}
     for keyword, tag, default in (
         ("Rows", "(0028,0010)", None),
@@ -96,20 +108,76 @@ def describe_pixels(header: Dataset) -> PixelDescription:
         raw = header_value(header, keyword, default)
         try:
             values[keyword] = int(raw)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InvalidDicom(f"the {tag} {_words(keyword)} element is missing or not an integer") from None
-    if min(values["Rows"], values["Columns"], values["SamplesPerPixel"], values["NumberOfFrames"]) < 1:
+    rows, columns, samples = values["Rows"], values["Columns"], values["SamplesPerPixel"]
+    allocated, stored, frames = values["BitsAllocated"], values["BitsStored"], values["NumberOfFrames"]
+    if min(rows, columns, frames) < 1:
         raise InvalidDicom("(0028,0010) Rows, (0028,0011) Columns and (0028,0008) Number of Frames must be >= 1")
+    if allocated not in (1, 8, 16, 32, 64):
+        raise InvalidDicom("(0028,0100) Bits Allocated must be 1, 8, 16, 32 or 64")
+    if not 1 <= stored <= allocated:
+        raise InvalidDicom("(0028,0101) Bits Stored must be between 1 and (0028,0100) Bits Allocated")
+    high_bit = header_value(header, "HighBit")
+    if high_bit is not None and high_bit != stored - 1:
+        raise InvalidDicom("(0028,0102) High Bit must be (0028,0101) Bits Stored - 1")
+    if samples not in (1, 3):
+        raise InvalidDicom("(0028,0002) Samples per Pixel must be 1 (grayscale) or 3 (colour)")
+    if values["PixelRepresentation"] not in (0, 1):
+        raise InvalidDicom("(0028,0103) Pixel Representation must be 0 (unsigned) or 1 (signed)")
+    limits = current_limits()
+    if rows * columns * samples > limits.max_pixels_per_frame:
+        raise InputTooLarge(
+            f"a frame of (0028,0010) Rows x (0028,0011) Columns x (0028,0002) Samples per Pixel = "
+            f"{rows * columns * samples} values is over the limit of {limits.max_pixels_per_frame}"
+        )
+    if frames > limits.max_frames:
+        raise InputTooLarge(f"(0028,0008) Number of Frames is {frames}, over the limit of {limits.max_frames}")
     return PixelDescription(
-        rows=values["Rows"],
-        columns=values["Columns"],
-        samples_per_pixel=values["SamplesPerPixel"],
-        bits_allocated=values["BitsAllocated"],
-        bits_stored=values["BitsStored"],
+        rows=rows,
+        columns=columns,
+        samples_per_pixel=samples,
+        bits_allocated=allocated,
+        bits_stored=stored,
         pixel_representation=values["PixelRepresentation"],
-        number_of_frames=values["NumberOfFrames"],
+        number_of_frames=frames,
         photometric_interpretation=str(header_value(header, "PhotometricInterpretation", "")).strip(),
     )
+
+
+def _check_native_length(description: PixelDescription, available: int) -> None:
+    """Native pixel data must hold every frame the header declares (checked before any
+    per-frame structure is built from (0028,0008) *Number of Frames*)."""
+    bits = description.rows * description.columns * description.samples_per_pixel * description.bits_allocated
+    needed = (bits * description.number_of_frames + 7) // 8
+    if description.photometric_interpretation == "YBR_FULL_422":
+        needed = needed // 3 * 2  # two luminance values share one Cb and one Cr (PS3.3 C.7.6.3.1.2)
+    if available < needed:
+        raise InvalidDicom(
+            "the pixel data is truncated: (0028,0010) Rows x (0028,0011) Columns x (0028,0002) Samples "
+            "per Pixel x (0028,0100) Bits Allocated x (0028,0008) Number of Frames need "
+            f"{needed} bytes of (7FE0,0010) Pixel Data and the instance has {available}"
+        )
+
+
+def _check_fragments(pixel_data: bytes, description: PixelDescription, syntax: UID) -> None:
+    """Encapsulated pixel data must have a fragment per declared frame at least, and a basic
+    offset table, when not empty, with one entry per frame (PS3.5 A.4)."""
+    endianness = "<" if syntax.is_little_endian else ">"
+    try:
+        buffer = io.BytesIO(pixel_data)
+        offsets = parse_basic_offsets(buffer, endianness=endianness)
+        fragments, _ = parse_fragments(buffer, endianness=endianness)
+    except _PARSE_ERRORS as exc:
+        raise InvalidDicom(
+            f"the encapsulated (7FE0,0010) Pixel Data is not a sequence of fragment items ({type(exc).__name__})"
+        ) from None
+    frames = description.number_of_frames
+    if fragments < frames or (offsets and len(offsets) != frames):
+        raise InvalidDicom(
+            f"(0028,0008) Number of Frames is {frames} and the encapsulated (7FE0,0010) Pixel Data has "
+            f"{fragments} fragments and {len(offsets)} basic offset table entries"
+        )
 
 
 @dataclass(frozen=True)
@@ -121,6 +189,18 @@ class _NativeFrames:
     offset: int
     available: int
     dtype: np.dtype
+
+
+class _DecodedFrames:
+    """The last batch of compressed frames a decoder worker returned for one instance:
+    frames ``start`` .. ``start + len(arrays) - 1``. Frames are asked for in order, so one
+    round trip serves a run of them and the encoded bytes travel once per batch."""
+
+    __slots__ = ("start", "arrays")
+
+    def __init__(self) -> None:
+        self.start = 0
+        self.arrays: list[np.ndarray] = []
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,6 +215,7 @@ class Instance:
     header: Dataset
     pixels: PixelDescription
     _native: _NativeFrames | None
+    _decoded: _DecodedFrames = field(default_factory=_DecodedFrames, repr=False)
 
     @property
     def transfer_syntax(self) -> UID:
@@ -173,16 +254,21 @@ def open_instance(source: InstanceSource) -> Instance:
         header = _parse(stream, stop_before_pixels=True, data=data)
         syntax = UID(header.file_meta.TransferSyntaxUID)
         element = None if syntax == DeflatedExplicitVRLittleEndian else _pixel_element_header(stream, syntax)
-        if element is not None and element[0] == "PixelData" and element[2] != _UNDEFINED_LENGTH:
+        if (
+            element is not None and element[0] == "PixelData" and element[2] != _UNDEFINED_LENGTH
+            and not syntax.is_encapsulated
+        ):
             description = describe_pixels(header)
+            _, offset, length = element
+            size = len(data) if data is not None else path.stat().st_size  # type: ignore[union-attr]
+            available = max(0, min(length, size - offset))
+            _check_native_length(description, available)
             if _reads_natively(syntax, description):
-                _, offset, length = element
-                size = len(data) if data is not None else path.stat().st_size  # type: ignore[union-attr]
                 native = _NativeFrames(
                     buffer=memoryview(data) if data is not None else None,
                     path=path,
                     offset=offset,
-                    available=min(length, size - offset),
+                    available=available,
                     dtype=_native_dtype(description, syntax),
                 )
                 return Instance(header=header, pixels=description, _native=native)
@@ -193,20 +279,14 @@ def open_instance(source: InstanceSource) -> Instance:
 def decode_pixels(ds: Dataset) -> np.ndarray:
     """Stored pixel values as pydicom decodes them: (rows, cols[, samples]) or (frames, ...).
 
-    YCbCr data comes back as RGB. Raises :class:`MissingPixelData`,
-    :class:`UnsupportedTransferSyntax` or :class:`InvalidDicom` (truncated or corrupt data).
+    YCbCr data comes back as RGB; compressed data is decoded by the decoder pool's worker
+    processes. Raises :class:`MissingPixelData`, :class:`UnsupportedTransferSyntax` or
+    :class:`InvalidDicom` (truncated or corrupt data).
     """
-    if not has_pixel_data(ds):
-        raise MissingPixelData("the DICOM instance has no (7FE0,0010) Pixel Data to run a model on")
-    describe_pixels(ds)
-    syntax = UID(ds.file_meta.TransferSyntaxUID)
-    if "PixelData" in ds and not syntax.is_encapsulated:
-        needed = get_expected_length(ds, unit="bytes")
-        if len(ds.PixelData) < needed:
-            raise InvalidDicom(
-                f"the pixel data is truncated: {needed} bytes of (7FE0,0010) Pixel Data are needed "
-                f"and the instance has {len(ds.PixelData)}"
-            )
+    instance = _instance_from_dataset(ds)
+    if instance._native is None and instance.transfer_syntax.is_encapsulated:
+        frames = [decode_frame(instance, index) for index in range(instance.pixels.number_of_frames)]
+        return frames[0] if len(frames) == 1 else np.stack(frames)
     with _decoding_errors(ds):
         return ds.pixel_array
 
@@ -223,8 +303,11 @@ def decode_frame(instance: Instance, index: int = 0, out: np.ndarray | None = No
         raise IndexError(f"frame {index} of {description.number_of_frames}")
     native = instance._native
     if native is None:
-        with _decoding_errors(instance.header):
-            decoded = pydicom_pixel_array(instance.header, index=index)
+        if instance.transfer_syntax.is_encapsulated:
+            decoded = _pooled_frame(instance, index)
+        else:
+            with _decoding_errors(instance.header):
+                decoded = pydicom_pixel_array(instance.header, index=index)
         if out is None:
             return decoded
         np.copyto(out, decoded, casting="unsafe")
@@ -256,15 +339,75 @@ def decode_frame(instance: Instance, index: int = 0, out: np.ndarray | None = No
     return _correct_unused_bits(stored, description)
 
 
+#: Decoded bytes one worker round trip may return: frames are decoded in runs up to this size.
+_BATCH_BYTES = 32 << 20
+#: (0028,xxxx) attributes a decoder reads; a worker is sent these, not the whole header.
+_DECODER_ATTRIBUTES = (
+    "Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "BitsStored", "HighBit",
+    "PixelRepresentation", "PhotometricInterpretation", "PlanarConfiguration",
+)
+
+
+def _pooled_frame(instance: Instance, index: int) -> np.ndarray:
+    """Frame ``index`` of compressed pixel data, decoded by a worker of the decoder pool
+    together with the frames after it (up to :data:`_BATCH_BYTES` of decoded values)."""
+    decoded = instance._decoded
+    if decoded.start <= index < decoded.start + len(decoded.arrays):
+        return decoded.arrays[index - decoded.start]
+    header, description = instance.header, instance.pixels
+    syntax = instance.transfer_syntax
+    if not _any_decoder_available(syntax):
+        raise UnsupportedTransferSyntax(f"no installed decoder handles transfer syntax {syntax} ({syntax.name})")
+    count = max(1, min(description.number_of_frames - index, _BATCH_BYTES // max(1, description.frame_bytes)))
+    attributes = {keyword: header_value(header, keyword) for keyword in _DECODER_ATTRIBUTES}
+    attributes = {keyword: value for keyword, value in attributes.items() if value is not None}
+    frames = _encoded_frames(header, description, syntax, index, count)
+    decoded.arrays = []  # the old batch goes before the new one arrives
+    arrays = decoder_pool().decode_frames(str(syntax), attributes, frames)
+    decoded.start, decoded.arrays = index, arrays
+    return arrays[0]
+
+
+def _encoded_frames(header: Dataset, description: PixelDescription, syntax: UID, start: int, count: int) -> list[bytes]:
+    """The encoded bytes of frames ``start`` .. ``start + count - 1`` (fragments joined), found
+    through the basic or extended offset table, or one fragment per frame without them."""
+    extended = None
+    if "ExtendedOffsetTable" in header and "ExtendedOffsetTableLengths" in header:
+        extended = (header.ExtendedOffsetTable, header.ExtendedOffsetTableLengths)
+    try:
+        frames = generate_frames(
+            header.PixelData,
+            number_of_frames=description.number_of_frames,
+            extended_offsets=extended,
+            endianness="<" if syntax.is_little_endian else ">",
+        )
+        selected = [frame for position, frame in zip(range(start + count), frames) if position >= start]
+    except _PARSE_ERRORS as exc:
+        raise InvalidDicom(
+            f"the encapsulated (7FE0,0010) Pixel Data does not hold the frames its header declares ({type(exc).__name__})"
+        ) from None
+    if len(selected) < count:
+        raise InvalidDicom(
+            f"the encapsulated (7FE0,0010) Pixel Data holds fewer than the {description.number_of_frames} "
+            "frames of (0028,0008) Number of Frames"
+        )
+    return selected
+
+
 def _instance_from_dataset(ds: Dataset) -> Instance:
     if not has_pixel_data(ds):
         raise MissingPixelData("the DICOM instance has no (7FE0,0010) Pixel Data to run a model on")
     if "TransferSyntaxUID" not in getattr(ds, "file_meta", Dataset()):
         raise InvalidDicom("the DICOM file has no (0002,0010) Transfer Syntax UID in its file meta")
     description = describe_pixels(ds)
-    syntax = UID(ds.file_meta.TransferSyntaxUID)
+    syntax = _known_syntax(ds.file_meta)
     native = None
-    if "PixelData" in ds and not syntax.is_encapsulated and _reads_natively(syntax, description):
+    keyword = next(keyword for keyword in _PIXEL_KEYWORDS if keyword in ds)
+    if syntax.is_encapsulated and keyword == "PixelData":
+        _check_fragments(ds.PixelData, description, syntax)
+    else:
+        _check_native_length(description, len(ds[keyword].value or b""))
+    if keyword == "PixelData" and not syntax.is_encapsulated and _reads_natively(syntax, description):
         buffer = memoryview(ds.PixelData)
         native = _NativeFrames(
             buffer=buffer, path=None, offset=0, available=len(buffer), dtype=_native_dtype(description, syntax)
@@ -305,7 +448,13 @@ def _correct_unused_bits(stored: np.ndarray, description: PixelDescription) -> n
 def _parse(stream: BinaryIO, *, stop_before_pixels: bool, data: bytes | None = None) -> Dataset:
     """Parse ``stream`` (whose bytes are ``data`` when given: then the common encodings are
     read by :func:`preprocessing.part10.read_part10`, the rest by pydicom), leaving the stream
-    where reading stopped."""
+    where reading stopped.
+
+    Every failure is an :class:`InvalidDicom` naming the exception type, never its text
+    (pydicom's messages may quote values): RecursionError, MemoryError and
+    UnicodeDecodeError included. Sequence depth and element count are bounded
+    (:class:`InputTooLarge`) before pydicom recurses into them, when the bytes are at hand.
+    """
     fast = None
     if data is not None:
         try:
@@ -316,23 +465,43 @@ def _parse(stream: BinaryIO, *, stop_before_pixels: bool, data: bytes | None = N
         ds, end = fast
         stream.seek(end)
         return _checked(ds)
+    if data is not None:
+        found = file_meta_syntax(data)
+        if found is not None:
+            _known_syntax(found[0])
+        check_header(data)
     try:
         ds = pydicom.dcmread(stream, force=False, stop_before_pixels=stop_before_pixels)
     except InvalidDicomError as exc:
         raise InvalidDicom(
             "the body is not a DICOM Part 10 file (no 128-byte preamble followed by 'DICM')"
         ) from exc
-    except _PARSE_ERRORS as exc:
-        raise InvalidDicom(f"the DICOM file could not be parsed: {type(exc).__name__}") from exc
+    except PreprocessingError:
+        raise
+    except Exception as exc:  # pydicom and the bytes under it fail in many ways; all are the input's
+        raise InvalidDicom(f"the DICOM file could not be parsed: {type(exc).__name__}") from None
     return _checked(ds)
 
 
 def _checked(ds: Dataset) -> Dataset:
     if "TransferSyntaxUID" not in getattr(ds, "file_meta", Dataset()):
         raise InvalidDicom("the DICOM file has no (0002,0010) Transfer Syntax UID in its file meta")
+    _known_syntax(ds.file_meta)
     if len(ds) == 0:
         raise InvalidDicom("the DICOM file ends after its file meta information: it is truncated")
     return ds
+
+
+def _known_syntax(source: Dataset | UID) -> UID:
+    """(0002,0010) *Transfer Syntax UID* when it names a transfer syntax pydicom knows, else
+    :class:`UnsupportedTransferSyntax` (the UID itself is not quoted: it may be any text)."""
+    syntax = source if isinstance(source, UID) else UID(str(header_value(source, "TransferSyntaxUID", "")))
+    if not syntax.is_transfer_syntax:
+        raise UnsupportedTransferSyntax(
+            "the (0002,0010) Transfer Syntax UID is not a DICOM transfer syntax this service knows; "
+            "send the image uncompressed (explicit VR little endian)"
+        )
+    return syntax
 
 
 def _pixel_element_header(stream: BinaryIO, syntax: UID) -> tuple[str, int, int] | None:
@@ -362,28 +531,17 @@ def _pixel_element_header(stream: BinaryIO, syntax: UID) -> tuple[str, int, int]
 
 @contextmanager
 def _decoding_errors(header: Dataset) -> Iterator[None]:
-    """The one place where pydicom's and its plugins' decoding failures become typed errors."""
+    """pydicom's in-process (native) decoding failures as typed errors, classified as the
+    decoder workers classify theirs (:func:`preprocessing.decoder_worker.classify_decoding_error`)."""
     syntax = UID(header.file_meta.TransferSyntaxUID)
     try:
         yield
-    except NotImplementedError as exc:
-        raise UnsupportedTransferSyntax(
-            f"no installed decoder handles transfer syntax {syntax} ({syntax.name}); "
-            "send it uncompressed or in a syntax listed by GET /v1/models/{name}"
-        ) from exc
-    except RuntimeError as exc:
-        if _any_decoder_available(syntax):
-            raise InvalidDicom(
-                f"the {syntax.name} pixel data is corrupt: every installed decoder rejected it; "
-                "re-export the image, or send it uncompressed"
-            ) from exc
-        raise UnsupportedTransferSyntax(
-            f"no installed decoder handles transfer syntax {syntax} ({syntax.name})"
-        ) from exc
-    except (ValueError, KeyError, AttributeError, TypeError, EOFError, OSError, IndexError) as exc:
-        raise InvalidDicom(
-            f"the pixel data is truncated or inconsistent with its header ({type(exc).__name__})"
-        ) from exc
+    except PreprocessingError:
+        raise
+    except Exception as exc:
+        kind, message = classify_decoding_error(exc, syntax)
+        error = UnsupportedTransferSyntax if kind == "UnsupportedTransferSyntax" else InvalidDicom
+        raise error(message) from exc
 
 
 def _any_decoder_available(syntax: UID) -> bool:

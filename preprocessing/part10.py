@@ -19,11 +19,15 @@ from struct import Struct
 from typing import BinaryIO
 
 from pydicom.charset import default_encoding
+from pydicom.datadict import DicomDictionary
 from pydicom.dataelem import RawDataElement, empty_value_for_VR
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
+
+from .errors import InputTooLarge
+from .limits import current_limits
 
 _PREAMBLE = 128
 _EXPLICIT = Struct("<HH2sH").unpack_from
@@ -107,6 +111,7 @@ def read_part10(
     if body is None:
         return None
     elements, end = body
+    _check_sequences(data, elements, implicit)
 
     file_meta = FileMetaDataset(meta_elements)
     file_meta.set_original_encoding(is_implicit_vr=False, is_little_endian=True, character_encoding=default_encoding)
@@ -115,3 +120,133 @@ def read_part10(
     ds = FileDataset(stream if stream is not None else io.BytesIO(data), elements, data[:_PREAMBLE], file_meta, implicit, True)
     ds.set_original_encoding(implicit, True, ds._character_set)  # (0008,0005) converted, as by dcmread
     return ds, end
+
+
+#: Tags whose dictionary VR is SQ: how implicit VR headers mark a sequence.
+_SEQUENCE_TAGS = frozenset(tag for tag, entry in DicomDictionary.items() if entry[0] == "SQ")
+_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_LONG_VRS = frozenset(raw for raw, (_, long) in _VRS.items() if long)
+
+
+def check_nesting(
+    data: bytes, start: int, end: int, *, implicit: bool, little_endian: bool, max_depth: int, max_elements: int
+) -> int:
+    """Count the data elements in ``data[start:end]`` and the depth of their sequences, without
+    recursion and without building anything; raises :class:`InputTooLarge` past ``max_depth``
+    nested sequences or ``max_elements`` elements. Returns the element count.
+
+    pydicom reads nested sequences recursively, at parse time or when a value is first
+    converted; this walk runs first, so that a header nested 1,000 deep is refused before
+    pydicom recurses into it. Where the bytes stop making sense (a length past the end) it
+    stops: pydicom then reports what is wrong.
+    """
+    endian = "<" if little_endian else ">"
+    tag_length = Struct(f"{endian}HHL").unpack_from
+    explicit_header = Struct(f"{endian}HH2sH").unpack_from
+    long_length = Struct(f"{endian}L").unpack_from
+    size = min(end, len(data))
+    position, count = start, 0
+    #: Open sequences and items: (is_sequence, end offset or None when undefined, implicit VR inside).
+    open_: list[tuple[bool, int | None, bool]] = []
+    depth = 0
+    while True:
+        while open_ and open_[-1][1] is not None and position >= open_[-1][1]:
+            depth -= open_.pop()[0]
+        if position + 8 > size:
+            return count
+        inner_implicit = open_[-1][2] if open_ else implicit
+        group, element, length = tag_length(data, position)
+        tag = group << 16 | element
+        if group == 0xFFFE:
+            position += 8
+            if tag == _ITEM:
+                open_.append((False, None if length == _UNDEFINED else position + length, inner_implicit))
+            elif tag == _ITEM_END:
+                while open_ and open_[-1][0]:
+                    depth -= open_.pop()[0]
+                if open_:
+                    open_.pop()
+            elif tag == _SEQUENCE_END:
+                while open_ and not open_[-1][0]:
+                    open_.pop()
+                if open_:
+                    depth -= open_.pop()[0]
+            continue
+        count += 1
+        if count > max_elements:
+            raise InputTooLarge(f"the header has more than {max_elements} data elements")
+        if inner_implicit:
+            raw_vr, start_of_value = None, position + 8
+            is_sequence = tag in _SEQUENCE_TAGS or (length == _UNDEFINED and tag not in _PIXEL_TAGS)
+        else:
+            _, _, raw_vr, length = explicit_header(data, position)
+            start_of_value = position + 8
+            if raw_vr in _LONG_VRS:
+                if position + 12 > size:
+                    return count
+                length, start_of_value = long_length(data, position + 8)[0], position + 12
+            is_sequence = raw_vr == b"SQ" or (raw_vr == b"UN" and length == _UNDEFINED)
+        position = start_of_value
+        if tag in _PIXEL_TAGS and length == _UNDEFINED:
+            return count  # encapsulated pixel data: fragments, not data sets, up to the end
+        if is_sequence:
+            depth += 1
+            if depth > max_depth:
+                raise InputTooLarge(f"the header nests sequences more than {max_depth} deep")
+            # an SQ of VR UN and undefined length is encoded in implicit VR little endian (PS3.5 6.2.2)
+            nested_implicit = inner_implicit or raw_vr == b"UN"
+            open_.append((True, None if length == _UNDEFINED else position + length, nested_implicit))
+            continue
+        if length == _UNDEFINED:
+            return count
+        position += length
+
+
+def _check_sequences(data: bytes, elements: dict[BaseTag, RawDataElement], implicit: bool) -> None:
+    """:func:`check_nesting` over the values pydicom will read as sequences (their raw bytes
+    are converted, recursively, on first access): explicit SQ, and in implicit VR, or as VR
+    UN, a tag the dictionary knows as a sequence."""
+    limits = current_limits()
+    count = len(elements)
+    if count > limits.max_elements:
+        raise InputTooLarge(f"the header has more than {limits.max_elements} data elements")
+    for raw in elements.values():
+        vr = raw.VR
+        if vr == "SQ" or ((vr is None or vr == "UN") and raw.tag in _SEQUENCE_TAGS):
+            start = raw.value_tell
+            count += check_nesting(
+                data, start, start + raw.length, implicit=vr != "SQ" or implicit, little_endian=True,
+                max_depth=limits.max_sequence_depth - 1, max_elements=limits.max_elements - count,
+            )
+
+
+def file_meta_syntax(data: bytes) -> tuple[UID, int] | None:
+    """(Transfer Syntax UID, offset of the data set) from the file meta of Part 10 bytes, or
+    None when the file meta is not plain explicit VR little endian of defined lengths."""
+    if len(data) < _PREAMBLE + 4 + 8 or data[_PREAMBLE : _PREAMBLE + 4] != b"DICM":
+        return None
+    meta = _elements(data, _PREAMBLE + 4, implicit=False, group=_FILE_META_GROUP)
+    if meta is None:
+        return None
+    elements, position = meta
+    syntax_element = elements.get(BaseTag(0x00020010))
+    if syntax_element is None or not syntax_element.value:
+        return None
+    return UID(syntax_element.value.decode("ascii", "replace").strip("\0 ")), position
+
+
+def check_header(data: bytes) -> None:
+    """:func:`check_nesting` over the whole data set of Part 10 bytes that :func:`read_part10`
+    declined (big endian, undefined lengths, ...), before pydicom parses them. Deflated data
+    sets are inflated by pydicom first and are not walked here."""
+    found = file_meta_syntax(data)
+    if found is None:
+        return
+    syntax, position = found
+    if not syntax.is_transfer_syntax or syntax.is_deflated:
+        return
+    limits = current_limits()
+    check_nesting(
+        data, position, len(data), implicit=syntax.is_implicit_VR, little_endian=syntax.is_little_endian,
+        max_depth=limits.max_sequence_depth, max_elements=limits.max_elements,
+    )
