@@ -7,18 +7,38 @@ When Triton runs on the same host (a loopback URL), large inputs travel through 
 *system shared memory* instead of the gRPC message: the gateway writes the tensor once into
 a POSIX shared-memory region registered with Triton, and the request only names the region.
 That skips the protobuf copies and the socket transfer of megabytes per 3D volume. Regions
-are pooled by size and reused; if Triton cannot map them (another container, another host),
-the client falls back to plain gRPC for good.
+are pooled by size and reused.
+
+What the regions survive:
+
+- **Triton restarts.** A new Triton knows none of the old regions; the first inference that
+  names one is answered "Unable to find shared memory region", the pool forgets every region
+  and the request is sent again over gRPC; the next ones register fresh regions.
+- **Triton unreachable.** A registration that fails for want of Triton (unavailable, deadline)
+  fails that request (503 / 504) and changes nothing else.
+- **Triton cannot map them** (another host or container): registration is refused with an
+  error answer, and the client falls back to plain gRPC for good.
+- **A gateway that died** (killed, or aborted in native code) leaves its regions in
+  ``/dev/shm`` and registered in Triton. Regions are named ``medserve_<pid>_<n>``; a gateway
+  starting up unlinks the files and unregisters the regions of every pid that is no longer
+  alive (gateways sharing one ``/dev/shm`` must share a PID namespace, as one host or one
+  pod with ``shareProcessNamespace`` do).
+
+Deadlines: an inference call, its shared-memory registrations included, takes at most
+``timeout_s``; regions Triton may still read after a timeout are unregistered in the
+background, never on the request path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import mmap
 import os
+import re
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterable
 
 import numpy as np
 import tritonclient.grpc as grpcclient
@@ -35,12 +55,21 @@ SHARED_MEMORY_MIN_BYTES = 256 * 1024
 SHARED_MEMORY_MAX_BYTES = 256 * 1024 * 1024
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _SHM_DIR = "/dev/shm"
+#: ``medserve_<pid>_<n>``: the gateway process that owns a region, and its number there.
+_REGION_NAME = re.compile(r"^medserve_(?P<pid>\d+)_\d+$")
 
 _CHANNEL_ARGS = [
     ("grpc.max_send_message_length", -1),
     ("grpc.max_receive_message_length", -1),
     ("grpc.keepalive_time_ms", 30_000),
 ]
+
+
+def _unreachable(exc: InferenceServerException) -> bool:
+    """Triton did not answer (down, restarting, or past the deadline), as opposed to
+    answering with an error."""
+    status, message = str(exc.status() or ""), exc.message() or ""
+    return "UNAVAILABLE" in status or "DEADLINE_EXCEEDED" in status or "Deadline Exceeded" in message
 
 
 @asynccontextmanager
@@ -60,6 +89,54 @@ async def translated_errors(model: str | None = None) -> AsyncIterator[None]:
         if "not ready" in lowered or "unavailable" in lowered:
             raise ModelNotReady(f"model {model!r} is not ready in Triton") from exc
         raise InferenceFailed(f"Triton failed on model {model!r}: {message}") from exc
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def orphaned_region_names(names: Iterable[str]) -> list[str]:
+    """The ``medserve_<pid>_<n>`` names among ``names`` whose gateway process is dead."""
+    orphaned = []
+    for name in names:
+        match = _REGION_NAME.match(name)
+        if match and int(match["pid"]) != os.getpid() and not _pid_alive(int(match["pid"])):
+            orphaned.append(name)
+    return orphaned
+
+
+def remove_orphaned_region_files(shm_dir: str | None = None) -> list[str]:
+    """Unlink the region files (``/dev/shm/medserve_<pid>_<n>``, pixel data) of dead gateway
+    processes; returns their names."""
+    shm_dir = shm_dir or _SHM_DIR
+    try:
+        names = os.listdir(shm_dir)
+    except OSError:
+        return []
+    removed = []
+    for name in orphaned_region_names(names):
+        try:
+            os.unlink(os.path.join(shm_dir, name))
+            removed.append(name)
+        except FileNotFoundError:  # another gateway starting at the same time got it first
+            pass
+    return removed
+
+
+async def unregister_orphaned_regions(client: grpcaio.InferenceServerClient, timeout_s: float) -> list[str]:
+    """Unregister from Triton the regions of dead gateway processes (Triton keeps them mapped
+    until then); returns their names. Raises InferenceServerException when Triton fails."""
+    status = await client.get_system_shared_memory_status(as_json=True, client_timeout=timeout_s)
+    orphaned = orphaned_region_names(status.get("regions", {}))
+    for name in orphaned:
+        await client.unregister_system_shared_memory(name, client_timeout=timeout_s)
+    return orphaned
 
 
 class _Region:
@@ -100,23 +177,34 @@ class SharedMemoryPool:
     """Regions by power-of-two size, registered once and reused; at most ``max_bytes`` in all.
 
     A region is lent for one inference and given back when Triton answered; after a failed or
-    timed-out call it is retired instead, since Triton may still read it.
+    timed-out call it is retired instead, since Triton may still read it. Unregistering runs
+    in the background, bounded by ``control_timeout_s``, so no request waits for it.
     """
 
-    def __init__(self, client: grpcaio.InferenceServerClient, timeout_s: float, max_bytes: int = SHARED_MEMORY_MAX_BYTES) -> None:
+    def __init__(self, client: grpcaio.InferenceServerClient, control_timeout_s: float, max_bytes: int = SHARED_MEMORY_MAX_BYTES) -> None:
         self._client = client
-        self._timeout_s = timeout_s
+        self._control_timeout_s = control_timeout_s
         self._max_bytes = max_bytes
         self._free: dict[int, list[_Region]] = {}
         self._all: dict[str, _Region] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self.available = True
 
     @property
     def registered_bytes(self) -> int:
         return sum(region.size for region in self._all.values())
 
-    async def acquire(self, nbytes: int) -> _Region | None:
-        """A region of at least ``nbytes``, or None (pool full, or shared memory unusable)."""
+    @property
+    def region_names(self) -> list[str]:
+        """Names of the regions registered with Triton now."""
+        return list(self._all)
+
+    async def acquire(self, nbytes: int, timeout_s: float) -> _Region | None:
+        """A region of at least ``nbytes``, or None (pool full, or shared memory unusable).
+
+        Raises InferenceServerException when Triton is unreachable or does not register a new
+        region within ``timeout_s``: the request fails, shared memory stays on.
+        """
         if not self.available:
             return None
         size = 1 << max(nbytes - 1, 1).bit_length()
@@ -131,8 +219,11 @@ class SharedMemoryPool:
             log.warning("no shared memory for an input; it goes over gRPC", extra={"reason": str(exc)})
             return None
         try:
-            await self._client.register_system_shared_memory(region.name, region.key, size, client_timeout=self._timeout_s)
+            await self._client.register_system_shared_memory(region.name, region.key, size, client_timeout=timeout_s)
         except InferenceServerException as exc:
+            if _unreachable(exc):
+                self._unregister_in_background(region)  # Triton may have registered it before the deadline
+                raise
             region.destroy()
             self.available = False
             log.warning("Triton cannot map the gateway's shared memory; inputs go over gRPC", extra={"reason": exc.message()})
@@ -141,44 +232,92 @@ class SharedMemoryPool:
         return region
 
     def release(self, region: _Region) -> None:
+        """Lend ``region`` again: Triton answered the call that used it."""
         if region.name in self._all:
             self._free.setdefault(region.size, []).append(region)
         else:
             region.destroy()
 
-    async def retire(self, region: _Region) -> None:
-        """Unregister (best effort: Triton may be gone) and unlink ``region``."""
+    def retire(self, region: _Region) -> None:
+        """Never lend ``region`` again (Triton may still read it): unlink it now, unregister it
+        in the background (best effort: Triton may be gone)."""
         self._all.pop(region.name, None)
-        try:
-            await self._client.unregister_system_shared_memory(region.name, client_timeout=self._timeout_s)
-        except Exception:
-            log.debug("unregistering %s failed", region.name, exc_info=True)
-        finally:
-            region.destroy()
+        self._unregister_in_background(region)
 
-    async def reset(self) -> None:
-        """Retire every region, e.g. after Triton restarted and forgot them; regions lent
-        out right now are retired when they come back."""
+    def forget_all(self) -> None:
+        """Triton restarted and knows none of the regions: retire the free ones; the ones lent
+        right now are unlinked when they come back. New regions are registered on demand."""
         free = [region for regions in self._free.values() for region in regions]
         self._free.clear()
+        self._all.clear()
         for region in free:
-            await self.retire(region)
+            self._unregister_in_background(region)
+
+    def remove_orphans_in_background(self) -> None:
+        """Start :meth:`remove_orphans` (when an event loop runs, as in the app's lifespan)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._spawn(self.remove_orphans())
+
+    async def remove_orphans(self) -> None:
+        """Unlink and unregister the regions that gateway processes which died left behind."""
+        files = remove_orphaned_region_files()
+        try:
+            registrations = await unregister_orphaned_regions(self._client, self._control_timeout_s)
+        except InferenceServerException as exc:
+            registrations = []
+            log.warning("could not list Triton's shared-memory regions", extra={"reason": exc.message()})
+        if files or registrations:
+            log.info(
+                "removed the shared memory of dead gateway processes",
+                extra={"files": len(files), "registrations": len(registrations)},
+            )
 
     async def close(self) -> None:
+        """Retire every region and wait (at most the control timeout) for the unregistrations."""
         for region in list(self._all.values()):
-            await self.retire(region)
+            self.retire(region)
         self._free.clear()
+        pending = list(self._background)
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=self._control_timeout_s)
+            for task in late:
+                task.cancel()
+
+    def _unregister_in_background(self, region: _Region) -> None:
+        region.destroy()
+        self._spawn(self._unregister(region.name))
+
+    async def _unregister(self, name: str) -> None:
+        try:
+            await self._client.unregister_system_shared_memory(name, client_timeout=self._control_timeout_s)
+        except Exception:
+            log.debug("unregistering %s failed", name, exc_info=True)
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
 
 def _is_loopback(url: str) -> bool:
     return url.rpartition(":")[0] in _LOOPBACK_HOSTS
 
 
+def _lost_regions(exc: Exception) -> bool:
+    """Triton answered that it does not know a region the request named: it restarted."""
+    cause = exc.__cause__
+    return isinstance(cause, InferenceServerException) and "shared memory region" in (cause.message() or "").lower()
+
+
 class TritonClient:
     """The gateway's view of Triton: health, repository index, configs and inference.
 
     ``shared_memory``: send large inputs through system shared memory; None (default) uses it
-    when ``url`` is a loopback address, i.e. Triton runs on this host.
+    when ``url`` is a loopback address, i.e. Triton runs on this host. Constructed inside an
+    event loop (the app's lifespan), it starts removing dead gateways' regions right away.
     """
 
     def __init__(self, url: str, timeout_s: float, probe_timeout_s: float, shared_memory: bool | None = None) -> None:
@@ -188,13 +327,16 @@ class TritonClient:
         self._client = grpcaio.InferenceServerClient(url=url, channel_args=_CHANNEL_ARGS)
         use_shared_memory = _is_loopback(url) if shared_memory is None else shared_memory
         self._shared_memory = SharedMemoryPool(self._client, probe_timeout_s) if use_shared_memory else None
+        if self._shared_memory is not None:
+            self._shared_memory.remove_orphans_in_background()
+
+    @property
+    def shared_memory(self) -> SharedMemoryPool | None:
+        return self._shared_memory
 
     async def close(self) -> None:
         if self._shared_memory is not None:
-            try:
-                await self._shared_memory.close()
-            except Exception:  # Triton may be gone already; the regions are unlinked regardless
-                log.debug("unregistering shared memory failed", exc_info=True)
+            await self._shared_memory.close()
         await self._client.close()
 
     async def server_ready(self) -> bool:
@@ -221,39 +363,53 @@ class TritonClient:
     async def infer(
         self, model: str, inputs: dict[str, np.ndarray], outputs: list[str], request_id: str = ""
     ) -> tuple[dict[str, np.ndarray], str]:
-        """Run one inference; returns the named outputs and the model version that answered."""
+        """Run one inference within ``timeout_s`` (shared-memory registration included);
+        returns the named outputs and the model version that answered."""
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
         try:
-            return await self._infer(model, inputs, outputs, request_id, self._shared_memory)
+            return await self._infer(model, inputs, outputs, request_id, self._shared_memory, deadline)
         except (InferenceFailed, ModelNotFound) as exc:
-            if self._shared_memory is None or "shared memory" not in str(exc).lower():
+            if self._shared_memory is None or not _lost_regions(exc):
                 raise
-            # Triton no longer knows our regions (it restarted): start the pool afresh and
-            # send this request over gRPC.
-            log.warning("Triton lost the gateway's shared-memory regions; registering new ones")
-            await self._shared_memory.reset()
-            return await self._infer(model, inputs, outputs, request_id, None)
+            log.warning("Triton lost the gateway's shared-memory regions (it restarted); registering new ones")
+            self._shared_memory.forget_all()
+            return await self._infer(model, inputs, outputs, request_id, None, deadline)
 
     async def _infer(
-        self, model: str, inputs: dict[str, np.ndarray], outputs: list[str], request_id: str, pool: SharedMemoryPool | None
+        self,
+        model: str,
+        inputs: dict[str, np.ndarray],
+        outputs: list[str],
+        request_id: str,
+        pool: SharedMemoryPool | None,
+        deadline: float,
     ) -> tuple[dict[str, np.ndarray], str]:
+        loop = asyncio.get_running_loop()
+
+        def remaining_s() -> float:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise InferenceTimeout(f"Triton did not answer within the deadline for model {model!r}")
+            return left
+
         infer_inputs, lent = [], []
         try:
-            for name, array in inputs.items():
-                tensor = grpcclient.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
-                region = None
-                if pool is not None and array.nbytes >= SHARED_MEMORY_MIN_BYTES and array.dtype != np.object_:
-                    region = await pool.acquire(array.nbytes)
-                if region is not None:
-                    lent.append(region)
-                    region.write(array)
-                    tensor.set_shared_memory(region.name, array.nbytes)
-                else:
-                    tensor.set_data_from_numpy(array)
-                infer_inputs.append(tensor)
-            requested = [grpcclient.InferRequestedOutput(name) for name in outputs]
             async with translated_errors(model):
+                for name, array in inputs.items():
+                    tensor = grpcclient.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+                    region = None
+                    if pool is not None and array.nbytes >= SHARED_MEMORY_MIN_BYTES and array.dtype != np.object_:
+                        region = await pool.acquire(array.nbytes, remaining_s())
+                    if region is not None:
+                        lent.append(region)
+                        region.write(array)
+                        tensor.set_shared_memory(region.name, array.nbytes)
+                    else:
+                        tensor.set_data_from_numpy(array)
+                    infer_inputs.append(tensor)
+                requested = [grpcclient.InferRequestedOutput(name) for name in outputs]
                 result = await self._client.infer(
-                    model, infer_inputs, outputs=requested, request_id=request_id, client_timeout=self.timeout_s
+                    model, infer_inputs, outputs=requested, request_id=request_id, client_timeout=remaining_s()
                 )
         except BaseException as exc:
             # Triton is done with the regions once it answered, even with an error; after a
@@ -261,10 +417,7 @@ class TritonClient:
             answered = isinstance(exc, (InferenceFailed, ModelNotFound, ModelNotReady))
             for region in lent:
                 assert pool is not None
-                if answered:
-                    pool.release(region)
-                else:
-                    await pool.retire(region)
+                pool.release(region) if answered else pool.retire(region)
             raise
         for region in lent:
             assert pool is not None

@@ -1,7 +1,19 @@
-"""``medserve run``: the whole stack on one machine (what ``make run`` does).
+"""``medserve run``: the whole stack on one machine (what ``make run`` does), kept up.
 
 Builds the demo model repository if it is missing, starts the real tritonserver and the
-gateway, waits for both, prints a working ``curl``, and on Ctrl-C (or SIGTERM) stops both.
+gateway, waits for both, prints a working ``curl``, then supervises them:
+
+- a **gateway** that exits (a native decoder that aborts, an OOM kill) is restarted; Triton
+  keeps running and is not touched. The new gateway removes the shared-memory regions the
+  dead one left (:mod:`gateway.triton`).
+- a **Triton** that exits is cleaned up after — its process group, any Python-backend stub
+  still running, the stubs' shared memory — and restarted. The gateway keeps running: it
+  answers 503 meanwhile and reconnects by itself (``/readyz`` goes 503, then 200).
+
+Every restart is logged with the exit status (code or signal). A restart waits a backoff that
+doubles with each restart of that process within the window (0.5 s, 1 s, 2 s, ... at most
+10 s); more than ``max_restarts`` within ``window_s`` means something is broken for good,
+and the supervisor stops everything and exits 1 saying so. Ctrl-C (or SIGTERM) stops both.
 """
 
 from __future__ import annotations
@@ -14,26 +26,209 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Protocol
 
-from .tritonserver import TritonPorts, TritonServer
+from .tritonserver import TritonPorts, TritonServer, signal_group
 
 DEMO_MODEL = "ct_nodule_classifier"
+#: How often the supervisor looks at its processes (seconds).
+POLL_S = 0.25
 
 
-def _wait_http_ok(url: str, timeout_s: float, process: subprocess.Popen) -> None:
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How often a process that dies is started again.
+
+    ``max_restarts`` restarts of one process within ``window_s`` seconds are allowed (read
+    from ``MEDSERVE_RUN_MAX_RESTARTS`` and ``MEDSERVE_RUN_RESTART_WINDOW_S``); the n-th of
+    them waits ``backoff_initial_s * 2**(n-1)`` seconds, at most ``backoff_max_s``.
+    """
+
+    max_restarts: int = 5
+    window_s: float = 60.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 10.0
+
+    @classmethod
+    def from_environment(cls) -> "RestartPolicy":
+        defaults = cls()
+        return cls(
+            max_restarts=int(os.environ.get("MEDSERVE_RUN_MAX_RESTARTS", defaults.max_restarts)),
+            window_s=float(os.environ.get("MEDSERVE_RUN_RESTART_WINDOW_S", defaults.window_s)),
+        )
+
+
+class RestartHistory:
+    """The recent restarts of one process, against a :class:`RestartPolicy`."""
+
+    def __init__(self, policy: RestartPolicy) -> None:
+        self.policy = policy
+        self._times: deque[float] = deque()
+
+    def next_delay(self, now: float) -> float | None:
+        """Seconds to wait before the restart due at ``now``, or None when it would exceed
+        the policy's rate (give up). Records the restart."""
+        while self._times and now - self._times[0] > self.policy.window_s:
+            self._times.popleft()
+        if len(self._times) >= self.policy.max_restarts:
+            return None
+        self._times.append(now)
+        return min(self.policy.backoff_max_s, self.policy.backoff_initial_s * 2 ** (len(self._times) - 1))
+
+    @property
+    def recent(self) -> int:
+        return len(self._times)
+
+
+def describe_exit(returncode: int) -> str:
+    """``exited with code 134`` or ``killed by signal SIGKILL (9)`` (Popen's negative codes)."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = "signal"
+        return f"killed by signal {name} ({-returncode})"
+    return f"exited with code {returncode}"
+
+
+class Supervised(Protocol):
+    """A process the supervisor keeps running."""
+
+    name: str
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def launch(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class GatewayProcess:
+    """``python -m gateway.server`` in its own process group (it and its uvicorn workers)."""
+
+    name = "gateway"
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self._env = env
+        self._process: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.poll() if self._process is not None else None
+
+    def launch(self) -> None:
+        self._process = subprocess.Popen([sys.executable, "-m", "gateway.server"], env=self._env, start_new_session=True)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM the group (graceful: in-flight requests finish), SIGKILL after ``timeout_s``;
+        then SIGKILL whatever of the group outlived a dead server (workers)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            signal_group(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                signal_group(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        signal_group(process.pid, signal.SIGKILL)
+
+
+class TritonProcess:
+    """:class:`TritonServer` as a supervised process."""
+
+    name = "tritonserver"
+
+    def __init__(self, server: TritonServer) -> None:
+        self.server = server
+
+    @property
+    def pid(self) -> int | None:
+        return self.server.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.server.returncode
+
+    def launch(self) -> None:
+        self.server.launch()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def say(message: str, error: bool = False) -> None:
+    print(f"medserve run: {message}", file=sys.stderr if error else sys.stdout, flush=True)
+
+
+def supervise(processes: list[Supervised], policy: RestartPolicy, stop: threading.Event) -> int:
+    """Restart each of ``processes`` that exits, until ``stop`` is set (0) or one of them
+    exits more often than ``policy`` allows (1). Leaves them running: the caller stops them."""
+    histories = {process.name: RestartHistory(policy) for process in processes}
+    while not stop.wait(POLL_S):
+        for process in processes:
+            returncode = process.returncode
+            if returncode is None:
+                continue
+            pid = process.pid
+            process.stop()  # reap what it left behind
+            history = histories[process.name]
+            delay = history.next_delay(time.monotonic())
+            if delay is None:
+                say(
+                    f"{process.name} (pid {pid}) {describe_exit(returncode)}; it was restarted {policy.max_restarts} times "
+                    f"within {policy.window_s:.0f} s already, giving up (MEDSERVE_RUN_MAX_RESTARTS, MEDSERVE_RUN_RESTART_WINDOW_S)",
+                    error=True,
+                )
+                return 1
+            say(
+                f"{process.name} (pid {pid}) {describe_exit(returncode)}; restarting it in {delay:.1f} s "
+                f"(restart {history.recent} of at most {policy.max_restarts} within {policy.window_s:.0f} s)",
+                error=True,
+            )
+            if stop.wait(delay):
+                return 0
+            process.launch()
+            say(f"{process.name} restarted (pid {process.pid})")
+    return 0
+
+
+def _wait_until(ready: Callable[[], bool], process: Supervised, stop: threading.Event, timeout_s: float) -> bool:
+    """Wait for ``ready()``; False when ``stop`` was set first. Raises when ``process`` exits
+    or ``timeout_s`` passes."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the gateway exited with {process.returncode} before it was ready")
+    while not stop.is_set():
+        if process.returncode is not None:
+            raise RuntimeError(f"{process.name} {describe_exit(process.returncode)} before it was ready")
+        if ready():
+            return True
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{process.name} not ready after {timeout_s:.0f}s")
+        stop.wait(POLL_S)
+    return False
+
+
+def _http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
+                return response.status == 200
         except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"{url} not ready after {timeout_s:.0f}s")
+            return False
+
+    return check
 
 
 def write_demo_instance(path: Path) -> Path:
@@ -50,9 +245,12 @@ def write_demo_instance(path: Path) -> Path:
     return path
 
 
-def run(repository: Path, work_dir: Path, host: str, port: int, triton_ports: TritonPorts) -> int:
+def run(
+    repository: Path, work_dir: Path, host: str, port: int, triton_ports: TritonPorts, policy: RestartPolicy | None = None
+) -> int:
     from export.zoo.repository import ensure_demo_repository
 
+    policy = policy or RestartPolicy.from_environment()
     exported = ensure_demo_repository(repository)
     if exported:
         print(f"exported into {repository}: {', '.join(exported)}")
@@ -62,19 +260,21 @@ def run(repository: Path, work_dir: Path, host: str, port: int, triton_ports: Tr
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
-    triton = TritonServer(repository, work_dir / "triton", ports=triton_ports)
-    gateway: subprocess.Popen | None = None
+    server = TritonServer(repository, work_dir / "triton", ports=triton_ports)
+    triton = TritonProcess(server)
+    env = dict(os.environ, MEDSERVE_TRITON_GRPC_URL=server.grpc_url, MEDSERVE_HOST=host, MEDSERVE_PORT=str(port))
+    gateway = GatewayProcess(env)
+    url = f"http://{host}:{port}"
     try:
-        print(f"starting tritonserver (log: {triton.log_file}) ...", flush=True)
-        triton.start()
-        env = dict(os.environ, MEDSERVE_TRITON_GRPC_URL=triton.grpc_url, MEDSERVE_HOST=host, MEDSERVE_PORT=str(port))
-        gateway = subprocess.Popen(
-            [sys.executable, "-m", "gateway.server"],
-            env=env,
-            start_new_session=True,
-        )
-        _wait_http_ok(f"http://{host}:{port}/readyz", 60, gateway)
-        url = f"http://{host}:{port}"
+        say(f"starting tritonserver (log: {server.log_file}) ...")
+        triton.launch()
+        if not _wait_until(server.is_ready, triton, stop, 120):
+            return 0
+        say(f"tritonserver ready (pid {triton.pid})")
+        gateway.launch()
+        if not _wait_until(_http_ok(f"{url}/readyz"), gateway, stop, 60):
+            return 0
+        say(f"gateway ready (pid {gateway.pid})")
         print(
             "\nmedserve is ready.\n"
             f"  models:   curl -s {url}/v1/models\n"
@@ -83,22 +283,12 @@ def run(repository: Path, work_dir: Path, host: str, port: int, triton_ports: Tr
             "Press Ctrl-C to stop.\n",
             flush=True,
         )
-        while not stop.is_set():
-            if gateway.poll() is not None:
-                print(f"the gateway exited with {gateway.returncode}", file=sys.stderr)
-                return 1
-            if triton._process is None or triton._process.poll() is not None:
-                print(f"tritonserver exited:\n{triton.log_tail()}", file=sys.stderr)
-                return 1
-            stop.wait(0.5)
-        return 0
+        return supervise([triton, gateway], policy, stop)
+    except RuntimeError as exc:
+        say(f"{exc}\n{server.log_tail()}" if triton.returncode is not None else str(exc), error=True)
+        return 1
     finally:
-        print("stopping ...", flush=True)
-        if gateway is not None and gateway.poll() is None:
-            os.killpg(gateway.pid, signal.SIGTERM)
-            try:
-                gateway.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(gateway.pid, signal.SIGKILL)
+        say("stopping ...")
+        gateway.stop()
         triton.stop()
-        print("stopped.", flush=True)
+        say("stopped.")

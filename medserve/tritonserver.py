@@ -6,7 +6,11 @@ run through the generic ONNX runner that export writes. Launch recipe (ARCHITECT
 put the wheel's bundled libraries and this interpreter's ``libpython`` on ``LD_LIBRARY_PATH``,
 and make the stub import numpy/onnxruntime from this environment.
 
-The server runs in its own process group, so stopping it never leaves an orphan behind.
+The server runs in its own process group, and its Python-backend stubs (one process per model
+instance) run in that group too. Stopping it — or cleaning up after it died, even by SIGKILL —
+signals the whole group, then kills any stub of this server's backend directory that is still
+running (a stub re-parented to init once its Triton died) and unlinks the stub's
+``/dev/shm/triton_python_backend_shm_region_*`` region, so nothing is left behind.
 """
 
 from __future__ import annotations
@@ -119,7 +123,7 @@ class TritonServer:
         extra_args: tuple[str, ...] = (),
     ) -> None:
         self.model_repository = Path(model_repository).resolve()
-        self.work_dir = Path(work_dir)
+        self.work_dir = Path(work_dir).resolve()
         self.ports = ports
         self.poll_seconds = poll_seconds
         self.log_file = log_file or self.work_dir / "tritonserver.log"
@@ -155,6 +159,13 @@ class TritonServer:
         return args + list(self.extra_args)
 
     def start(self, ready_timeout_s: float = 120.0) -> "TritonServer":
+        """Launch the server and wait until it is ready (its models loaded)."""
+        self.launch()
+        self.wait_ready(ready_timeout_s)
+        return self
+
+    def launch(self) -> None:
+        """Start the server process and return at once (see :meth:`wait_ready`)."""
         install = TritonInstall.locate()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._log_handle = open(self.log_file, "ab")
@@ -166,8 +177,21 @@ class TritonServer:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        self.wait_ready(ready_timeout_s)
-        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the server exited (negative: the signal that ended it);
+        None while it runs or before it was started."""
+        return self._process.poll() if self._process is not None else None
+
+    @property
+    def stub_path(self) -> Path:
+        """Where this server's Python-backend stub binary lives (it is launched from there)."""
+        return self.work_dir / "backends" / "python" / "triton_python_backend_stub"
 
     def is_ready(self) -> bool:
         try:
@@ -194,17 +218,20 @@ class TritonServer:
             return "(no log)"
 
     def stop(self, timeout_s: float = 20.0) -> None:
-        """SIGTERM the whole process group (Triton and its Python-backend stubs), then SIGKILL."""
+        """SIGTERM the whole process group (Triton and its Python-backend stubs), then SIGKILL;
+        then reap what a server that died left: its stubs and their shared memory."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
-            _signal_group(process.pid, signal.SIGTERM)
+            signal_group(process.pid, signal.SIGTERM)
             try:
                 process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                _signal_group(process.pid, signal.SIGKILL)
+                signal_group(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
+        stubs = running_stubs(self.stub_path)
         if process is not None:
-            _signal_group(process.pid, signal.SIGKILL)  # stubs that outlived their parent
+            signal_group(process.pid, signal.SIGKILL)  # stubs that outlived their parent
+        reap_stubs(stubs)
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None
@@ -216,8 +243,57 @@ class TritonServer:
         self.stop()
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
+def signal_group(pid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to the process group led by ``pid`` (a process started in a new session);
+    nothing when the group is gone."""
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+#: The Python backend names the region it shares with a stub in the stub's third argument.
+_STUB_REGION_PREFIX = "triton_python_backend_shm_region"
+
+
+@dataclass(frozen=True)
+class Stub:
+    """A running ``triton_python_backend_stub`` process and its shared-memory region."""
+
+    pid: int
+    region: str | None
+
+
+def running_stubs(stub_path: Path, proc: Path = Path("/proc")) -> list[Stub]:
+    """The processes launched from ``stub_path`` (so: stubs of our servers only, never another
+    Triton's), read from ``/proc/<pid>/cmdline``."""
+    stubs = []
+    wanted = str(stub_path).encode()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if argv[0] != wanted:
+            continue
+        region = argv[2].decode(errors="replace") if len(argv) > 2 and argv[2].startswith(_STUB_REGION_PREFIX.encode()) else None
+        stubs.append(Stub(int(entry.name), region))
+    return stubs
+
+
+def reap_stubs(stubs: list[Stub], shm_dir: Path = Path("/dev/shm")) -> None:
+    """SIGKILL ``stubs`` (a dead Triton's stubs keep running, holding memory) and unlink the
+    regions they shared with it."""
+    for stub in stubs:
+        try:
+            os.kill(stub.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for stub in stubs:
+        if stub.region and "/" not in stub.region:
+            try:
+                (shm_dir / stub.region).unlink()
+            except FileNotFoundError:
+                pass
