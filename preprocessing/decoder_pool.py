@@ -90,17 +90,14 @@ class _Worker:
         select.select([self.pidfd], [], [], 5.0)
 
     def close(self, *, kill: bool = False) -> None:
-        """Stop the worker (politely unless ``kill``) and wait until it has ended."""
+        """Stop the worker (politely unless ``kill``, then by SIGKILL after 1 s) and wait
+        until it has ended."""
         if not kill:
             try:
                 self.connection.send(None)
             except OSError:
                 pass
-            if select.select([self.pidfd], [], [], 1.0)[0]:
-                kill = False
-            else:
-                kill = True
-        if kill:
+        if kill or not select.select([self.pidfd], [], [], 1.0)[0]:
             self.kill()
         self.connection.close()
         os.close(self.pidfd)
@@ -151,6 +148,10 @@ class DecoderPool:
         else:
             self._give_back(worker)
         raise _ERRORS.get(kind, InvalidDicom)(message)
+
+    def calls_in_flight(self) -> int:
+        """Calls holding a worker right now (for monitoring and tests)."""
+        return self.config.workers - self._idle.qsize()
 
     def worker_pids(self) -> list[int]:
         """Process ids of the workers started and not yet retired (for monitoring and tests)."""

@@ -101,10 +101,22 @@ def _answer(request: tuple[str, dict[str, Any], list[bytes]]) -> tuple:
     syntax, attributes, frames = request
     try:
         return ("ok", decode_frames(syntax, attributes, frames))
-    except MemoryError as exc:
-        return ("error", *classify_decoding_error(exc, UID(syntax)), True)
     except Exception as exc:  # every failure of a decoder is the input's fault: typed, not raised
+        if isinstance(exc, MemoryError) or _over_memory_limit(attributes, len(frames)):
+            return ("error", *classify_decoding_error(MemoryError(), UID(syntax)), True)
         return ("error", *classify_decoding_error(exc, UID(syntax)), False)
+
+
+def _over_memory_limit(attributes: dict[str, Any], frames: int) -> bool:
+    """Whether the decoded values alone would not fit in the address space left: a codec
+    that cannot allocate reports "failed to decode", not MemoryError."""
+    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if limit == resource.RLIM_INFINITY:
+        return False
+    with open("/proc/self/statm") as statm:
+        used = int(statm.read().split()[0]) * resource.getpagesize()
+    values = attributes.get("Rows", 0) * attributes.get("Columns", 0) * attributes.get("SamplesPerPixel", 1)
+    return values * max(1, attributes.get("BitsAllocated", 8) // 8) * frames > limit - used
 
 
 def serve(connection: Connection, memory_limit_bytes: int) -> None:
