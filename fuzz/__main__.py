@@ -16,7 +16,7 @@ from pathlib import Path
 from .cases import campaign, case_from_id
 from .families import FAMILIES
 from .report import write_report
-from .runner import run_campaign
+from .runner import run_campaign, warm_up
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                 counts = result.counts()
                 print(f"{done}/{total} {dict(counts)} failing={len(result.failures)} crashes={len(result.crashes)}", file=sys.stderr, flush=True)
 
+        warm_up(gateways[0])
         result = run_campaign(cases, gateways[0], concurrency=args.concurrency, timeout_s=args.timeout_s, restart=restart, progress=progress)
         logs = [g.log for g in gateways]
     print(f"{len(result.outcomes)} cases in {result.elapsed_s:.0f} s: {dict(result.counts())}; failing {len(result.failures)}; crashes {len(result.crashes)}")
