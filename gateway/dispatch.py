@@ -11,6 +11,7 @@ from .config import Settings
 from .drift import DRIFT_PUBLISHER, DriftMonitor, DriftObservation
 from .errors import InvalidUpload, TaskUnsupported
 from .formats import OutputFormat, effective_format
+from .outputs import seg
 from .predict import StageClock, activation_output, classify, classify_fusion
 from .responses import classification_response, heatmap_response, segmentation_response
 from .segmentation import SlidingWindowOptions, segment
@@ -47,7 +48,8 @@ async def run_model(
         return classification_response(card, result, request_id)
     if card.task in ("segmentation-2d", "segmentation-3d"):
         options = SlidingWindowOptions(settings.sliding_window_batch_size, settings.sliding_window_overlap, settings.sliding_window_concurrency)
-        result = await segment(parts, card, triton, clock, audit, request_id, options)
+        check_sources = seg.check_sources if output_format == OutputFormat.SEG else None
+        result = await segment(parts, card, triton, clock, audit, request_id, options, check_sources)
         _observe(monitor, result.drift)
         if slice_index is not None and not 0 <= slice_index < len(result.labels_map):
             raise InvalidUpload(f"slice {slice_index} is outside the series' {len(result.labels_map)} slices")

@@ -32,6 +32,8 @@ import numpy as np
 from prometheus_client import REGISTRY, Gauge
 from prometheus_client.metrics_core import GaugeMetricFamily
 
+from preprocessing.attributes import header_text, header_value
+
 from .metrics import multiprocess_mode
 
 EPSILON = 1e-4
@@ -289,19 +291,26 @@ def input_features(input_name: str, prepared: np.ndarray, header, slices: int = 
     flat = prepared.reshape(-1)
     stride = max(1, flat.size // MAX_INTENSITY_SAMPLES)
     numeric: dict[str, np.ndarray | float] = {f"{input_name}.intensity": flat[::stride], f"{input_name}.slices": float(slices)}
-    if "Rows" in header:
-        numeric[f"{input_name}.rows"] = float(header.Rows)
-        numeric[f"{input_name}.columns"] = float(header.Columns)
-    spacing = header.get("PixelSpacing")
-    if spacing:
-        numeric[f"{input_name}.pixel_spacing_mm"] = float(spacing[0])
-    if header.get("SliceThickness"):
-        numeric[f"{input_name}.slice_thickness_mm"] = float(header.SliceThickness)
+    for feature, keyword in (("rows", "Rows"), ("columns", "Columns"), ("pixel_spacing_mm", "PixelSpacing"), ("slice_thickness_mm", "SliceThickness")):
+        value = _header_number(header, keyword)
+        if value is not None:
+            numeric[f"{input_name}.{feature}"] = value
     categorical = {
-        f"{input_name}.modality": str(header.get("Modality", "")),
-        f"{input_name}.manufacturer": str(header.get("Manufacturer", "")),
+        f"{input_name}.modality": header_text(header, "Modality"),
+        f"{input_name}.manufacturer": header_text(header, "Manufacturer"),
     }
     return DriftObservation(numeric, categorical)
+
+
+def _header_number(header, keyword: str) -> float | None:
+    """The (first) value of a numeric header element, or None when it is absent, empty or not
+    a finite number: drift watches traffic, it never fails a request that was answered."""
+    try:
+        value = header_value(header, keyword)
+        number = float(value[0] if isinstance(value, tuple) else value)
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
+        return None
+    return number if math.isfinite(number) and number != 0.0 else None
 
 
 def merge(*observations: DriftObservation) -> DriftObservation:

@@ -166,6 +166,29 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", extra={"request_id": getattr(request.state, "request_id", "")})
-        request.state.error_code = "internal_error"
-        return JSONResponse(_body(request, "internal_error", "internal server error"), status_code=500)
+        return internal_error_response(request, exc)
+
+
+def internal_error_response(request: Request, exc: BaseException) -> JSONResponse:
+    """The answer to whatever escaped a handler: logged (type and place, never its message,
+    which may quote a DICOM value), marked ``internal_error`` for the metrics and the audit
+    trail, and answered JSON with the request id."""
+    if not getattr(exc, "_medserve_logged", False):  # the middleware re-raises what it saw mid-answer
+        log_unexpected(exc, getattr(request.state, "request_id", ""))
+        try:
+            exc._medserve_logged = True  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
+    request.state.error_code = "internal_error"
+    return JSONResponse(_body(request, "internal_error", "internal server error"), status_code=500)
+
+
+def log_unexpected(exc: BaseException, request_id: str) -> None:
+    """One error line for an unexpected exception: its type and the innermost frame it was
+    raised in. Not its message nor a traceback with locals: library messages (pydicom's
+    among them) quote element values, which may identify a patient."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    where = f"{frame.tb_frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.tb_lineno} in {frame.tb_frame.f_code.co_name}" if frame else ""
+    log.error("unhandled error", extra={"request_id": request_id, "error_type": type(exc).__name__, "raised_at": where})

@@ -19,7 +19,7 @@ from .api.routes import dicomweb, health, models, predict
 from .audit import AuditLog, AuditRecord
 from .catalog import ModelCatalog
 from .config import Settings, get_settings
-from .errors import GatewayError, install_error_handlers
+from .errors import GatewayError, install_error_handlers, internal_error_response
 from .logs import configure_logging, request_id_var
 from .metrics import ERRORS, REQUEST_LATENCY
 from .security import authenticate
@@ -109,21 +109,23 @@ class RequestContext:
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.state.request_id = request_id
         request.state.error_code = None
+        request.state.model_name = ""
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         record = AuditRecord(request_id=request_id, key_id="unauthenticated", route=request.url.path)
         request.state.audit = record
-        status_code = 500
+        status_code, status_code_sent = 500, False
         request_id_header = (b"x-request-id", request_id.encode())
 
         async def send_with_request_id(message: Message) -> None:
-            nonlocal status_code
+            nonlocal status_code, status_code_sent
             if message["type"] == "http.response.start":
-                status_code = message["status"]
+                status_code, status_code_sent = message["status"], True
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 message = {**message, "headers": [*headers, request_id_header]}
             await send(message)
 
+        escaped: BaseException | None = None
         try:
             try:
                 request.state.key_id = record.key_id = authenticate(request, settings.api_keys)
@@ -132,11 +134,18 @@ class RequestContext:
                 response = await _error_response(gateway, request, exc)
                 await response(scope, receive, send_with_request_id)
             else:
-                await self.app(scope, receive, send_with_request_id)
+                try:
+                    await self.app(scope, receive, send_with_request_id)
+                except Exception as exc:  # whatever the handlers did not answer: still seen and counted
+                    response = internal_error_response(request, exc)
+                    if status_code_sent:
+                        escaped = exc  # the answer has begun: the server must drop the connection
+                    else:
+                        await response(scope, receive, send_with_request_id)
             latency = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")
-            # Only names that routed to a known model become label values: bounded cardinality.
-            model = scope.get("path_params", {}).get("name", "") if status_code != 404 else ""
+            # Only the names of models the catalog resolved become label values: bounded cardinality.
+            model = getattr(request.state, "model_name", "")
             REQUEST_LATENCY.labels(model, route, f"{status_code // 100}xx").observe(latency)
             if request.state.error_code:
                 ERRORS.labels(request.state.error_code).inc()
@@ -160,6 +169,8 @@ class RequestContext:
                 gateway.state.audit.write(record)
         finally:
             request_id_var.reset(token)
+        if escaped is not None:
+            raise escaped
 
 
 async def _error_response(app: FastAPI, request: Request, exc: GatewayError) -> Response:

@@ -8,7 +8,7 @@ from fastapi import Response
 from pydantic import BaseModel
 from pydicom.dataset import Dataset
 
-from preprocessing import Instance, PreprocessingError, decode_frame, open_instance
+from preprocessing import Instance, decode_frame
 from preprocessing.attributes import header_text
 from preprocessing.pixels import apply_window, resolve_window, to_modality_values
 
@@ -84,14 +84,14 @@ def segmentation_json(card: ModelCard, result: SegmentationResult, timings: dict
     )
 
 
-def _windowed_slice(card: ModelCard, source: Dataset | Instance) -> np.ndarray:
-    """The source slice in [0, 1]: the model's window when it has one, else the 1st–99th
-    percentile range, so that a person sees what the model saw."""
-    instance = open_instance(source)
-    if instance.pixels.number_of_frames != 1 or instance.pixels.samples_per_pixel != 1:
-        raise PreprocessingError("the overlay needs a single-frame grayscale slice")
-    ds = instance.header
-    values = to_modality_values(ds, decode_frame(instance, 0))
+def _windowed_slice(card: ModelCard, instance: Instance, frame_index: int = 0, header: Dataset | None = None) -> np.ndarray:
+    """Frame ``frame_index`` of the source in [0, 1] (``header``: that frame's flattened
+    header, for a multi-frame instance): the model's window when it has one, else the
+    1st–99th percentile range, so that a person sees what the model saw."""
+    if instance.pixels.samples_per_pixel != 1:
+        raise OutputUnavailable("an overlay is drawn on a grayscale image; this source is colour: ask for format=json or nifti")
+    ds = header if header is not None else instance.header
+    values = to_modality_values(ds, decode_frame(instance, frame_index))
     if card.preprocessing.window is not None:
         center, width = resolve_window(card.preprocessing.window, ds)
         return apply_window(values, center, width)
@@ -120,13 +120,14 @@ def segmentation_response(
     headers = {"X-Model-Version": result.model_version}
     if output_format == OutputFormat.PNG:
         index = overlay_slice_index(result, slice_index)
-        content = mask_overlay_png(_windowed_slice(card, result.instances[index]), result.labels_map[index])
+        frame = result.frames[index]
+        content = mask_overlay_png(_windowed_slice(card, frame.instance, frame.index, frame.header), result.labels_map[index])
         headers["X-Slice-Index"] = str(index)
     elif output_format == OutputFormat.NIFTI:
         content = nifti_labels(result.labels_map, result.affine_lps)
         headers["Content-Disposition"] = f'attachment; filename="{card.name}.nii.gz"'
     else:
-        content = segmentation([i.header for i in result.instances], result.labels_map, result.labels, card.name, result.model_version)
+        content = segmentation(result.frames, result.labels_map, result.labels, card.name, result.model_version)
         headers["Content-Disposition"] = f'attachment; filename="{card.name}-seg.dcm"'
     return Response(content=content, media_type=MEDIA_TYPES[output_format], headers=headers)
 

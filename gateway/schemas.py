@@ -130,4 +130,6 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str
     triton: bool
-    models: dict[str, bool]
+    models: dict[str, bool] = Field(description="Readiness by model name; empty when API keys are configured (the route is open)")
+    models_ready: int
+    models_total: int

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,8 @@ import anyio
 import numpy as np
 
 from preprocessing import Instance, SeriesPlan, open_instance, plan_series, preprocess_instance, preprocess_series
+
+from preprocessing.frames import Frame
 
 from .audit import AuditRecord
 from .catalog import ModelCard, OutputInfo
@@ -44,12 +47,17 @@ class SegmentationResult:
     labels: list[str]
     labels_map: np.ndarray  # [D, H, W] on the source grid, uint8
     affine_lps: np.ndarray  # source grid (d, h, w, 1) → LPS mm
-    instances: list[Instance]  # source instances in slice (d) order (a multi-frame one per frame)
+    frames: tuple[Frame, ...]  # source frames in slice (d) order: an instance, or a frame of a multi-frame one
     measurements: list[ClassMeasurement]
     applied: dict[str, Any]
     patches: int
     batches: int
     drift: list[DriftObservation]
+
+    @property
+    def instances(self) -> list[Instance]:
+        """The instance of each slice (a multi-frame instance repeats, once per frame)."""
+        return [frame.instance for frame in self.frames]
 
 
 @dataclass(frozen=True)
@@ -149,7 +157,11 @@ async def segment(
     audit: AuditRecord,
     request_id: str,
     window: SlidingWindowOptions,
+    check_sources: Callable[[SeriesPlan], None] | None = None,
 ) -> SegmentationResult:
+    """Segment the series in ``parts``. ``check_sources`` sees the planned series before the
+    model runs: what the requested output needs of the sources is refused there, not after
+    the inference."""
     if len(card.inputs) != 1:
         raise InferenceFailed(f"model {card.name!r} takes {len(card.inputs)} inputs; send one series per input")
     scores = _ScoreClient(card, triton, request_id)
@@ -160,6 +172,8 @@ async def segment(
     ordered = [instance.header for instance in instances]
     clock.record("decode", started)
     count_inputs(card, ordered, audit)
+    if check_sources is not None:
+        check_sources(plan)
 
     patches = 0
     if card.task == "segmentation-2d":
@@ -170,7 +184,7 @@ async def segment(
         model_labels = await scores.labels(np.stack([p.array for p in prepared]))
         clock.record("infer", started)
         started = time.perf_counter()
-        labels_map = np.stack([_resize_back(m, (int(ds.Rows), int(ds.Columns))) for m, ds in zip(model_labels, ordered)])
+        labels_map = np.stack([_resize_back(m, (i.pixels.rows, i.pixels.columns)) for m, i in zip(model_labels, instances)])
         applied = prepared[0].applied
         patches = len(prepared)
         pixel_mm2 = float(np.linalg.norm(np.cross(plan.affine_lps[:3, 1], plan.affine_lps[:3, 2])))  # row step × column step
@@ -220,7 +234,7 @@ async def segment(
         labels=scores.output.labels,
         labels_map=labels_map,
         affine_lps=plan.affine_lps,
-        instances=instances,
+        frames=plan.frames,
         measurements=measurements,
         applied=applied,
         patches=patches,

@@ -8,10 +8,24 @@ from __future__ import annotations
 
 import io
 
+from collections.abc import Sequence
+
 import highdicom as hd
 import numpy as np
+from pydicom.charset import python_encoding
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
+from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
+from pydicom.valuerep import DA, DT, TM
+
+from preprocessing import SeriesPlan
+from preprocessing.attributes import header_text, header_value
+from preprocessing.frames import Frame
+
+from ..errors import OutputUnavailable
 
 #: Segmented property types for common label names; others are coded as "Morphologically
 #: Abnormal Structure" with the label as the segment's free-text name.
@@ -42,11 +56,101 @@ def _description(number: int, label: str, model: str, version: str) -> hd.seg.Se
     )
 
 
+#: What a SEG copies from its sources, or needs to reference them (PS3.3 A.51).
+_REQUIRED = (
+    ("FrameOfReferenceUID", "(0020,0052) Frame of Reference UID"),
+    ("StudyInstanceUID", "(0020,000D) Study Instance UID"),
+    ("SeriesInstanceUID", "(0020,000E) Series Instance UID"),
+    ("SOPInstanceUID", "(0008,0018) SOP Instance UID"),
+    ("SOPClassUID", "(0008,0016) SOP Class UID"),
+)
+
+
+def check_sources(plan: SeriesPlan) -> None:
+    """Whether a SEG can reference ``plan``'s sources; :class:`OutputUnavailable` naming what is
+    missing otherwise. Run before the model, so a request that cannot be answered as SEG costs
+    no inference."""
+    instances = {id(frame.instance): frame.instance for frame in plan.frames}.values()
+    for label, instance in enumerate(instances):
+        missing = [name for keyword, name in _REQUIRED if not header_text(instance.header, keyword)]
+        if missing:
+            raise OutputUnavailable(
+                f"a DICOM SEG cannot be made for this series: instance {label + 1} has no {', '.join(missing)}; "
+                "ask for format=json, rle or nifti"
+            )
+    if len(instances) > 1 and any(instance.pixels.number_of_frames > 1 for instance in instances):
+        raise OutputUnavailable("a DICOM SEG references one multi-frame instance or single-frame ones, not several multi-frame ones")
+
+
+def seg_sources(frames: Sequence[Frame], labels_map: np.ndarray) -> tuple[list[Dataset], np.ndarray]:
+    """The source headers a SEG references and ``labels_map`` in their frame order: the
+    single-frame instances in slice order, or one multi-frame instance with the slices put
+    back in its stored frame order (the order of its per-frame functional groups)."""
+    first = frames[0].instance
+    if first.pixels.number_of_frames == 1:
+        return [_conformant(frame.instance.header) for frame in frames], labels_map
+    stored = np.zeros((first.pixels.number_of_frames, *labels_map.shape[1:]), dtype=labels_map.dtype)
+    stored[[frame.index for frame in frames]] = labels_map
+    return [_conformant(first.header)], stored
+
+
+def _conformant(header: Dataset) -> Dataset:
+    """A shallow copy of a source header that highdicom can copy into the SEG: dates and
+    times that do not parse and enumerated values out of their set are emptied (they are
+    Type 2 in the SEG), an unknown (0008,0005) Specific Character Set is dropped (text then
+    reads as the default repertoire). The source's other values are kept as sent."""
+    copy = Dataset({tag: header.get_item(tag) for tag in header.keys()})  # elements as sent, unconverted
+    copy.file_meta = header.file_meta
+    copy.set_original_encoding(header.original_encoding[0], header.original_encoding[1], header.original_character_set)
+    charset = header_value(header, "SpecificCharacterSet")
+    if charset is not None:
+        names = charset if isinstance(charset, tuple) else (charset,)
+        if any(str(name).strip() not in python_encoding for name in names if str(name).strip()):
+            del copy.SpecificCharacterSet
+    for tag in header.keys():
+        parse = _TEMPORAL.get(_vr(header, tag) or "")
+        if parse is not None:
+            try:
+                value = copy[tag].value  # the gateway reads without validation: malformed text stays text
+                for item in value if isinstance(value, MultiValue) else [value]:
+                    if item not in (None, ""):
+                        parse(item)
+            except (ValueError, TypeError, OverflowError):
+                copy[tag] = DataElement(tag, header.get_item(tag).VR or _vr(header, tag), None)
+    if header_text(copy, "PatientSex") not in ("", "M", "F", "O"):
+        copy.PatientSex = None
+    return copy
+
+
+#: Temporal VRs and their parsers, which refuse what highdicom would refuse.
+_TEMPORAL = {"DA": DA, "TM": TM, "DT": DT}
+
+
+def _vr(header: Dataset, tag: BaseTag) -> str | None:
+    element = header.get_item(tag)
+    if element.VR:
+        return element.VR
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return None
+
+
 def segmentation(
-    source_images: list[Dataset], labels_map: np.ndarray, labels: list[str], model: str, model_version: str
+    frames: Sequence[Frame], labels_map: np.ndarray, labels: list[str], model: str, model_version: str
 ) -> bytes:
-    """A binary DICOM SEG of ``labels_map`` ([frames, rows, cols] on the source grid, frames
-    in the order of ``source_images``; value k = class ``labels[k]``, 0 = background)."""
+    """A binary DICOM SEG of ``labels_map`` ([slices, rows, cols] on the source grid, slices
+    in the order of ``frames``; value k = class ``labels[k]``, 0 = background)."""
+    source_images, labels_map = seg_sources(frames, labels_map)
+    try:
+        return _encode(source_images, labels_map, labels, model, model_version)
+    except (ValueError, TypeError, AttributeError, KeyError, LookupError) as exc:  # highdicom judging the sources
+        raise OutputUnavailable(
+            f"the source headers cannot be carried into a DICOM SEG ({type(exc).__name__}); ask for format=nifti or rle"
+        ) from exc
+
+
+def _encode(source_images: list[Dataset], labels_map: np.ndarray, labels: list[str], model: str, model_version: str) -> bytes:
     present = [value for value in range(1, len(labels)) if (labels_map == value).any()] or [1]
     descriptions = [_description(number, labels[value], model, model_version) for number, value in enumerate(present, start=1)]
     remapped = np.zeros(labels_map.shape, dtype=np.uint8)

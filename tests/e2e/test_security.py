@@ -136,3 +136,40 @@ def test_no_phi_in_logs_and_a_hashed_audit_trail(live_gateway, real_ct_files, te
     assert record["outcome"] == "ok" and record["status_code"] == 200 and record["latency_ms"] > 0
     assert record["key_id"] == "anonymous"
     assert any(r["outcome"] == "modality_mismatch" and r["status_code"] == 422 for r in records)
+
+
+def test_readiness_names_no_model_when_keys_are_configured(keyed: TestClient, gateway: TestClient) -> None:
+    open_answer = keyed.get("/readyz").json()  # /readyz is open: it must not tell strangers what is served
+    assert open_answer["models"] == {} and open_answer["models_total"] >= 5
+    assert open_answer["models_ready"] == open_answer["models_total"]
+    assert set(gateway.get("/readyz").json()["models"]) >= {MODEL}  # without keys it lists them, as before
+
+
+def test_api_keys_sent_in_a_query_string_never_reach_a_log(start_gateway, real_ct_files) -> None:
+    secret = "k-querystring-LEAK-5521"
+    process = start_gateway(api_keys=json.dumps({"ris": "k-ris-0123456789"}), log_level="debug")
+    body = real_ct_files["CT_small"].read_bytes()
+    for path in (
+        f"/v1/models/{MODEL}/predict?api_key={secret}",  # no header key: 401
+        f"/v1/models/{MODEL}/predict?api_key={secret}&slice=abc",
+        f"/v1/models/no_such_model/predict?key={secret}",
+        f"/nowhere?token={secret}",
+    ):
+        request = urllib.request.Request(process.url + path, data=body, headers=DICOM, method="POST")
+        try:
+            urllib.request.urlopen(request, timeout=30).close()
+        except urllib.error.HTTPError as error:
+            assert error.code in (401, 404, 405, 422)
+    request = urllib.request.Request(
+        f"{process.url}/v1/models/{MODEL}/predict?api_key={secret}&slice=abc",
+        data=body,
+        headers={**DICOM, "X-API-Key": "k-ris-0123456789"},
+        method="POST",
+    )
+    try:
+        urllib.request.urlopen(request, timeout=30).close()
+    except urllib.error.HTTPError as error:
+        assert error.code == 422 and secret not in error.read().decode()
+    process.stop()
+    assert "request" in process.log.read_text()
+    assert secret not in process.log.read_text()

@@ -52,3 +52,12 @@ def test_all_errors_share_one_schema(schema: dict) -> None:
                 body = response.get("content", {}).get("application/json", {}).get("schema", {})
                 assert body == {"$ref": "#/components/schemas/ErrorBody"}, f"{method.upper()} {path} {status}: {body}"
     assert set(schema["components"]["schemas"]["ErrorBody"]["properties"]) == {"code", "message", "request_id"}
+
+
+def test_the_output_format_is_an_enum_in_the_openapi_document() -> None:
+    from gateway.formats import OutputFormat
+
+    document = create_app(Settings(triton_grpc_url="127.0.0.1:9")).openapi()
+    parameters = document["paths"]["/v1/models/{name}/predict"]["post"]["parameters"]
+    (output_format,) = [p for p in parameters if p["name"] == "format"]
+    assert output_format["schema"]["enum"] == [f.value for f in OutputFormat]

@@ -15,6 +15,7 @@ import pytest
 from gateway.outputs.nifti import nifti_labels
 from gateway.outputs.regrid import labels_to_grid
 from gateway.outputs.seg import segmentation
+from preprocessing import plan_series
 from medserve.dicomgen import write_ct_series
 from medserve.phantoms import chest_volume
 
@@ -26,10 +27,17 @@ def ct_series(tmp_path_factory):
     return [pydicom.dcmread(p) for p in paths], mask.astype(np.uint8)
 
 
+def _frames(datasets):
+    """The series' frames in slice order, as the gateway hands them to the SEG writer."""
+    frames = plan_series(datasets).frames
+    assert [f.header.SOPInstanceUID for f in frames] == [ds.SOPInstanceUID for ds in datasets]  # written in slice order
+    return frames
+
+
 def test_seg_passes_dciodvfy_and_references_every_source(ct_series, tmp_path) -> None:
     datasets, mask = ct_series
     path = tmp_path / "seg.dcm"
-    path.write_bytes(segmentation(datasets, mask, ["background", "nodule"], "nodule_seg", "1"))
+    path.write_bytes(segmentation(_frames(datasets), mask, ["background", "nodule"], "nodule_seg", "1"))
 
     dciodvfy = shutil.which("dciodvfy")
     assert dciodvfy, "dciodvfy (Debian package dicom3tools) is required: make install-system-tools"
@@ -49,7 +57,7 @@ def test_seg_passes_dciodvfy_and_references_every_source(ct_series, tmp_path) ->
 
 def test_seg_frames_lie_on_their_source_slices(ct_series) -> None:
     datasets, mask = ct_series
-    seg = pydicom.dcmread(io.BytesIO(segmentation(datasets, mask, ["background", "nodule"], "m", "1")))
+    seg = pydicom.dcmread(io.BytesIO(segmentation(_frames(datasets), mask, ["background", "nodule"], "m", "1")))
     positions = {tuple(round(float(v), 3) for v in ds.ImagePositionPatient): k for k, ds in enumerate(datasets)}
     frames = seg.pixel_array.reshape(-1, *mask.shape[1:])
     for frame, item in zip(frames, seg.PerFrameFunctionalGroupsSequence):

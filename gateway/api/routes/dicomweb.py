@@ -18,10 +18,11 @@ import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+import anyio
 from pydicom import dcmread
-from pydicom.errors import InvalidDicomError
 
 from preprocessing import PreprocessingError
+from preprocessing.attributes import header_text
 
 from ...catalog import ModelCard
 from ...errors import GatewayError
@@ -44,6 +45,21 @@ def _sop(uid_class: str, uid_instance: str, failure: int | None = None) -> dict:
     if failure is not None:
         item["00081197"] = {"vr": "US", "Value": [failure]}
     return item
+
+
+def _identities(parts: list[DicomPart]) -> list[tuple[str, str, str] | None]:
+    """(SOP Class UID, SOP Instance UID, Modality) of each part's header, None for a part that
+    is not readable DICOM (answered in the Failed SOP Sequence, never as an error of the
+    whole request). Runs off the event loop: a header can be large."""
+    return [_identity(part.data) for part in parts]
+
+
+def _identity(data: bytes) -> tuple[str, str, str] | None:
+    try:
+        header = dcmread(io.BytesIO(data), stop_before_pixels=True)
+        return header_text(header, "SOPClassUID"), header_text(header, "SOPInstanceUID"), header_text(header, "Modality").upper()
+    except Exception:  # untrusted bytes: whatever pydicom raises (RecursionError too) means "cannot understand"
+        return None
 
 
 def accepted_modalities(card: ModelCard) -> set[str]:
@@ -92,15 +108,13 @@ async def store_instances(
         parts = await receive(request, settings.max_upload_bytes, settings.max_series_instances)
         receive_ms = (time.perf_counter() - started) * 1000
         referenced, failed, by_modality = [], [], {}
-        for part in parts:
-            try:
-                header = dcmread(io.BytesIO(part.data), stop_before_pixels=True)
-                sop = (str(header.SOPClassUID), str(header.SOPInstanceUID))
-            except (InvalidDicomError, AttributeError, ValueError, EOFError, KeyError):
+        for part, identity in zip(parts, await anyio.to_thread.run_sync(_identities, parts)):
+            if identity is None:
                 failed.append(_sop("", "", CANNOT_UNDERSTAND))
                 continue
-            referenced.append(sop)
-            by_modality.setdefault(str(header.get("Modality", "")).upper(), []).append(part)
+            sop_class, sop_instance, modality = identity
+            referenced.append((sop_class, sop_instance))
+            by_modality.setdefault(modality, []).append(part)
 
         predictions: dict[str, object] = {}
         for card in await _routed_models(catalog, set(by_modality)):

@@ -34,7 +34,12 @@ async def readyz(triton: TritonDep, catalog: CatalogDep, settings: SettingsDep) 
         except GatewayError:
             reachable = False
     ready = reachable and bool(models) and all(models.values())
-    body = Readiness(status="ready" if ready else "not_ready", triton=reachable, models=models)
+    # An open route: with API keys configured it says how many models are ready, not which.
+    listed = {} if settings.api_keys else models
+    body = Readiness(
+        status="ready" if ready else "not_ready", triton=reachable, models=listed,
+        models_ready=sum(models.values()), models_total=len(models),
+    )
     headers = None if ready else {"Retry-After": str(settings.retry_after_s)}
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503, headers=headers)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from ...schemas import ErrorBody, ModelList, ModelPublic, ModelSummary, OutputPublic, TensorPublic
 from ..deps import CatalogDep, TritonDep
@@ -17,8 +17,9 @@ async def list_models(catalog: CatalogDep) -> ModelList:
 
 
 @router.get("/{name}", response_model=ModelPublic, summary="One model's task, labels and preprocessing", responses=_ERRORS)
-async def get_model(name: str, catalog: CatalogDep, triton: TritonDep) -> ModelPublic:
+async def get_model(name: str, request: Request, catalog: CatalogDep, triton: TritonDep) -> ModelPublic:
     card = await catalog.card(name)
+    request.state.model_name = card.name
     return ModelPublic(
         name=card.name,
         task=card.task,

@@ -7,7 +7,7 @@ import time
 from fastapi import APIRouter, Query, Request, Response
 
 from ...dispatch import run_model
-from ...formats import requested_format
+from ...formats import OutputFormat, requested_format
 from ...predict import StageClock
 from ...schemas import ClassificationPublic, ErrorBody, SegmentationPublic
 from ...uploads import DICOM, receive
@@ -58,10 +58,16 @@ async def predict(
     triton: TritonDep,
     settings: SettingsDep,
     admission: AdmissionDep,
-    output: str | None = Query(None, alias="format", description="json, rle, png, nifti, seg or heatmap (overrides Accept)"),
+    output: str | None = Query(
+        None,
+        alias="format",
+        description="Output format (overrides Accept); an unknown one is answered 406 not_acceptable",
+        json_schema_extra={"enum": [f.value for f in OutputFormat]},
+    ),
     slice_index: int | None = Query(None, alias="slice", ge=0, description="Slice shown by format=png (default: most foreground), or instance shown by format=heatmap (default: the first)"),
 ) -> ClassificationPublic | SegmentationPublic | Response:
     card = await catalog.card(name)
+    request.state.model_name = card.name
     output_format = requested_format(request)
     with admission.admit():
         clock = StageClock(card.name)
