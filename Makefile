@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed-stamp
 REPOSITORY := model_repository
 PYTEST_ARGS ?=
 
-.PHONY: help install install-system-tools model-repository run test bench clean
+.PHONY: help install install-system-tools model-repository run test bench fuzz clean
 
 help:
 	@echo "make run    - set up, build the demo model repository if missing, start Triton + gateway"
 	@echo "make test   - set up and run the test suite (unit + end-to-end against a real tritonserver)"
 	@echo "make bench  - benchmarks (preprocessing; more in later issues)"
+	@echo "make fuzz   - 10,000 fuzz cases against a fresh Triton + gateway; writes docs/reliability.md"
 
 # The virtual environment, reinstalled whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -48,6 +49,10 @@ test: install-system-tools model-repository
 bench: model-repository
 	$(BIN)/python -m benchmarks.preprocessing_bench
 	$(BIN)/medserve bench
+
+# The long reliability campaign (fuzz/): starts its own tritonserver and gateway. ~15 min on 2 cores.
+fuzz: model-repository
+	$(BIN)/python -m fuzz --cases 10000 --report docs/reliability.md
 
 clean:
 	rm -rf build $(REPOSITORY)/*/ .pytest_cache
