@@ -13,6 +13,10 @@ added, :class:`HeaderLimitedHttpToolsProtocol`:
   read of the socket (256 KiB) — a 64 MB header is never buffered;
 - **count**: header ``max_count + 1`` stops the parse the same way.
 
+After the answer the server sends its FIN and discards what still arrives for
+:data:`LINGER_S`, then closes, so a client still sending its head reads the 431 rather than a
+connection reset.
+
 The answer is the gateway's JSON error body, ``{"code": "request_header_too_large", "message",
 "request_id"}``, with ``X-Request-ID`` and ``Connection: close``. It is written by the protocol,
 before any request exists: the application's middleware does not see it (no request log line,
@@ -31,6 +35,10 @@ from typing import ClassVar
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 CODE = "request_header_too_large"
+#: Seconds a refused connection stays open, its incoming bytes discarded, after the 431 and a
+#: FIN are sent: closing a socket with unread data sends a reset, which can destroy the answer
+#: before the client reads it (nginx's "lingering close").
+LINGER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -141,4 +149,6 @@ class HeaderLimitedHttpToolsProtocol(HttpToolsProtocol):
             b"connection: close\r\n\r\n",
         ]
         self.transport.write(b"".join(head) + body)
-        self.transport.close()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_S, self.transport.close)
