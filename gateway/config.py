@@ -40,6 +40,25 @@ class Settings(BaseSettings):
     drift_window_size: int = Field(200, ge=10, description="Recent images per model compared with the export reference.")
     drift_min_samples: int = Field(20, ge=1, description="Images in the window before drift scores are published.")
     max_series_instances: int = Field(2000, ge=1, description="Most DICOM instances accepted in one request.")
+    # Bounds on everything a client controls (preprocessing.limits, gateway.uploads, gateway.http_limits).
+    max_expanded_bytes: int | None = Field(
+        None, gt=0, description="Bytes all ZIP members of one request may inflate to, counted as inflated (413 beyond); unset: max_upload_bytes."
+    )
+    max_upload_parts: int = Field(2048, ge=1, description="Parts of one multipart body, empty parts and plain form fields included, counted while it streams (400 beyond).")
+    max_archive_members: int = Field(10_000, ge=1, description="Files in all ZIP archives of one request (400 beyond).")
+    max_request_header_bytes: int = Field(65536, ge=1024, description="Bytes of a request's target and headers; 431 beyond, refused before they are buffered.")
+    max_request_headers: int = Field(100, ge=10, description="Header lines of a request; 431 beyond.")
+    max_frames: int = Field(4096, ge=1, description="(0028,0008) Number of Frames of one instance (422 input_too_large beyond).")
+    max_pixels_per_frame: int = Field(8192 * 8192, ge=1, description="Rows x Columns x Samples per Pixel of one frame, and of a frame resampled to the model's spacing (422 beyond).")
+    max_voxels_per_request: int = Field(1 << 30, ge=1, description="Pixels of one series (all frames), and of the volume resampled from it (422 beyond).")
+    max_sequence_depth: int = Field(32, ge=1, description="Nesting depth of sequences in a DICOM header (400 invalid_dicom beyond).")
+    max_header_elements: int = Field(1_000_000, ge=1, description="Data elements in one DICOM header, nested ones included (422 beyond).")
+    # The pool of decoder processes that runs every native codec (preprocessing.decoder_pool).
+    decoder_workers: int = Field(2, ge=1, description="Decoder processes of one gateway process; compressed pixel data is decoded only there.")
+    decoder_memory_limit_bytes: int = Field(1 << 30, ge=64 << 20, description="Address space of one decoder process (RLIMIT_AS); a decode beyond it fails that request with 400.")
+    decoder_deadline_s: float = Field(10.0, gt=0, description="Longest one decode call may take before its process is killed (400 for that request).")
+    decoder_tasks_per_worker: int = Field(200, ge=1, description="Decode calls one decoder process serves before it is replaced.")
+    decoder_wait_s: float = Field(30.0, gt=0, description="Longest a request waits for an idle decoder process (503 decoder_busy beyond).")
 
 
 @lru_cache

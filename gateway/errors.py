@@ -19,8 +19,8 @@
     ├── ModelMisconfigured         500   model_misconfigured      the model config lacks medserve parameters
     └── TaskUnsupported            501   task_unsupported         a model task this gateway version cannot serve
 
-Preprocessing errors (``preprocessing.errors``) keep their own ``code`` and are mapped by
-:data:`PREPROCESSING_STATUS`. Every error body is :class:`gateway.schemas.ErrorBody`.
+Preprocessing errors (``preprocessing.errors``, and ``decoder_busy`` of the decoder pool) keep
+their own ``code`` and are mapped by :data:`PREPROCESSING_STATUS`. Every error body is :class:`gateway.schemas.ErrorBody`.
 Routes raise these; they never build ``HTTPException``s.
 """
 
@@ -125,6 +125,7 @@ PREPROCESSING_STATUS: dict[str, int] = {
     "inconsistent_series": 422,
     "modality_mismatch": 422,
     "input_too_large": 422,
+    "decoder_busy": 503,
     "invalid_spec": 500,
 }
 
@@ -150,7 +151,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _preprocessing_error(request: Request, exc: PreprocessingError) -> JSONResponse:
         request.state.error_code = exc.code
         status = PREPROCESSING_STATUS.get(exc.code, 400)
-        return JSONResponse(_body(request, exc.code, exc.message), status_code=status)
+        settings = getattr(request.app.state, "settings", None)
+        headers = {"Retry-After": str(settings.retry_after_s if settings else 5)} if status == 503 else None
+        return JSONResponse(_body(request, exc.code, exc.message), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -53,14 +53,11 @@ class HeaderLimits:
 
 @lru_cache
 def settings_header_limits() -> HeaderLimits:
-    """The limits of :class:`gateway.config.Settings` (fields it lacks keep their default)."""
+    """The limits of :class:`gateway.config.Settings`."""
     from .config import get_settings
 
-    settings, defaults = get_settings(), HeaderLimits()
-    return HeaderLimits(
-        max_bytes=getattr(settings, "max_request_header_bytes", defaults.max_bytes),
-        max_count=getattr(settings, "max_request_headers", defaults.max_count),
-    )
+    settings = get_settings()
+    return HeaderLimits(max_bytes=settings.max_request_header_bytes, max_count=settings.max_request_headers)
 
 
 class _HeadTooLarge(Exception):

@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 import pydicom.config
+from preprocessing import configure_limits
+from preprocessing.decoder_pool import configure_decoder_pool
 from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # one does not conform: such warnings could carry patient data into the logs, change
     # nothing in what is read, and cost ~20% of parsing a header. The gateway skips them.
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    apply_input_limits(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,6 +66,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(RequestContext, gateway=app)
     return app
+
+
+def apply_input_limits(settings: Settings) -> None:
+    """What one DICOM input may declare, and the decoder processes' budgets, from the settings
+    (process-wide in :mod:`preprocessing`: a DICOM receiver in this process shares them)."""
+    configure_limits(
+        max_frames=settings.max_frames,
+        max_pixels_per_frame=settings.max_pixels_per_frame,
+        max_voxels_per_request=settings.max_voxels_per_request,
+        max_instances=settings.max_series_instances,
+        max_sequence_depth=settings.max_sequence_depth,
+        max_elements=settings.max_header_elements,
+    )
+    configure_decoder_pool(
+        workers=settings.decoder_workers,
+        memory_limit_bytes=settings.decoder_memory_limit_bytes,
+        deadline_s=settings.decoder_deadline_s,
+        tasks_per_worker=settings.decoder_tasks_per_worker,
+        wait_s=settings.decoder_wait_s,
+    )
 
 
 #: Allocations between young-generation collections (CPython's default is 700).

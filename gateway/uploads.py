@@ -68,14 +68,13 @@ class UploadLimits:
 
     @classmethod
     def from_settings(cls, settings) -> UploadLimits:
-        """The limits of :class:`gateway.config.Settings` (fields it lacks keep their default)."""
-        defaults = cls()
+        """The limits of :class:`gateway.config.Settings`."""
         return cls(
             max_body_bytes=settings.max_upload_bytes,
             max_instances=settings.max_series_instances,
-            max_expanded_bytes=getattr(settings, "max_expanded_bytes", None),
-            max_parts=getattr(settings, "max_upload_parts", defaults.max_parts),
-            max_archive_members=getattr(settings, "max_archive_members", defaults.max_archive_members),
+            max_expanded_bytes=settings.max_expanded_bytes,
+            max_parts=settings.max_upload_parts,
+            max_archive_members=settings.max_archive_members,
         )
 
 
@@ -138,13 +137,8 @@ async def _stream(request: Request, limit_bytes: int):
         yield chunk
 
 
-async def receive(request: Request, limits: UploadLimits | int, max_instances: int | None = None) -> list[DicomPart]:
-    """Read the body within ``limits`` and split it into DICOM parts.
-
-    ``receive(request, max_upload_bytes, max_instances)`` is the former call, kept until the
-    routes pass ``UploadLimits.from_settings(settings)``."""
-    if not isinstance(limits, UploadLimits):
-        limits = UploadLimits(max_body_bytes=limits, max_instances=max_instances or UploadLimits.max_instances)
+async def receive(request: Request, limits: UploadLimits) -> list[DicomPart]:
+    """Read the body within ``limits`` and split it into DICOM parts."""
     content_type = request.headers.get("content-type", "")
     media_type, options = parse_options_header(content_type)
     media_type = media_type.decode("latin-1")

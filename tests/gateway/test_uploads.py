@@ -11,6 +11,7 @@ import zipfile
 import pytest
 from starlette.requests import Request
 
+from gateway.config import Settings
 from gateway.errors import EmptyBody, InvalidUpload, PayloadTooLarge, UnsupportedMediaType
 from gateway.uploads import DicomPart, UploadLimits, receive
 from medserve.testdata import pydicom_test_file
@@ -182,5 +183,8 @@ class TestBodyCap:
             _receive(body, UploadLimits(max_body_bytes=2 * CHUNK))
         assert body.chunks_read == 3
 
-    def test_the_former_call_still_works(self) -> None:
-        assert asyncio.run(receive(Body(CT, "application/dicom").request(), 10 * len(CT), 10)) == [DicomPart(CT)]
+    def test_limits_come_from_the_gateway_settings(self) -> None:
+        settings = Settings(max_upload_bytes=1000, max_series_instances=7, max_upload_parts=9, max_archive_members=11)
+        limits = UploadLimits.from_settings(settings)
+        assert (limits.max_body_bytes, limits.max_instances, limits.max_parts, limits.max_archive_members) == (1000, 7, 9, 11)
+        assert limits.expansion_budget_bytes == 1000  # unset: the body cap

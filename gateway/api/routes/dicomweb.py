@@ -29,7 +29,7 @@ from ...errors import GatewayError
 from ...dispatch import run_model
 from ...predict import StageClock
 from ...schemas import ErrorBody
-from ...uploads import DicomPart, receive
+from ...uploads import DicomPart, UploadLimits, receive
 from ..deps import AdmissionDep, CatalogDep, SettingsDep, TritonDep
 from .predict import _REQUEST_BODY
 
@@ -105,7 +105,7 @@ async def store_instances(
 ) -> JSONResponse:
     with admission.admit():
         started = time.perf_counter()
-        parts = await receive(request, settings.max_upload_bytes, settings.max_series_instances)
+        parts = await receive(request, UploadLimits.from_settings(settings))
         receive_ms = (time.perf_counter() - started) * 1000
         referenced, failed, by_modality = [], [], {}
         for part, identity in zip(parts, await anyio.to_thread.run_sync(_identities, parts)):

@@ -10,7 +10,7 @@ from ...dispatch import run_model
 from ...formats import OutputFormat, requested_format
 from ...predict import StageClock
 from ...schemas import ClassificationPublic, ErrorBody, SegmentationPublic
-from ...uploads import DICOM, receive
+from ...uploads import DICOM, UploadLimits, receive
 from ..deps import AdmissionDep, CatalogDep, SettingsDep, TritonDep
 
 router = APIRouter(prefix="/v1/models", tags=["predict"])
@@ -72,7 +72,7 @@ async def predict(
     with admission.admit():
         clock = StageClock(card.name)
         started = time.perf_counter()
-        parts = await receive(request, settings.max_upload_bytes, settings.max_series_instances)
+        parts = await receive(request, UploadLimits.from_settings(settings))
         clock.record("receive", started)
         response = await run_model(
             parts, card, triton, clock, request.state.audit, request.state.request_id, settings, output_format, slice_index,
