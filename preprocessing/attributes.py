@@ -16,6 +16,8 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from .errors import InvalidDicom
+
 _CACHE_LIMIT = 4096
 _values: dict[tuple, Any] = {}
 _tags: dict[str, int] = {}
@@ -40,12 +42,22 @@ def header_value(ds: Dataset, keyword: str, default: Any = None) -> Any:
         try:
             return _values[key]
         except KeyError:
-            value = _frozen(ds[tag].value, default)
+            value = _frozen(_converted(ds, tag, keyword), default)
             if len(_values) >= _CACHE_LIMIT:
                 _values.clear()
             _values[key] = value
             return value
-    return _frozen(ds[tag].value, default)
+    return _frozen(_converted(ds, tag, keyword), default)
+
+
+def _converted(ds: Dataset, tag: int, keyword: str) -> Any:
+    """pydicom's conversion of the element, or :class:`InvalidDicom` when its bytes do not fit
+    its VR (a US in 3 bytes, an undecodable text): pydicom raises a different exception type
+    for each such case, and its messages quote the value."""
+    try:
+        return ds[tag].value
+    except Exception:
+        raise InvalidDicom(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {keyword} cannot be read: its bytes do not fit its value representation") from None
 
 
 def header_text(ds: Dataset, keyword: str) -> str:

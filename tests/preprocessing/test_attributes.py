@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from medserve.testdata import pydicom_test_file
+from preprocessing import InvalidDicom, open_instance
 from preprocessing.attributes import header_text, header_value
 
 KEYWORDS = ("Modality", "Manufacturer", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "PatientPosition")
@@ -27,3 +31,19 @@ def test_header_value_shares_converted_values(real_file) -> None:
     first, second, reference = (real_file("pydicom", "CT_small.dcm").dataset() for _ in range(3))
     assert header_value(first, "PixelSpacing") is header_value(second, "PixelSpacing")  # converted once
     assert header_value(first, "PixelSpacing") == tuple(reference.PixelSpacing)
+
+
+@pytest.mark.parametrize(
+    ("tag_bytes", "length", "value", "named"),
+    [
+        (b"\x28\x00\x10\x00US", 3, b"\x80\x00\x00", r"\(0028,0010\) Rows cannot be read"),  # a US in 3 bytes
+        (b"\x28\x00\x00\x01US", 1, b"\x10", r"\(0028,0100\) BitsAllocated cannot be read"),  # a US in 1 byte
+    ],
+)
+def test_bytes_that_do_not_fit_their_vr_are_invalid_dicom_naming_the_tag(tag_bytes, length, value, named) -> None:
+    raw = pydicom_test_file("CT_small.dcm").read_bytes()
+    at = raw.find(tag_bytes + b"\x02\x00")
+    assert at > 0
+    mutated = raw[:at] + tag_bytes + length.to_bytes(2, "little") + value + raw[at + 10 :]
+    with pytest.raises(InvalidDicom, match=named):
+        open_instance(mutated)
