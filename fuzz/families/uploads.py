@@ -81,15 +81,23 @@ def multipart_parts(rng, corpus):
 
 
 @functools.lru_cache(maxsize=8)
-def _zero_member(size: int) -> tuple[bytes, int]:
-    """A raw-deflate stream of ``size`` zero bytes and its CRC-32 (cached: bombs are reused)."""
-    compressor, chunk, crc = zlib.compressobj(9, zlib.DEFLATED, -15), bytes(1 << 20), 0
+def _zero_member(size: int, head: bytes = b"") -> tuple[bytes, int]:
+    """A raw-deflate stream of ``head`` then zero bytes, ``size`` in all (whole MiB), and its
+    CRC-32."""
+    compressor, crc = zlib.compressobj(9, zlib.DEFLATED, -15), 0
     out = []
-    for _ in range(size >> 20):
+    for index in range(size >> 20):
+        chunk = bytes(1 << 20) if index or not head else head + bytes((1 << 20) - len(head))
         out.append(compressor.compress(chunk))
         crc = zlib.crc32(chunk, crc)
     out.append(compressor.flush())
     return b"".join(out), crc
+
+
+def _dicom_bomb(size: int) -> tuple[bytes, int]:
+    """A zero-filled member that begins like DICOM Part 10 (preamble, ``DICM``), so the
+    gateway must inflate it to find out (a member that does not is skipped after 132 bytes)."""
+    return _zero_member(size, bytes(128) + b"DICM")
 
 
 def _zip_raw(members: list[tuple[str, bytes, int, int]]) -> bytes:
@@ -114,10 +122,10 @@ def zip_bombs(rng, corpus):
     kind = rng.choice(("one_member", "many_members", "parts_over_budget", "under_budget", "ten_thousand"))
     if kind == "one_member":
         size = UPLOAD_CAP_BYTES + (32 << 20)
-        body = _zip_raw([("bomb.dcm", *_zero_member(size), size)])
+        body = _zip_raw([("bomb.dcm", *_dicom_bomb(size), size)])
     elif kind == "many_members":
         size = 16 << 20
-        body = _zip_raw([(f"m{i}.dcm", *_zero_member(size), size) for i in range(UPLOAD_CAP_BYTES // size + 2)])
+        body = _zip_raw([(f"m{i}.dcm", *_dicom_bomb(size), size) for i in range(UPLOAD_CAP_BYTES // size + 2)])
     elif kind == "under_budget":
         size = 8 << 20
         body = _zip_raw([("zeros.dcm", *_zero_member(size), size)])
@@ -125,7 +133,7 @@ def zip_bombs(rng, corpus):
         body = zip_of([(f"{i}.dcm", b"x") for i in range(10000)], zipfile.ZIP_STORED)
     else:
         size = (UPLOAD_CAP_BYTES // 2) + (8 << 20)
-        archive = _zip_raw([("part.dcm", *_zero_member(size), size)])
+        archive = _zip_raw([("part.dcm", *_dicom_bomb(size), size)])
         mark = boundary(rng)
         parts = b"".join(
             b'--%s\r\nContent-Disposition: form-data; name="file"; filename="p%d.zip"\r\nContent-Type: application/zip\r\n\r\n%s\r\n' % (mark.encode(), i, archive)

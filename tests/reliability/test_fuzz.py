@@ -23,7 +23,7 @@ from fuzz.cases import Request
 from fuzz.envelopes import STOW, form_data, multipart_related, predict_target
 from fuzz.families._dicom import encode, set_raw, set_text, set_us
 from fuzz.families.pixels import _encapsulated
-from fuzz.families.uploads import UPLOAD_CAP_BYTES, _zero_member, _zip_raw
+from fuzz.families.uploads import UPLOAD_CAP_BYTES, _dicom_bomb, _zip_raw
 from fuzz.part10 import elements, insert, nested_sequences, with_transfer_syntax
 from fuzz.runner import is_error_body, is_stow_failure, send, tree_rss_kib, warm_up
 
@@ -133,7 +133,7 @@ def test_zip_parts_each_under_the_budget_but_over_it_together_are_413(fuzz_gatew
     """Three ZIP parts of one multipart body, each inflating under the cap, together over it:
     the budget is per request, not per part."""
     size = UPLOAD_CAP_BYTES // 2 + (8 << 20)
-    archive = _zip_raw([("part.dcm", *_zero_member(size), size)])
+    archive = _zip_raw([("part.dcm", *_dicom_bomb(size), size)])
     body, content_type = form_data([(b"file", archive)] * 3, "fuzzboundary", part_type=b"application/zip")
     request = Request("POST", predict_target(CLASSIFIER), body, ((b"Content-Type", content_type),))
     assert_refused(fuzz_gateway(), request, {413: {"payload_too_large"}})
@@ -141,7 +141,7 @@ def test_zip_parts_each_under_the_budget_but_over_it_together_are_413(fuzz_gatew
 
 def test_zero_filled_zip_member_over_the_budget_is_413(fuzz_gateway) -> None:
     size = UPLOAD_CAP_BYTES + (32 << 20)
-    request = Request("POST", predict_target(CLASSIFIER), _zip_raw([("bomb.dcm", *_zero_member(size), size)]), ((b"Content-Type", b"application/zip"),))
+    request = Request("POST", predict_target(CLASSIFIER), _zip_raw([("bomb.dcm", *_dicom_bomb(size), size)]), ((b"Content-Type", b"application/zip"),))
     assert_refused(fuzz_gateway(), request, {413: {"payload_too_large"}})
 
 
