@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run    - set up, build the demo model repository if missing, start Triton + gateway"
 	@echo "make test   - set up and run the test suite (unit + end-to-end against a real tritonserver)"
-	@echo "make bench  - benchmarks (preprocessing; more in later issues)"
+	@echo "make bench  - benchmarks: preprocessing, medserve vs the naive baseline, intake before/after (docs/benchmarks.md)"
 	@echo "make fuzz   - 10,000 fuzz cases against a fresh Triton + gateway; writes docs/reliability.md"
 
 # The virtual environment, reinstalled whenever pyproject.toml changes.
@@ -45,10 +45,12 @@ run: model-repository
 test: install-system-tools model-repository
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Preprocessing, then medserve vs the naive baseline side by side (docs/benchmarks.md). ~10 min.
+# Preprocessing, medserve vs the naive baseline, and the hardened intake against the gateway
+# before it, each side by side in one run (docs/benchmarks.md). ~15 min.
 bench: model-repository
 	$(BIN)/python -m benchmarks.preprocessing_bench
 	$(BIN)/medserve bench
+	$(BIN)/python -m benchmarks.intake_bench
 
 # The long reliability campaign (fuzz/): starts its own tritonserver and gateway. ~15 min on 2 cores.
 fuzz: model-repository
