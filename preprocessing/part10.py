@@ -62,6 +62,8 @@ def _elements(
             element_group, element, raw_vr, length = explicit_header(data, position)
             known = vrs.get(raw_vr)
             if known is None:
+                if group is not None and element_group != group:
+                    break  # the data set after the file meta may be in implicit VR
                 return None
             vr, long = known
             start = position + 8
@@ -129,11 +131,13 @@ _LONG_VRS = frozenset(raw for raw, (_, long) in _VRS.items() if long)
 
 
 def check_nesting(
-    data: bytes, start: int, end: int, *, implicit: bool, little_endian: bool, max_depth: int, max_elements: int
+    data: bytes, start: int, end: int, *, implicit: bool, little_endian: bool, max_depth: int, max_elements: int,
+    outer_depth: int = 0,
 ) -> int:
     """Count the data elements in ``data[start:end]`` and the depth of their sequences, without
     recursion and without building anything; raises :class:`InputTooLarge` past ``max_depth``
-    nested sequences or ``max_elements`` elements. Returns the element count.
+    nested sequences (``outer_depth`` of them around ``start``) or ``max_elements`` elements.
+    Returns the element count.
 
     pydicom reads nested sequences recursively, at parse time or when a value is first
     converted; this walk runs first, so that a header nested 1,000 deep is refused before
@@ -148,7 +152,7 @@ def check_nesting(
     position, count = start, 0
     #: Open sequences and items: (is_sequence, end offset or None when undefined, implicit VR inside).
     open_: list[tuple[bool, int | None, bool]] = []
-    depth = 0
+    depth = outer_depth
     while True:
         while open_ and open_[-1][1] is not None and position >= open_[-1][1]:
             depth -= open_.pop()[0]
@@ -216,7 +220,7 @@ def _check_sequences(data: bytes, elements: dict[BaseTag, RawDataElement], impli
             start = raw.value_tell
             count += check_nesting(
                 data, start, start + raw.length, implicit=vr != "SQ" or implicit, little_endian=True,
-                max_depth=limits.max_sequence_depth - 1, max_elements=limits.max_elements - count,
+                max_depth=limits.max_sequence_depth, max_elements=limits.max_elements - count, outer_depth=1,
             )
 
 
