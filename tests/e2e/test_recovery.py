@@ -222,6 +222,7 @@ def test_a_killed_triton_is_restarted_its_stubs_reaped_and_the_gateway_recovers(
         load.wait_for_ok(after=0)
         killed_at = time.monotonic()
         os.kill(triton_pid, signal.SIGKILL)
+        readiness_while_down = httpx.get(f"{stack.url}/readyz", timeout=10).status_code
         stack.wait_for_log("tritonserver restarted (pid")
         restarted_at = time.monotonic()
         back_at = load.wait_for_ok(after=restarted_at)
@@ -230,6 +231,7 @@ def test_a_killed_triton_is_restarted_its_stubs_reaped_and_the_gateway_recovers(
         f"(total {back_at - killed_at:.2f} s); outcomes {load.outcomes()}; slowest {max(a.seconds for a in load.answers):.2f} s"
     )
 
+    assert readiness_while_down == 503
     assert set(load.outcomes()) <= {200, 503, 504}, load.outcomes()
     assert 503 in load.outcomes()
     assert max(answer.seconds for answer in load.answers) < REQUEST_DEADLINE_S
