@@ -480,13 +480,14 @@ def _parse(stream: BinaryIO, *, stop_before_pixels: bool, data: bytes | None = N
         raise
     except Exception as exc:  # pydicom and the bytes under it fail in many ways; all are the input's
         raise InvalidDicom(f"the DICOM file could not be parsed: {type(exc).__name__}") from None
-    return _checked(ds)
+    checked = _checked(ds)
+    _known_syntax(checked.file_meta)  # read_part10 takes known syntaxes only
+    return checked
 
 
 def _checked(ds: Dataset) -> Dataset:
     if "TransferSyntaxUID" not in getattr(ds, "file_meta", Dataset()):
         raise InvalidDicom("the DICOM file has no (0002,0010) Transfer Syntax UID in its file meta")
-    _known_syntax(ds.file_meta)
     if len(ds) == 0:
         raise InvalidDicom("the DICOM file ends after its file meta information: it is truncated")
     return ds

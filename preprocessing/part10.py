@@ -128,6 +128,8 @@ def read_part10(
 _SEQUENCE_TAGS = frozenset(tag for tag, entry in DicomDictionary.items() if entry[0] == "SQ")
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _LONG_VRS = frozenset(raw for raw, (_, long) in _VRS.items() if long)
+#: Explicit VRs whose value pydicom may read as a sequence.
+_NESTED_VRS = frozenset({"SQ", "UN"})
 
 
 def check_nesting(
@@ -214,14 +216,16 @@ def _check_sequences(data: bytes, elements: dict[BaseTag, RawDataElement], impli
     count = len(elements)
     if count > limits.max_elements:
         raise InputTooLarge(f"the header has more than {limits.max_elements} data elements")
-    for raw in elements.values():
-        vr = raw.VR
-        if vr == "SQ" or ((vr is None or vr == "UN") and raw.tag in _SEQUENCE_TAGS):
-            start = raw.value_tell
-            count += check_nesting(
-                data, start, start + raw.length, implicit=vr != "SQ" or implicit, little_endian=True,
-                max_depth=limits.max_sequence_depth, max_elements=limits.max_elements - count, outer_depth=1,
-            )
+    if implicit:
+        nested = [raw for raw in elements.values() if raw[0].real in _SEQUENCE_TAGS]
+    else:
+        nested = [raw for raw in elements.values() if raw[1] in _NESTED_VRS and (raw[1] == "SQ" or raw[0].real in _SEQUENCE_TAGS)]
+    for raw in nested:
+        start = raw.value_tell
+        count += check_nesting(
+            data, start, start + raw.length, implicit=raw.VR != "SQ", little_endian=True,
+            max_depth=limits.max_sequence_depth, max_elements=limits.max_elements - count, outer_depth=1,
+        )
 
 
 def file_meta_syntax(data: bytes) -> tuple[UID, int] | None:
