@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ from preprocessing.frames import Frame
 from .audit import AuditRecord
 from .catalog import ModelCard, OutputInfo
 from .drift import DriftObservation, input_features, merge
-from .errors import InferenceFailed, OutputUnavailable
+from .errors import InferenceFailed, InferenceTimeout, OutputUnavailable
 from .metrics import BATCHES_PER_REQUEST, PATCHES_PER_REQUEST
 from .outputs.measurements import ClassMeasurement, measure_labels
 from .outputs.regrid import labels_to_grid
@@ -131,6 +132,19 @@ class _ScoreClient:
         return np.stack([argmax_labels(item.astype(np.float32, copy=False)) for item in result])
 
 
+@asynccontextmanager
+async def inference_deadline(card: ModelCard, seconds: float) -> AsyncIterator[None]:
+    """All Triton calls of one request within ``seconds`` (``MEDSERVE_TRITON_TIMEOUT_S``): a
+    sliding window sends many batches, each with that deadline of its own, so without this a
+    large volume could hold the request for several times it. Calls still in flight are
+    cancelled (their shared-memory regions retired off the request path)."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise InferenceTimeout(f"Triton did not finish model {card.name!r}'s patches within {seconds:g} s") from None
+
+
 def _plan(parts: list[DicomPart]) -> SeriesPlan:
     """Headers only, sorted into one series; uncompressed frames stay zero-copy views on the
     upload until they are resampled."""
@@ -181,7 +195,8 @@ async def segment(
         prepared = await anyio.to_thread.run_sync(lambda: [preprocess_instance(i, card.preprocessing) for i in instances])
         clock.record("preprocess", started)
         started = time.perf_counter()
-        model_labels = await scores.labels(np.stack([p.array for p in prepared]))
+        async with inference_deadline(card, triton.timeout_s):
+            model_labels = await scores.labels(np.stack([p.array for p in prepared]))
         clock.record("infer", started)
         started = time.perf_counter()
         labels_map = np.stack([_resize_back(m, (i.pixels.rows, i.pixels.columns)) for m, i in zip(model_labels, instances)])
@@ -203,15 +218,16 @@ async def segment(
         started = time.perf_counter()
         roi = tuple(card.inputs[0].shape[2:])
         volume = prepared.array
-        if tuple(volume.shape[1:]) == roi:  # one network input: nothing to blend
-            model_labels = (await scores.labels(volume[None]))[0]
-            patches = 1
-        else:
-            class_scores, stats = await sliding_window_inference(
-                volume, roi, scores, batch_size=window.batch_size, overlap=window.overlap, concurrency=window.concurrency
-            )
-            model_labels = argmax_labels(class_scores)
-            patches = stats.patches
+        async with inference_deadline(card, triton.timeout_s):
+            if tuple(volume.shape[1:]) == roi:  # one network input: nothing to blend
+                model_labels = (await scores.labels(volume[None]))[0]
+                patches = 1
+            else:
+                class_scores, stats = await sliding_window_inference(
+                    volume, roi, scores, batch_size=window.batch_size, overlap=window.overlap, concurrency=window.concurrency
+                )
+                model_labels = argmax_labels(class_scores)
+                patches = stats.patches
         clock.record("infer", started)
         started = time.perf_counter()
         assert prepared.geometry is not None and prepared.source_geometry is not None

@@ -90,14 +90,20 @@ async def sliding_window_inference(
         async with gate:
             return batch, await predictor(patches)
 
-    for finished in asyncio.as_completed([run(b) for b in batches]):
-        batch, predictions = await finished
-        if output is None:
-            output = np.zeros((predictions.shape[1], *padded_size), dtype=np.float32)
-        for start, prediction in zip(batch, predictions):
-            region = window(start)
-            output[(slice(None), *region)] += prediction.astype(np.float32) * weights
-            weight_sum[region] += weights
+    tasks = [asyncio.ensure_future(run(b)) for b in batches]
+    try:
+        for finished in asyncio.as_completed(tasks):
+            batch, predictions = await finished
+            if output is None:
+                output = np.zeros((predictions.shape[1], *padded_size), dtype=np.float32)
+            for start, prediction in zip(batch, predictions):
+                region = window(start)
+                output[(slice(None), *region)] += prediction.astype(np.float32) * weights
+                weight_sum[region] += weights
+    finally:  # one batch failed (or the request's deadline passed): the others stop holding Triton
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     assert output is not None
     output /= weight_sum
     crop = tuple(slice(before, before + size) for (before, _), size in zip(padding, spatial))
