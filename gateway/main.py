@@ -10,11 +10,13 @@ import uuid
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
+import anyio
 import pydicom.config
-from preprocessing import configure_limits
-from preprocessing.decoder_pool import configure_decoder_pool
 from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from preprocessing import configure_limits
+from preprocessing.decoder_pool import close_decoder_pool, configure_decoder_pool, decoder_pool
 
 from .admission import AdmissionController
 from .api.routes import dicomweb, health, models, predict
@@ -45,11 +47,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         triton = TritonClient(settings.triton_grpc_url, settings.triton_timeout_s, settings.triton_probe_timeout_s)
         app.state.triton = triton
         app.state.catalog = ModelCatalog(triton, settings.model_cache_ttl_s, settings.drift_window_size, settings.drift_min_samples)
+        await anyio.to_thread.run_sync(decoder_pool().start)  # warm decoder processes before the first request
         quiet_garbage_collector()
         try:
             yield
         finally:
             await triton.close()
+            await anyio.to_thread.run_sync(close_decoder_pool)
 
     app = FastAPI(
         title="medserve",
@@ -78,6 +82,7 @@ def apply_input_limits(settings: Settings) -> None:
         max_instances=settings.max_series_instances,
         max_sequence_depth=settings.max_sequence_depth,
         max_elements=settings.max_header_elements,
+        max_inflated_bytes=settings.max_expanded_bytes or settings.max_upload_bytes,
     )
     configure_decoder_pool(
         workers=settings.decoder_workers,

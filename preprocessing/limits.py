@@ -31,6 +31,8 @@ class InputLimits:
     max_sequence_depth: int = 32
     #: Data elements in one header, nested ones included (an enhanced MR of 176 frames has ~20 k).
     max_elements: int = 1_000_000
+    #: Bytes a deflated data set ((0002,0010) 1.2.840.10008.1.2.1.99) may inflate to.
+    max_inflated_bytes: int = 1 << 30
     #: Largest physical extent accepted for a spacing, thickness or position, in mm (100 m).
     max_extent_mm: float = 100_000.0
 

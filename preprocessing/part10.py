@@ -15,6 +15,7 @@ runs past the end, or anything pydicom's own heuristics would have to judge.
 from __future__ import annotations
 
 import io
+import zlib
 from struct import Struct
 from typing import BinaryIO
 
@@ -26,7 +27,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
-from .errors import InputTooLarge
+from .errors import InputTooLarge, InvalidDicom
 from .limits import current_limits
 
 _PREAMBLE = 128
@@ -245,16 +246,32 @@ def file_meta_syntax(data: bytes) -> tuple[UID, int] | None:
 
 def check_header(data: bytes) -> None:
     """:func:`check_nesting` over the whole data set of Part 10 bytes that :func:`read_part10`
-    declined (big endian, undefined lengths, ...), before pydicom parses them. Deflated data
-    sets are inflated by pydicom first and are not walked here."""
+    declined (big endian, undefined lengths, deflate, ...), before pydicom parses them. A
+    deflated data set is inflated here first, at most ``limits.max_inflated_bytes`` of it
+    (pydicom inflates it whole, however large: a few kilobytes can expand to gigabytes)."""
     found = file_meta_syntax(data)
     if found is None:
         return
     syntax, position = found
-    if not syntax.is_transfer_syntax or syntax.is_deflated:
+    if not syntax.is_transfer_syntax:
         return
     limits = current_limits()
+    if syntax.is_deflated:
+        data, position = _inflated(data[position:], limits.max_inflated_bytes), 0
     check_nesting(
         data, position, len(data), implicit=syntax.is_implicit_VR, little_endian=syntax.is_little_endian,
         max_depth=limits.max_sequence_depth, max_elements=limits.max_elements,
     )
+
+
+def _inflated(deflated: bytes, limit: int) -> bytes:
+    """The raw-deflate stream ``deflated`` inflated, or :class:`InputTooLarge` past ``limit``
+    bytes (never more than ``limit`` + 1 of them are produced)."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(deflated, limit + 1)
+    except zlib.error:
+        raise InvalidDicom("the deflated data set is corrupt (zlib.error)") from None
+    if len(out) > limit:
+        raise InputTooLarge(f"the deflated data set inflates beyond {limit} bytes")
+    return out

@@ -153,3 +153,29 @@ def test_an_element_longer_than_the_file_is_refused_without_allocating_its_lengt
     finally:
         tracemalloc.stop()
     assert peak < 16 << 20
+
+
+def test_a_deflate_bomb_is_refused_before_pydicom_inflates_it() -> None:
+    """Deflated Explicit VR Little Endian: 330 KB that pydicom would inflate whole, to 300 MB."""
+    import io
+
+    import pydicom
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    from medserve.testdata import pydicom_test_file
+    from preprocessing import InputTooLarge, configure_limits, current_limits, open_instance
+
+    ds = pydicom.dcmread(pydicom_test_file("CT_small.dcm"))
+    ds.add_new(0x00091010, "LO", "bomb")
+    ds.add_new(0x00091011, "OB", bytes(300 << 20))
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    assert len(buffer.getvalue()) < 1 << 20
+    before = current_limits()
+    configure_limits(max_inflated_bytes=64 << 20)
+    try:
+        with pytest.raises(InputTooLarge, match=r"inflates beyond 67108864 bytes"):
+            open_instance(buffer.getvalue())
+    finally:
+        configure_limits(before)
