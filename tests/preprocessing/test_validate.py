@@ -94,7 +94,7 @@ def test_a_series_over_the_voxel_limit_is_refused_before_planning(small_limits) 
 
 
 def test_a_resampling_grid_over_the_limit_is_refused_before_allocating(small_limits) -> None:
-    small_limits(max_pixels_per_frame=1000)
-    spec = PreprocessingSpec.from_dict({"modalities": ["CT"], "spacing_mm": [0.5, 0.5], "window": {"preset": "lung"}})
+    small_limits(max_pixels_per_frame=20_000)  # CT_small's 128 x 128 pass; at 0.1 mm it would be ~845 x 845
+    spec = PreprocessingSpec.from_dict({"modalities": ["CT"], "spacing_mm": [0.1, 0.1], "window": {"preset": "lung"}})
     with pytest.raises(InputTooLarge, match=r"resampling to the model's spacing would make"):
         preprocess_instance(_ct(), spec)
