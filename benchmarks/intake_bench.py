@@ -13,7 +13,7 @@ in a decoder process after). Per input, closed-loop clients at concurrency ``--c
 (16) for ``--seconds`` per round, the two gateways taking turns (ABBA…) over ``--rounds``
 rounds so that the load of a shared machine falls on both alike; the throughput ratio
 after/before is the median of the per-round ratios. Also reported: p50 / p99 latency and the
-gateway's CPU per request (its process group: the gateway and, after, its decoder processes).
+gateway's CPU per request (its process tree: the gateway and, after, its decoder processes).
 
 Targets (issue 12): after ≥ 0.90 × before on uncompressed input, ≥ 0.80 × before on JPEG 2000.
 
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medserve.bench import Payload, closed_loop, group_cpu_seconds, wait_until_quiet
+from medserve.bench import Payload, closed_loop, wait_until_quiet
 from medserve.testdata import pydicom_test_file
 from medserve.tritonserver import TritonPorts, TritonServer
 
@@ -106,12 +106,33 @@ class Round:
     errors: dict[str, int]
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of ``root`` and every live descendant (the gateway, its decoder
+    zygote and workers, which run in sessions of their own), each with the CPU of the children
+    it has reaped (recycled decoder workers), from Linux /proc."""
+    stats: dict[int, tuple[int, int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks = int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])  # utime, stime, cutime, cstime
+        stats[int(stat.parent.name)] = (int(fields[1]), ticks)
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, (ppid, _) in stats.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier += children
+    return sum(stats[pid][1] for pid in tree if pid in stats) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(gateway: Gateway, payload: Payload, concurrency: int, seconds: float) -> Round:
     url = f"{gateway.url}/v1/models/{MODEL}/predict"
     asyncio.run(closed_loop(url, [payload], concurrency, 10**9, 2.0))  # warm connections and caches
-    cpu_before = group_cpu_seconds(gateway.process.pid)
+    cpu_before = tree_cpu_seconds(gateway.process.pid)
     result = asyncio.run(closed_loop(url, [payload], concurrency, 10**9, seconds))
-    cpu = group_cpu_seconds(gateway.process.pid) - cpu_before
+    cpu = tree_cpu_seconds(gateway.process.pid) - cpu_before
     return Round(
         side="",
         throughput_rps=result.throughput_rps,
@@ -180,7 +201,7 @@ def render(report: dict[str, Any]) -> str:
         f"{MODEL} (FP32, dynamic batching), concurrency {report['concurrency']}, {report['rounds']} ABBA rounds of "
         f"{report['seconds']:.0f} s; load average at start {report['load_at_start']:.2f}.",
         "",
-        "| input | before req/s | after req/s | after / before (median of rounds) | target | met | p99 before / after (ms) | gateway CPU before / after (ms/request) |",
+        "| input | before req/s | after req/s | after / before (median of rounds) | target | met | p99 before / after (ms) | gateway CPU incl. decoder processes, before / after (ms/request) |",
         "|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     for kind, result in report["results"].items():

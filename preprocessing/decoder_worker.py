@@ -142,6 +142,16 @@ def serve(connection: Connection, memory_limit_bytes: int) -> None:
             return
 
 
+def _reap_workers(*_: object) -> None:
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def _zygote(control: socket.socket) -> None:
     """Fork a worker per command; hand the pool its socket and a pidfd (a handle on that
     process that stays valid after it ends, so a kill never reaches a recycled pid)."""
@@ -153,7 +163,9 @@ def _zygote(control: socket.socket) -> None:
             __import__(plugin)
         except ImportError:
             pass
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped by the kernel
+    # Ended workers are reaped here (not left to the kernel with SIG_IGN), so that their CPU
+    # time adds up in this process's children times, where ps, /proc and benchmarks see it.
+    signal.signal(signal.SIGCHLD, _reap_workers)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the server; it closes us
     while True:
         command = control.recv(_FORK.size)
