@@ -30,7 +30,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -41,13 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medserve.bench import Payload, closed_loop, wait_until_quiet
+from medserve.bench import MARKDOWN, PROJECT_ROOT, RESULTS_DIR, Payload, closed_loop, wait_until_quiet
 from medserve.testdata import pydicom_test_file
-from medserve.tritonserver import TritonPorts, TritonServer
+from medserve.tritonserver import TritonPorts, TritonServer, stop_group
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = PROJECT_ROOT / "benchmarks" / "results"
-MARKDOWN = PROJECT_ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- intake bench: begin (generated) -->", "<!-- intake bench: end -->"
 #: The last commit before issue 12's intake work (the session's starting point).
 DEFAULT_BASE = "db0e830"
@@ -88,12 +84,7 @@ class Gateway:
         raise RuntimeError(f"the gateway from {source} was not ready after 90 s")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+        stop_group(self.process)
 
 
 @dataclass

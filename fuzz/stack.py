@@ -6,7 +6,6 @@ bombs are sized against."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from medserve.tritonserver import TritonPorts, TritonServer
+from medserve.tritonserver import TritonPorts, TritonServer, stop_group
 
 from .families.uploads import UPLOAD_CAP_BYTES
 
@@ -49,13 +48,7 @@ class GatewayServer:
         raise RuntimeError(f"gateway did not start:\n{self.log.read_text(errors='replace')[-4000:]}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
+        stop_group(self.process)
 
 
 @contextmanager

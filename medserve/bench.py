@@ -31,7 +31,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -43,7 +42,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .tritonserver import TritonPorts, TritonServer
+from .tritonserver import TritonPorts, TritonServer, stop_group
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = PROJECT_ROOT / "benchmarks" / "results"
@@ -398,13 +397,7 @@ class UvicornServer:
         return self.process.pid
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_group(self.process)
 
 
 _DYNAMIC_BATCHING = re.compile(r"^dynamic_batching\s*\{")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
-from .tritonserver import TritonPorts, TritonServer, signal_group
+from .tritonserver import TritonPorts, TritonServer, stop_group
 
 DEMO_MODEL = "ct_nodule_classifier"
 #: How often the supervisor looks at its processes (seconds).
@@ -131,19 +131,10 @@ class GatewayProcess:
         self._process = subprocess.Popen([sys.executable, "-m", "gateway.server"], env=self._env, start_new_session=True)
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        """SIGTERM the group (graceful: in-flight requests finish), SIGKILL after ``timeout_s``;
-        then SIGKILL whatever of the group outlived a dead server (workers)."""
+        """Stop the gateway's process group (:func:`stop_group`)."""
         process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            signal_group(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                signal_group(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-        signal_group(process.pid, signal.SIGKILL)
+        if process is not None:
+            stop_group(process, timeout_s)
 
 
 class TritonProcess:

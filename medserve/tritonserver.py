@@ -221,16 +221,9 @@ class TritonServer:
         """SIGTERM the whole process group (Triton and its Python-backend stubs), then SIGKILL;
         then reap what a server that died left: its stubs and their shared memory."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            signal_group(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                signal_group(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
         stubs = running_stubs(self.stub_path)
         if process is not None:
-            signal_group(process.pid, signal.SIGKILL)  # stubs that outlived their parent
+            stop_group(process, timeout_s)  # Triton, then the stubs that outlived it
         reap_stubs(stubs)
         if self._log_handle is not None:
             self._log_handle.close()
@@ -250,6 +243,20 @@ def signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def stop_group(process: subprocess.Popen, timeout_s: float = 15.0) -> None:
+    """Stop a server started in a session of its own: SIGTERM its process group (graceful:
+    in-flight requests finish), SIGKILL after ``timeout_s``; then SIGKILL whatever of the
+    group outlived it (workers of a server that died)."""
+    if process.poll() is None:
+        signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            signal_group(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+    signal_group(process.pid, signal.SIGKILL)
 
 
 #: The Python backend names the region it shares with a stub in the stub's third argument.
