@@ -153,8 +153,9 @@ def apply_dicom_voi(values: np.ndarray, ds: Dataset, index: int = 0) -> np.ndarr
         low, high = voi_output_range(ds)
     try:
         mapped = apply_voi_lut(values, ds, index=index)
-    except ValueError as exc:
-        raise InvalidDicom(f"the instance's VOI LUT cannot be applied: {_first_sentence(exc)}") from exc
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+        # pydicom's message may quote the header's values: only its type goes out
+        raise InvalidDicom(f"the instance's (0028,3010) VOI LUT cannot be applied ({type(exc).__name__})") from None
     out = np.asarray(mapped, dtype=np.float64)
     out -= low
     out /= high - low
@@ -234,7 +235,3 @@ def to_rgb(stored: np.ndarray, ds: Dataset) -> np.ndarray:
 
 def _as_list(value: object) -> list:
     return list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
-
-
-def _first_sentence(exc: Exception) -> str:
-    return str(exc).split(" - ")[0].split("\n")[0][:160]
