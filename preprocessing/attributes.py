@@ -75,9 +75,16 @@ def header_text(ds: Dataset, keyword: str) -> str:
     return str(value)
 
 
+#: Longest encoded value kept in the cache: real ones are a few bytes (a spacing, a UID); a
+#: hostile header could make each of the cache's entries megabytes long.
+_CACHEABLE_BYTES = 256
+
+
 def _cacheable(element: RawDataElement, tag: int) -> bool:
-    """Values whose conversion depends on nothing but their bytes: not ambiguous VRs such
-    as (0028,0120) 'US or SS' in implicit VR, whose meaning depends on other elements."""
+    """Short values whose conversion depends on nothing but their bytes: not ambiguous VRs
+    such as (0028,0120) 'US or SS' in implicit VR, whose meaning depends on other elements."""
+    if element.length > _CACHEABLE_BYTES:
+        return False
     return element.VR is not None or " or " not in dictionary_VR(tag)
 
 

@@ -47,3 +47,19 @@ def test_bytes_that_do_not_fit_their_vr_are_invalid_dicom_naming_the_tag(tag_byt
     mutated = raw[:at] + tag_bytes + length.to_bytes(2, "little") + value + raw[at + 10 :]
     with pytest.raises(InvalidDicom, match=named):
         open_instance(mutated)
+
+
+def test_long_values_are_converted_but_not_cached(real_file) -> None:
+    """The cache holds at most 4096 values: a header with megabyte-long values must not make
+    it hold gigabytes."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    from preprocessing import attributes
+
+    ds = real_file("pydicom", "CT_small.dcm").dataset()
+    long_value = b"\\".join([b"0.5"] * 100_000)
+    ds[Tag(0x00280030)] = RawDataElement(Tag(0x00280030), "DS", len(long_value), long_value, 0, False, True)
+    before = len(attributes._values)
+    assert len(header_value(ds, "PixelSpacing")) == 100_000
+    assert len(attributes._values) == before
