@@ -74,7 +74,10 @@ def render(result: CampaignResult, *, seed: int, concurrency: int, timeout_s: fl
         "",
         "| status | code | cases |",
         "|---:|---|---:|",
-        *[f"| {status} | `{code}` | {n} |" for (status, code), n in sorted(result.codes().items(), key=lambda kv: (kv[0][0], str(kv[0][1])))],
+        *[
+            f"| {status} | {f'`{code}`' if code else 'STOW-RS answer (Failed SOP Sequence, DICOM JSON)'} | {n} |"
+            for (status, code), n in sorted(result.codes().items(), key=lambda kv: (kv[0][0], str(kv[0][1])))
+        ],
         "",
         "## By family",
         "",
