@@ -19,20 +19,26 @@ connection reset.
 
 The answer is the gateway's JSON error body, ``{"code": "request_header_too_large", "message",
 "request_id"}``, with ``X-Request-ID`` and ``Connection: close``. It is written by the protocol,
-before any request exists: the application's middleware does not see it (no request log line,
-no ``medserve_errors_total`` count), and uvicorn logs its own warning "Invalid HTTP request
-received." for it (the refusal goes through uvicorn's handling of parser errors).
+before any request exists, so the application's middleware never sees it: the protocol writes
+the request log line and counts ``medserve_errors_total{code="request_header_too_large"}``
+itself (uvicorn also logs its own warning "Invalid HTTP request received." for refusals that
+go through its handling of parser errors).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from .metrics import ERRORS
+
+log = logging.getLogger("medserve.gateway")
 
 CODE = "request_header_too_large"
 #: Seconds a refused connection stays open, its incoming bytes discarded, after the 431 and a
@@ -135,6 +141,9 @@ class HeaderLimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _answer_431(self, message: str) -> None:
         request_id = uuid.uuid4().hex
+        # No request reaches the app, so its middleware cannot see this one: counted and logged here.
+        ERRORS.labels(CODE).inc()
+        log.info("request", extra={"request_id": request_id, "route": "unmatched", "status": 431, "code": CODE})
         body = json.dumps({"code": CODE, "message": message, "request_id": request_id}).encode()
         head = [STATUS_LINE[431]]
         for name, value in self.server_state.default_headers:

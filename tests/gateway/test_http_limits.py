@@ -108,7 +108,14 @@ def test_a_head_within_the_limits_reaches_the_application(server_address) -> Non
     ids=["header_count", "one_large_value", "long_target", "values_adding_up"],
 )
 def test_a_head_beyond_a_limit_is_answered_431_with_the_json_error(server_address, request_bytes: bytes) -> None:
+    from prometheus_client import REGISTRY
+
+    def refused() -> float:
+        return REGISTRY.get_sample_value("medserve_errors_total", {"code": CODE}) or 0.0
+
+    before = refused()
     _assert_431(_exchange(server_address, request_bytes))
+    assert refused() == before + 1  # seen by the error counter, though no request reached the app
 
 
 def test_an_unfinished_head_beyond_the_byte_cap_is_answered_without_waiting_for_its_end(server_address) -> None:
