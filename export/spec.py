@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from contract import CLASSIFICATION_MEANINGS, LABELLED_MEANINGS, SEGMENTATION_MEANINGS, OutputMeaning, Task
 from preprocessing import InvalidSpec, PreprocessingSpec
 
 from .errors import ExportSpecError
@@ -44,13 +45,6 @@ __all__ = [
 ]
 
 
-class Task(StrEnum):
-    CLASSIFICATION = "classification"
-    SEGMENTATION_2D = "segmentation-2d"
-    SEGMENTATION_3D = "segmentation-3d"
-    MULTI_INPUT = "multi-input"
-
-
 class Precision(StrEnum):
     """``fp32``: the ONNX model (always exported; the reference and default variant).
     ``int8``: a QDQ ONNX model, served by onnxruntime and the source of a TensorRT INT8 engine.
@@ -61,8 +55,6 @@ class Precision(StrEnum):
     INT8 = "int8"
 
 
-CLASSIFICATION_MEANINGS = ("class_probabilities", "class_logits")
-SEGMENTATION_MEANINGS = ("segmentation_probabilities", "segmentation_labels")
 _NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
 
@@ -126,19 +118,19 @@ class OutputSpec(_Strict):
     the classes (for segmentation: every label value, background first)."""
 
     name: str = Field(pattern=_NAME_PATTERN)
-    meaning: Literal["class_probabilities", "class_logits", "segmentation_probabilities", "segmentation_labels", "activation_map"]
+    meaning: OutputMeaning
     labels: list[str] = Field(default_factory=list)
     shape: list[int] | None = None
     dtype: Literal["float32", "float16", "uint8", "int64"] = "float32"
 
     @model_validator(mode="after")
     def _meaning_fits(self) -> "OutputSpec":
-        if self.meaning in ("class_probabilities", "segmentation_labels", "segmentation_probabilities") and len(self.labels) < 2:
+        if self.meaning in LABELLED_MEANINGS and len(self.labels) < 2:
             raise ValueError(f"output {self.name!r}: {self.meaning} needs labels for at least 2 classes")
         integer = self.dtype in ("uint8", "int64")
-        if self.meaning == "segmentation_labels" and not integer:
+        if self.meaning == OutputMeaning.SEGMENTATION_LABELS and not integer:
             raise ValueError(f"output {self.name!r}: segmentation_labels must have dtype uint8 or int64")
-        if self.meaning != "segmentation_labels" and integer:
+        if self.meaning != OutputMeaning.SEGMENTATION_LABELS and integer:
             raise ValueError(f"output {self.name!r}: only segmentation_labels may have an integer dtype")
         if self.shape is not None and (len(self.shape) < 2 or self.shape[0] != -1):
             raise ValueError(f"output {self.name!r}: shape must start with the dynamic batch axis -1")
@@ -292,12 +284,12 @@ class ExportSpec(_Strict):
 
     def _check_outputs_for_task(self) -> None:
         first = self.outputs[0].meaning
-        if self.task in (Task.SEGMENTATION_2D, Task.SEGMENTATION_3D):
-            if first not in SEGMENTATION_MEANINGS:
-                raise ValueError(f"outputs: the first output of a {self.task.value} model must be one of {SEGMENTATION_MEANINGS}, got {first}")
-        elif self.task == Task.CLASSIFICATION and first not in CLASSIFICATION_MEANINGS:
-            raise ValueError(f"outputs: the first output of a classification model must be one of {CLASSIFICATION_MEANINGS}, got {first}")
-        elif first not in CLASSIFICATION_MEANINGS + SEGMENTATION_MEANINGS:
+        if self.task.is_segmentation:
+            if not first.is_segmentation:
+                raise ValueError(f"outputs: the first output of a {self.task.value} model must be one of {_listed(SEGMENTATION_MEANINGS)}, got {first}")
+        elif self.task == Task.CLASSIFICATION and not first.is_classification:
+            raise ValueError(f"outputs: the first output of a classification model must be one of {_listed(CLASSIFICATION_MEANINGS)}, got {first}")
+        elif not (first.is_classification or first.is_segmentation):
             raise ValueError(f"outputs: the first output must be a class or segmentation output, got {first}")
 
     def input_preprocessing(self, name: str) -> PreprocessingSpec:
@@ -317,7 +309,11 @@ class ExportSpec(_Strict):
 
     @property
     def is_segmentation(self) -> bool:
-        return self.metric_output.meaning in SEGMENTATION_MEANINGS
+        return self.metric_output.meaning.is_segmentation
+
+
+def _listed(meanings: tuple[OutputMeaning, ...]) -> str:
+    return ", ".join(meanings)
 
 
 def _parse_preprocessing(value: dict[str, Any]) -> PreprocessingSpec:

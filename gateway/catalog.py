@@ -1,91 +1,56 @@
-"""What the gateway knows about each model, read from Triton's model config ``parameters``.
+"""What the gateway knows about each model: the :class:`contract.ModelCard` in Triton's
+model config, and whether this gateway can serve it.
 
-Export writes each parameter value as a JSON document; this module parses them into a typed
-:class:`ModelCard`. Cards are cached for ``model_cache_ttl_s`` so that models added to or
-removed from Triton's repository show up without restarting the gateway.
+Cards (and the reason a model cannot be served) are cached for ``model_cache_ttl_s`` so
+that models added to or removed from Triton's repository show up without restarting the
+gateway. A model whose card cannot be read (not written by ``medserve export``, malformed,
+or under a contract major this gateway does not know) is listed as not servable with the
+reason, makes ``/readyz`` not ready, and answers 500 ``model_misconfigured``.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from preprocessing import InvalidSpec, PreprocessingSpec
+from contract import ContractError, ModelCard, ModelInput, ModelOutput
 
 from .drift import DRIFT_PUBLISHER, DriftMonitor, monitor_from_reference
-from .errors import ModelMisconfigured, ModelNotFound
+from .errors import ModelMisconfigured, ModelNotFound, ModelNotReady
 from .triton import TritonClient
 
+__all__ = ["ModelCard", "ModelCatalog", "ModelEntry", "OutputInfo", "TensorInfo", "parse_model_card"]
 
-@dataclass(frozen=True)
-class TensorInfo:
-    """One model input; multi-input models say which ``modality`` feeds it and how it is
-    prepared (``preprocessing``; None means the model's top-level spec)."""
-
-    name: str
-    dtype: str
-    shape: list[int]
-    modality: str | None = None
-    preprocessing: PreprocessingSpec | None = None
-
-
-@dataclass(frozen=True)
-class OutputInfo:
-    name: str
-    meaning: str
-    labels: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    name: str
-    task: str
-    description: str
-    inputs: list[TensorInfo]
-    outputs: list[OutputInfo]
-    preprocessing: PreprocessingSpec
-    max_batch_size: int
-    export_report_digest: str
-    drift_reference: dict[str, Any] | None = None
-
-    @property
-    def labels(self) -> list[str]:
-        return next((o.labels for o in self.outputs if o.labels), [])
+# The contract's names under the ones gateway modules have used.
+TensorInfo = ModelInput
+OutputInfo = ModelOutput
 
 
 def parse_model_card(config: dict[str, Any]) -> ModelCard:
     """A card from a Triton model config (JSON form); raises :class:`ModelMisconfigured`
-    when the config was not written by ``medserve export``."""
-    name = config.get("name", "?")
-    raw = {key: value.get("string_value", "") for key, value in config.get("parameters", {}).items()}
-    if "medserve_contract" not in raw:
-        raise ModelMisconfigured(f"model {name!r} has no medserve parameters in its Triton config; export it with `medserve export`")
+    with the contract's reason when this gateway cannot use it."""
     try:
-        params = {key: json.loads(value) if value[:1] in "[{\"" else value for key, value in raw.items()}
-        return ModelCard(
-            name=name,
-            task=params["task"],
-            description=params.get("description", ""),
-            inputs=[
-                TensorInfo(
-                    t["name"],
-                    t["dtype"],
-                    t["shape"],
-                    (t.get("modality") or "").upper() or None,
-                    PreprocessingSpec.from_dict(t["preprocessing"]) if t.get("preprocessing") else None,
-                )
-                for t in params["inputs"]
-            ],
-            outputs=[OutputInfo(o["name"], o["meaning"], o.get("labels", [])) for o in params["outputs"]],
-            preprocessing=PreprocessingSpec.from_dict(params["preprocessing"]),
-            max_batch_size=int(config.get("max_batch_size", 0)),
-            export_report_digest=params.get("export_report_digest", ""),
-            drift_reference=params.get("drift_reference") or None,
-        )
-    except (KeyError, TypeError, ValueError, InvalidSpec) as exc:
-        raise ModelMisconfigured(f"model {name!r} has malformed medserve parameters: {exc}") from exc
+        return ModelCard.from_triton_config(config)
+    except ContractError as exc:
+        raise ModelMisconfigured(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of Triton's repository index; ``servable`` is False, with the ``reason``,
+    when the model is loaded but its card cannot be used by this gateway."""
+
+    name: str
+    version: str
+    state: str
+    servable: bool = True
+    reason: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "READY" and self.servable
 
 
 class ModelCatalog:
@@ -96,7 +61,7 @@ class ModelCatalog:
         self.ttl_s = ttl_s
         self.drift_window_size = drift_window_size
         self.drift_min_samples = drift_min_samples
-        self._cards: dict[str, tuple[float, ModelCard]] = {}
+        self._cards: dict[str, tuple[float, ModelCard | str]] = {}  # a card, or why it cannot be used
         self._monitors: dict[str, tuple[str, DriftMonitor]] = {}
 
     def monitor(self, card: ModelCard) -> DriftMonitor | None:
@@ -120,14 +85,45 @@ class ModelCatalog:
             for m in await self.triton.repository_index()
         ]
 
+    async def entries(self) -> list[ModelEntry]:
+        """Every model in Triton's repository index; each loaded one with whether this
+        gateway can serve it (its card read, or the reason it cannot be)."""
+        index = await self.names()
+
+        async def entry(model: dict[str, str]) -> ModelEntry:
+            if model["state"] != "READY":
+                return ModelEntry(**model)
+            try:
+                await self._card(model["name"])
+            except ModelMisconfigured as exc:
+                return ModelEntry(**model, servable=False, reason=exc.message)
+            except (ModelNotFound, ModelNotReady):  # unloaded since the index was read: its state says enough
+                pass
+            return ModelEntry(**model)
+
+        return list(await asyncio.gather(*(entry(model) for model in index)))
+
     async def card(self, name: str) -> ModelCard:
+        """``name``'s card; :class:`ModelNotFound` when Triton has no such model,
+        :class:`ModelMisconfigured` when its card cannot be used."""
         cached = self._cards.get(name)
-        if cached is not None and time.monotonic() - cached[0] < self.ttl_s:
-            return cached[1]
-        known = {m["name"] for m in await self.names()}
-        if name not in known:
-            self._cards.pop(name, None)
-            raise ModelNotFound(f"no model named {name!r}; GET /v1/models lists the available ones")
-        card = parse_model_card(await self.triton.model_config(name))
-        self._cards[name] = (time.monotonic(), card)
-        return card
+        if cached is None or time.monotonic() - cached[0] >= self.ttl_s:
+            known = {m["name"] for m in await self.names()}
+            if name not in known:
+                self._cards.pop(name, None)
+                raise ModelNotFound(f"no model named {name!r}; GET /v1/models lists the available ones")
+        return await self._card(name)
+
+    async def _card(self, name: str) -> ModelCard:
+        """The card from the cache, else from Triton's config (a refusal is cached too)."""
+        cached = self._cards.get(name)
+        if cached is None or time.monotonic() - cached[0] >= self.ttl_s:
+            try:
+                found: ModelCard | str = parse_model_card(await self.triton.model_config(name))
+            except ModelMisconfigured as exc:
+                found = exc.message
+            cached = (time.monotonic(), found)
+            self._cards[name] = cached
+        if isinstance(cached[1], str):
+            raise ModelMisconfigured(cached[1])
+        return cached[1]

@@ -1,29 +1,44 @@
-"""The ``parameters`` of every written model config: the contract the gateway reads.
+"""The ``parameters`` of every written model config: the model card the gateway reads.
 
-Keys and their JSON values (contract "1"; keys may be added, never changed)::
-
-    medserve_contract      "1"
-    task                   "classification" | "segmentation-2d" | "segmentation-3d" | "multi-input"
-    description            free text
-    inputs                 [{"name", "shape": [-1, ...], "dtype", "modality", "preprocessing": {...}}]
-    outputs                [{"name", "meaning", "labels", "shape": [-1, ...], "dtype"}]
-    preprocessing          the first input's PreprocessingSpec.to_dict()
-    onnx_model_filename    the ONNX file in the version folder
-    export_report_digest   sha256 of export_report.json beside the config
-    drift_reference        see :mod:`export.drift_reference`
-    precision              "fp32" | "int8" | "fp16" (the artifact this config serves)
-    variant_of             the base (FP32, default) model's name
+The keys, their format and the version are :mod:`contract`'s (see :mod:`contract.card`);
+this module only fills a :class:`~contract.ModelCard` from an export spec and adds what the
+Triton runner needs besides (``onnx_model_filename``, the ONNX file in the version folder).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from contract import CONTRACT_VERSION, ModelCard, ModelInput, ModelOutput
+
 from ..spec import ExportSpec
 
-__all__ = ["CONTRACT_VERSION", "gateway_parameters"]
+__all__ = ["CONTRACT_VERSION", "gateway_parameters", "model_card"]
 
-CONTRACT_VERSION = "1"
+
+def model_card(
+    spec: ExportSpec, *, precision: str, output_shapes: list[list[int]], report_digest: str, drift_reference: dict[str, Any] | None
+) -> ModelCard:
+    """The card of ``spec``'s base model; ``output_shapes`` include the batch axis (-1).
+    An input without a modality of its own takes its preprocessing's, when that names one."""
+    inputs = []
+    for tensor in spec.inputs:
+        prep = spec.input_preprocessing(tensor.name)
+        modality = tensor.modality or (prep.modalities[0] if len(prep.modalities) == 1 else None)
+        inputs.append(ModelInput(tensor.name, tensor.dtype, tensor.shape, modality, prep))
+    return ModelCard(
+        name=spec.name,
+        task=spec.task,
+        description=spec.description,
+        inputs=inputs,
+        outputs=[ModelOutput(o.name, o.meaning, o.labels, shape, o.dtype) for o, shape in zip(spec.outputs, output_shapes)],
+        preprocessing=spec.preprocessing_spec,
+        max_batch_size=spec.batching.max_batch_size,
+        export_report_digest=report_digest,
+        drift_reference=drift_reference,
+        precision=precision,
+        variant_of=spec.name,
+    )
 
 
 def gateway_parameters(
@@ -34,29 +49,7 @@ def gateway_parameters(
     onnx_file: str,
     report_digest: str,
     drift_reference: dict[str, Any],
-) -> dict[str, object]:
-    """The JSON documents of one config; ``output_shapes`` include the batch axis (-1)."""
-    inputs = []
-    for tensor in spec.inputs:
-        prep = spec.input_preprocessing(tensor.name)
-        modality = tensor.modality or (prep.modalities[0] if len(prep.modalities) == 1 else None)
-        inputs.append(
-            {"name": tensor.name, "shape": tensor.shape, "dtype": tensor.dtype, "modality": modality, "preprocessing": prep.to_dict()}
-        )
-    outputs = [
-        {"name": o.name, "meaning": o.meaning, "labels": o.labels, "shape": shape, "dtype": o.dtype}
-        for o, shape in zip(spec.outputs, output_shapes)
-    ]
-    return {
-        "medserve_contract": CONTRACT_VERSION,
-        "task": spec.task.value,
-        "description": spec.description,
-        "inputs": inputs,
-        "outputs": outputs,
-        "preprocessing": spec.preprocessing_spec.to_dict(),
-        "onnx_model_filename": onnx_file,
-        "export_report_digest": report_digest,
-        "drift_reference": drift_reference,
-        "precision": precision,
-        "variant_of": spec.name,
-    }
+) -> dict[str, str]:
+    """The parameters of one config: the card's, plus the runner's ONNX file name."""
+    card = model_card(spec, precision=precision, output_shapes=output_shapes, report_digest=report_digest, drift_reference=drift_reference)
+    return card.to_parameters() | {"onnx_model_filename": onnx_file}

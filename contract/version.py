@@ -1,0 +1,52 @@
+"""The contract's version: ``major.minor``.
+
+A minor version only adds (a key, an optional field): every reader of a major reads every
+minor of it and ignores what it does not know. Anything else (a key renamed, removed or
+given another meaning) is a new major, which older readers refuse instead of guessing.
+Configs written before the version had a minor say ``"1"``, read as 1.0.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import MalformedCard, UnsupportedContract
+
+__all__ = ["CONTRACT_VERSION", "KNOWN_MAJORS", "ContractVersion"]
+
+#: What ``medserve export`` writes today.
+CONTRACT_VERSION = "1.0"
+
+#: The majors this code reads (every minor of each).
+KNOWN_MAJORS: frozenset[int] = frozenset({1})
+
+_VERSION = re.compile(r"^(\d{1,4})(?:\.(\d{1,4}))?$")
+
+
+@dataclass(frozen=True, order=True)
+class ContractVersion:
+    major: int
+    minor: int = 0
+
+    @classmethod
+    def parse(cls, text: str, model: str = "?") -> "ContractVersion":
+        """``"1.0"`` or ``"1"`` (read as 1.0); anything else is :class:`MalformedCard`."""
+        match = _VERSION.match(text.strip())
+        if match is None:
+            raise MalformedCard(f"model {model!r} has malformed medserve parameters: medserve_contract must be 'major.minor', got {text[:32]!r}")
+        return cls(int(match[1]), int(match[2] or 0))
+
+    def require_known(self, model: str = "?") -> "ContractVersion":
+        """This version, or :class:`UnsupportedContract` when its major is not known here."""
+        if self.major not in KNOWN_MAJORS:
+            readable = ", ".join(f"{major}.x" for major in sorted(KNOWN_MAJORS))
+            raise UnsupportedContract(
+                f"model {model!r} was exported under medserve contract {self}, this gateway reads contract {readable}: "
+                "export it with a medserve of this gateway's version, or upgrade the gateway"
+            )
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
