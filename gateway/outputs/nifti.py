@@ -1,4 +1,4 @@
-"""NIfTI-1 label maps (nibabel) with the patient affine, as dcm2niix orders them."""
+"""``format=nifti``: NIfTI-1 label maps (nibabel) with the patient affine, as dcm2niix orders them."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import gzip
 
 import nibabel as nib
 import numpy as np
+
+from .encoder import SEGMENTATION_TASKS, Answer, Binary, OutputEncoder
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -24,3 +26,18 @@ def nifti_labels(labels_map: np.ndarray, affine_lps: np.ndarray) -> bytes:
     image.set_qform(affine_ras, code=1)
     image.set_sform(affine_ras, code=1)
     return gzip.compress(image.to_bytes(), compresslevel=6)
+
+
+def _answer(answer: Answer) -> Binary:
+    content = nifti_labels(answer.result.labels_map, answer.result.affine_lps)
+    return Binary(content, {"Content-Disposition": f'attachment; filename="{answer.card.name}.nii.gz"'})
+
+
+FORMAT = OutputEncoder(
+    name="nifti",
+    media_type="application/gzip",
+    summary="`.nii.gz` label map with the patient affine (RAS), as dcm2niix orders axes",
+    encode=_answer,
+    accept=("application/gzip", "application/x-nifti"),
+    tasks=SEGMENTATION_TASKS,
+)

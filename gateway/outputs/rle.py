@@ -1,4 +1,5 @@
-"""Run-length encoding of binary masks, in C (row-major) order.
+"""``format=rle``: the segmentation JSON plus each class mask as run lengths, in C
+(row-major) order.
 
 ``counts`` alternate background and foreground run lengths, starting with background (a
 leading 0 when the first voxel is foreground) — the uncompressed COCO convention, but in C
@@ -8,6 +9,10 @@ order. :func:`decode` is the exact inverse, for clients and tests.
 from __future__ import annotations
 
 import numpy as np
+
+from ..schemas import SegmentationPublic
+from .encoder import SEGMENTATION_TASKS, Answer, OutputEncoder
+from .json import segmentation_body
 
 
 def encode(mask: np.ndarray) -> dict[str, object]:
@@ -25,3 +30,18 @@ def decode(encoded: dict[str, object]) -> np.ndarray:
     counts = np.asarray(encoded["counts"], dtype=np.int64)
     values = np.arange(len(counts)) % 2 == 1
     return np.repeat(values, counts).reshape(shape)
+
+
+def _answer(answer: Answer) -> SegmentationPublic:
+    result = answer.result
+    masks = {label: encode(result.labels_map == value) for value, label in enumerate(result.labels) if value > 0}
+    return segmentation_body(answer, masks)
+
+
+FORMAT = OutputEncoder(
+    name="rle",
+    media_type="application/json",
+    summary="the JSON plus each class mask as run lengths (C order, background first)",
+    encode=_answer,
+    tasks=SEGMENTATION_TASKS,
+)

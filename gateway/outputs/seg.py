@@ -1,4 +1,4 @@
-"""DICOM Segmentation objects (highdicom) that reference the source instances.
+"""``format=seg``: DICOM Segmentation objects (highdicom) that reference the source instances.
 
 A SEG is what a PACS or viewer stores next to the images: binary segments, one per class,
 each frame referencing the source slice it lies on.
@@ -26,6 +26,7 @@ from preprocessing.attributes import header_text, header_value
 from preprocessing.frames import Frame
 
 from ..errors import OutputUnavailable
+from .encoder import SEGMENTATION_TASKS, Answer, Binary, OutputEncoder
 
 #: Segmented property types for common label names; others are coded as "Morphologically
 #: Abnormal Structure" with the label as the segment's free-text name.
@@ -175,3 +176,20 @@ def _encode(source_images: list[Dataset], labels_map: np.ndarray, labels: list[s
     buffer = io.BytesIO()
     seg.save_as(buffer)
     return buffer.getvalue()
+
+
+def _answer(answer: Answer) -> Binary:
+    result, name = answer.result, answer.card.name
+    content = segmentation(result.frames, result.labels_map, result.labels, name, result.model_version)
+    return Binary(content, {"Content-Disposition": f'attachment; filename="{name}-seg.dcm"'})
+
+
+FORMAT = OutputEncoder(
+    name="seg",
+    media_type="application/dicom",
+    summary="DICOM SEG (highdicom) referencing the source instances",
+    encode=_answer,
+    accept=("application/dicom",),
+    tasks=SEGMENTATION_TASKS,
+    check_sources=check_sources,
+)

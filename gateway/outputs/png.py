@@ -1,0 +1,36 @@
+"""``format=png``: one slice of the source, windowed, with the coloured mask over it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .encoder import SEGMENTATION_TASKS, Answer, Binary, OutputEncoder
+from .overlay import mask_overlay_png
+from .source_image import windowed_frame
+
+
+def overlay_slice_index(labels_map: np.ndarray, requested: int | None) -> int:
+    """The requested slice of a [D, H, W] label map, or the one with the most foreground
+    (the middle one if there is none)."""
+    if requested is not None:
+        return requested
+    areas = (labels_map > 0).reshape(len(labels_map), -1).sum(axis=1)
+    return int(np.argmax(areas)) if areas.any() else len(areas) // 2
+
+
+def _answer(answer: Answer) -> Binary:
+    result = answer.result
+    index = overlay_slice_index(result.labels_map, answer.slice_index)
+    frame = result.frames[index]
+    content = mask_overlay_png(windowed_frame(answer.card, frame.instance, frame.index, frame.header), result.labels_map[index])
+    return Binary(content, {"X-Slice-Index": str(index)})
+
+
+FORMAT = OutputEncoder(
+    name="png",
+    media_type="image/png",
+    summary="windowed slice with the coloured mask (`slice=` picks one; default: most foreground)",
+    encode=_answer,
+    accept=("image/png",),
+    tasks=SEGMENTATION_TASKS,
+)
