@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from contract import OutputMeaning, Task
+
 
 class ErrorBody(BaseModel):
     """The one shape of every error answer."""
@@ -16,9 +18,14 @@ class ErrorBody(BaseModel):
 
 
 class ModelSummary(BaseModel):
+    """One model of Triton's repository; ``servable`` and ``reason`` appear only when this
+    gateway cannot serve a loaded model (e.g. its contract major is unknown here)."""
+
     name: str
     version: str
-    state: str
+    state: str = Field(description="Triton's state of the model, e.g. READY, UNAVAILABLE.")
+    servable: bool = Field(True, description="False when the model is loaded but its card cannot be used by this gateway; absent when true.")
+    reason: str | None = Field(None, description="Why the model is not servable; absent when it is.")
 
 
 class ModelList(BaseModel):
@@ -35,13 +42,13 @@ class TensorPublic(BaseModel):
 
 class OutputPublic(BaseModel):
     name: str
-    meaning: str
+    meaning: OutputMeaning
     labels: list[str]
 
 
 class ModelPublic(BaseModel):
     name: str
-    task: str
+    task: Task
     description: str
     ready: bool
     labels: list[str]
@@ -80,7 +87,7 @@ class ClassificationPublic(BaseModel):
 
     model: str
     model_version: str
-    task: str
+    task: Task
     top_label: str | None
     probabilities: list[LabelProbability] | None = Field(description="One entry per label, highest first.")
     instances: list[InstanceClassificationPublic] | None = None
@@ -109,7 +116,7 @@ class GridPublic(BaseModel):
 class SegmentationPublic(BaseModel):
     model: str
     model_version: str
-    task: str
+    task: Task
     labels: list[str]
     measurements: list[MeasurementPublic]
     grid: GridPublic
@@ -131,5 +138,8 @@ class Readiness(BaseModel):
     status: str
     triton: bool
     models: dict[str, bool] = Field(description="Readiness by model name; empty when API keys are configured (the route is open)")
+    not_servable: dict[str, str] = Field(
+        default_factory=dict, description="Why each loaded model this gateway cannot serve is not servable; empty when API keys are configured"
+    )
     models_ready: int
     models_total: int

@@ -47,3 +47,19 @@ def test_card_from_config() -> None:
 def test_misconfigured_models_are_reported(config: dict, match: str) -> None:
     with pytest.raises(ModelMisconfigured, match=match):
         parse_model_card(config)
+
+
+def test_a_description_that_looks_like_json_is_text() -> None:
+    card = parse_model_card(_config(description="[draft] {not json"))
+    assert card.description == "[draft] {not json"
+    assert card.task == "classification"  # a contract Task, equal to its string
+
+
+@pytest.mark.parametrize("version", ["1", "1.0", "1.9"])
+def test_every_minor_of_contract_1_is_served(version: str) -> None:
+    assert parse_model_card(_config(medserve_contract=version)).labels == ["a", "b"]
+
+
+def test_an_unknown_contract_major_is_refused_with_its_reason() -> None:
+    with pytest.raises(ModelMisconfigured, match=r"model 'm' was exported under medserve contract 2\.0, this gateway reads contract 1\.x"):
+        parse_model_card(_config(medserve_contract="2.0"))

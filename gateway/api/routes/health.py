@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from ...catalog import ModelEntry
 from ...errors import GatewayError
 from ...metrics import exposition
 from ...schemas import ErrorBody, Health, Readiness
@@ -22,22 +23,24 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    summary="Triton is reachable and every model in its repository is ready",
-    responses={503: {"model": Readiness, "description": "Triton unreachable or a model not ready"}},
+    summary="Triton is reachable and every model in its repository is ready and servable",
+    responses={503: {"model": Readiness, "description": "Triton unreachable, or a model not ready or not servable by this gateway"}},
 )
 async def readyz(triton: TritonDep, catalog: CatalogDep, settings: SettingsDep) -> JSONResponse:
-    models: dict[str, bool] = {}
+    entries: list[ModelEntry] = []
     reachable = await triton.server_ready()
     if reachable:
         try:
-            models = {m["name"]: m["state"] == "READY" for m in await catalog.names()}
+            entries = await catalog.entries()
         except GatewayError:
             reachable = False
+    models = {e.name: e.ready for e in entries}
     ready = reachable and bool(models) and all(models.values())
     # An open route: with API keys configured it says how many models are ready, not which.
     listed = {} if settings.api_keys else models
+    reasons = {} if settings.api_keys else {e.name: e.reason or "" for e in entries if not e.servable}
     body = Readiness(
-        status="ready" if ready else "not_ready", triton=reachable, models=listed,
+        status="ready" if ready else "not_ready", triton=reachable, models=listed, not_servable=reasons,
         models_ready=sum(models.values()), models_total=len(models),
     )
     headers = None if ready else {"Retry-After": str(settings.retry_after_s)}

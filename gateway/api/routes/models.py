@@ -11,9 +11,15 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 _ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 422, 503)}
 
 
-@router.get("", response_model=ModelList, summary="Models in Triton's repository", responses={code: {"model": ErrorBody} for code in (401, 403, 503)})
+@router.get(
+    "",
+    response_model=ModelList,
+    response_model_exclude_defaults=True,  # servable / reason only for a model this gateway cannot serve
+    summary="Models in Triton's repository, and which of them this gateway cannot serve",
+    responses={code: {"model": ErrorBody} for code in (401, 403, 503)},
+)
 async def list_models(catalog: CatalogDep) -> ModelList:
-    return ModelList(models=[ModelSummary(**m) for m in await catalog.names()])
+    return ModelList(models=[ModelSummary.model_validate(entry, from_attributes=True) for entry in await catalog.entries()])
 
 
 @router.get("/{name}", response_model=ModelPublic, summary="One model's task, labels and preprocessing", responses=_ERRORS)
