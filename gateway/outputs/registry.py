@@ -17,7 +17,7 @@ from fastapi import Response
 from pydantic import BaseModel
 
 from ..errors import InvalidUpload, OutputUnavailable
-from . import heatmap, json, nifti, png, rle, seg
+from . import csv, heatmap, json, nifti, png, rle, seg
 from .encoder import Answer, OutputEncoder
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ ENCODERS: dict[str, OutputEncoder] = {
         nifti.FORMAT,
         seg.FORMAT,
         heatmap.FORMAT,
+        csv.FORMAT,
     )
 }
 
