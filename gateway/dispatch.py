@@ -1,4 +1,8 @@
-"""Run a model on uploaded DICOM by its task, and answer in the requested format."""
+"""Run a model on uploaded DICOM by its task, and answer in the requested format.
+
+The task is a lookup in :mod:`gateway.tasks` (an unknown one is 501 ``task_unsupported``);
+what the output needs before the model runs travels in the task's context.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,12 @@ from .audit import AuditRecord
 from .catalog import ModelCard
 from .config import Settings
 from .drift import DRIFT_PUBLISHER, DriftMonitor, DriftObservation
-from .errors import InvalidUpload, TaskUnsupported
+from .errors import InvalidUpload
 from .formats import OutputFormat, effective_format
 from .outputs import seg
-from .predict import StageClock, activation_output, classify, classify_fusion
 from .responses import classification_response, heatmap_response, segmentation_response
-from .segmentation import SlidingWindowOptions, segment
+from .stages import StageClock
+from .tasks import ClassificationResult, InferenceContext, SegmentationResult, TaskResult, activation_output, runner_for
 from .triton import TritonClient
 from .uploads import DicomPart
 
@@ -33,28 +37,37 @@ async def run_model(
 ) -> BaseModel | Response:
     """Run the model; every successful answer's features go to the drift ``monitor``."""
     output_format = effective_format(output_format, card.task, activation_output(card) is not None)
-    if card.task == "classification":
-        heatmap = output_format == OutputFormat.HEATMAP
-        result = await classify(parts, card, triton, clock, audit, request_id, with_activation_map=heatmap)
-        _observe(monitor, result.drift)
-        if heatmap:
-            if slice_index is not None and not 0 <= slice_index < len(result.instances):
-                raise InvalidUpload(f"instance {slice_index} is outside the {len(result.instances)} instances sent")
-            return heatmap_response(card, result, slice_index)
-        return classification_response(card, result, request_id)
-    if card.task == "multi-input":
-        result = await classify_fusion(parts, card, triton, clock, audit, request_id)
-        _observe(monitor, result.drift)
-        return classification_response(card, result, request_id)
-    if card.task in ("segmentation-2d", "segmentation-3d"):
-        options = SlidingWindowOptions(settings.sliding_window_batch_size, settings.sliding_window_overlap, settings.sliding_window_concurrency)
-        check_sources = seg.check_sources if output_format == OutputFormat.SEG else None
-        result = await segment(parts, card, triton, clock, audit, request_id, options, check_sources)
-        _observe(monitor, result.drift)
+    runner = runner_for(card)
+    context = InferenceContext(
+        parts,
+        card,
+        triton,
+        clock,
+        audit,
+        request_id,
+        settings,
+        check_sources=seg.check_sources if output_format == OutputFormat.SEG else None,
+        with_activation_map=output_format == OutputFormat.HEATMAP,
+    )
+    result = await runner(context)
+    _observe(monitor, result.drift)
+    return _answer(card, result, output_format, clock, request_id, slice_index)
+
+
+def _answer(
+    card: ModelCard, result: TaskResult, output_format: OutputFormat, clock: StageClock, request_id: str, slice_index: int | None
+) -> BaseModel | Response:
+    """The task's result in ``output_format``."""
+    if isinstance(result, SegmentationResult):
         if slice_index is not None and not 0 <= slice_index < len(result.labels_map):
             raise InvalidUpload(f"slice {slice_index} is outside the series' {len(result.labels_map)} slices")
         return segmentation_response(card, result, output_format, clock.finish(), request_id, slice_index)
-    raise TaskUnsupported(f"model {card.name!r} has task {card.task!r}, which this gateway version does not serve")
+    assert isinstance(result, ClassificationResult)
+    if output_format == OutputFormat.HEATMAP:
+        if slice_index is not None and not 0 <= slice_index < len(result.instances):
+            raise InvalidUpload(f"instance {slice_index} is outside the {len(result.instances)} instances sent")
+        return heatmap_response(card, result, slice_index)
+    return classification_response(card, result, request_id)
 
 
 def _observe(monitor: DriftMonitor | None, observations: list[DriftObservation]) -> None:

@@ -3,7 +3,9 @@
 Same patch grid, padding and importance map as MONAI's ``sliding_window_inference`` (so that
 results agree with it), but numpy-only and asynchronous: patches go to Triton in batches of
 ``batch_size`` with up to ``concurrency`` batches in flight, which Triton's dynamic batcher
-can merge with other requests' work. The predictor is any async callable, so tiling does not
+can merge with other requests' work. A batch's patches are cut out of the volume only when
+one of the ``concurrency`` slots takes it, so ``concurrency`` also bounds the patches (and
+predictions) held in memory at once: ``concurrency × batch_size`` of each. The predictor is any async callable, so tiling does not
 care where inference runs.
 """
 
@@ -80,30 +82,34 @@ async def sliding_window_inference(
     output: np.ndarray | None = None
     weight_sum = np.zeros(padded_size, dtype=np.float32)
     batches = [starts[i : i + batch_size] for i in range(0, len(starts), batch_size)]
-    gate = asyncio.Semaphore(concurrency)
+    pending = iter(batches)
 
     def window(start: tuple[int, ...]) -> tuple[slice, ...]:
         return tuple(slice(s, s + r) for s, r in zip(start, roi_size))
 
-    async def run(batch: list[tuple[int, ...]]) -> tuple[list[tuple[int, ...]], np.ndarray]:
-        patches = np.stack([padded[(slice(None), *window(s))] for s in batch])
-        async with gate:
-            return batch, await predictor(patches)
+    def blend(batch: list[tuple[int, ...]], predictions: np.ndarray) -> None:
+        nonlocal output
+        if output is None:
+            output = np.zeros((predictions.shape[1], *padded_size), dtype=np.float32)
+        for start, prediction in zip(batch, predictions):
+            region = window(start)
+            output[(slice(None), *region)] += prediction.astype(np.float32) * weights
+            weight_sum[region] += weights
 
-    tasks = [asyncio.ensure_future(run(b)) for b in batches]
+    async def worker() -> None:
+        """Takes the next batch, stacks its patches, predicts and blends them: a batch's
+        patches and predictions exist only while one of ``concurrency`` workers holds it."""
+        for batch in pending:  # one shared iterator: each batch goes to exactly one worker
+            blend(batch, await predictor(np.stack([padded[(slice(None), *window(s))] for s in batch])))
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(max(concurrency, 1), len(batches)))]
     try:
-        for finished in asyncio.as_completed(tasks):
-            batch, predictions = await finished
-            if output is None:
-                output = np.zeros((predictions.shape[1], *padded_size), dtype=np.float32)
-            for start, prediction in zip(batch, predictions):
-                region = window(start)
-                output[(slice(None), *region)] += prediction.astype(np.float32) * weights
-                weight_sum[region] += weights
+        for finished in asyncio.as_completed(workers):
+            await finished
     finally:  # one batch failed (or the request's deadline passed): the others stop holding Triton
-        for task in tasks:
+        for task in workers:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*workers, return_exceptions=True)
     assert output is not None
     output /= weight_sum
     crop = tuple(slice(before, before + size) for (before, _), size in zip(padding, spatial))

@@ -65,3 +65,42 @@ def test_importance_map_equals_monai() -> None:
 def test_roi_rank_must_match_image() -> None:
     with pytest.raises(ValueError, match="does not match"):
         asyncio.run(sliding_window_inference(np.zeros((1, 8, 8), np.float32), (4, 4, 4), _async_network))
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_concurrency_bounds_the_patches_in_memory(concurrency, monkeypatch) -> None:
+    """Patch batches are stacked only when a concurrency slot takes them: at most
+    ``concurrency`` stacked batches exist (and are in flight) at once."""
+    import weakref
+
+    image = np.random.default_rng(1).normal(size=(1, 40, 50, 60)).astype(np.float32)
+    stacked: list[weakref.ref] = []
+    in_flight = peak_alive = peak_in_flight = 0
+    numpy_stack = np.stack
+
+    def tracking_stack(arrays, *args, **kwargs):
+        nonlocal peak_alive
+        result = numpy_stack(arrays, *args, **kwargs)
+        if result.ndim != image.ndim + 1:  # not a batch of patches [n, C, *roi]
+            return result
+        stacked.append(weakref.ref(result))
+        peak_alive = max(peak_alive, sum(ref() is not None for ref in stacked))
+        return result
+
+    async def tracking_network(patches: np.ndarray) -> np.ndarray:
+        nonlocal in_flight, peak_in_flight
+        in_flight += 1
+        peak_in_flight = max(peak_in_flight, in_flight)
+        await asyncio.sleep(0.001)
+        in_flight -= 1
+        return _network(patches)
+
+    reference, _ = asyncio.run(sliding_window_inference(image, (16, 32, 32), _async_network, batch_size=2, concurrency=8))
+    monkeypatch.setattr(np, "stack", tracking_stack)
+    ours, stats = asyncio.run(sliding_window_inference(image, (16, 32, 32), tracking_network, batch_size=2, concurrency=concurrency))
+    monkeypatch.undo()
+
+    assert len(stacked) == stats.batches > 2 * concurrency
+    assert peak_in_flight == concurrency
+    assert peak_alive <= concurrency
+    np.testing.assert_allclose(ours, reference, atol=TOLERANCE, rtol=0)

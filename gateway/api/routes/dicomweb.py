@@ -27,7 +27,7 @@ from preprocessing.attributes import header_text
 from ...catalog import ModelCard
 from ...errors import GatewayError
 from ...dispatch import run_model
-from ...predict import StageClock
+from ...stages import StageClock
 from ...schemas import ErrorBody
 from ...uploads import DicomPart, UploadLimits, receive
 from ..deps import AdmissionDep, CatalogDep, SettingsDep, TritonDep

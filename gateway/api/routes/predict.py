@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from ...dispatch import run_model
 from ...formats import OutputFormat, requested_format
-from ...predict import StageClock
+from ...stages import StageClock
 from ...schemas import ClassificationPublic, ErrorBody, SegmentationPublic
 from ...uploads import DICOM, UploadLimits, receive
 from ..deps import AdmissionDep, CatalogDep, SettingsDep, TritonDep

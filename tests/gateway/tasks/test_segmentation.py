@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gateway.segmentation import argmax_labels
+from gateway.tasks.segmentation import argmax_labels
 
 
 @pytest.mark.parametrize("classes", [2, 3, 5])

@@ -7,7 +7,7 @@ from pydicom.dataset import Dataset
 
 from gateway.catalog import ModelCard, OutputInfo, TensorInfo
 from gateway.errors import InputMismatch
-from gateway.predict import match_inputs
+from gateway.tasks.multi_input import match_inputs
 from gateway.uploads import DicomPart
 from preprocessing import PreprocessingSpec
 
