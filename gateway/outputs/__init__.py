@@ -1,1 +1,8 @@
-"""Encoders of prediction results into what radiology systems consume."""
+"""Encoders of prediction results into what radiology systems consume.
+
+One module per output format (``json``, ``rle``, ``png``, ``nifti``, ``seg``, ``heatmap``,
+``csv``), each declaring its :class:`~gateway.outputs.encoder.OutputEncoder` as ``FORMAT``;
+:mod:`.registry` lists them and holds the one entry point, :func:`.registry.encode`;
+:mod:`.negotiation` reads ``format=`` and ``Accept``; :mod:`.openapi` documents them.
+The rest are what encoders share: measurements in physical units, regridding, overlays.
+"""

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from contract import Task
+
 if TYPE_CHECKING:  # results are typed by the task modules; encoders only read them
     from preprocessing import SeriesPlan
 
     from ..catalog import ModelCard
 
-#: Task values (the model card's ``task``) the encoders are declared for.
-CLASSIFICATION = "classification"
-MULTI_INPUT = "multi-input"
-SEGMENTATION_TASKS = frozenset({"segmentation-2d", "segmentation-3d"})
+#: The tasks whose result is a label map on the source grid (a segmentation result).
+SEGMENTATION_TASKS = frozenset(task for task in Task if task.is_segmentation)
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,11 @@ class OutputEncoder:
     summary: str
     encode: Callable[[Answer], BaseModel | Binary]
     accept: tuple[str, ...] = ()
-    tasks: frozenset[str] | None = None
+    tasks: frozenset[Task] | None = None
     needs_activation_map: bool = False
     answers_for: tuple[str, ...] = ()
     check_sources: Callable[[SeriesPlan], None] | None = None
 
-    def applies(self, task: str, has_activation_map: bool) -> bool:
+    def applies(self, task: Task, has_activation_map: bool) -> bool:
         """Whether this format can answer for a model of ``task``."""
         return (self.tasks is None or task in self.tasks) and (has_activation_map or not self.needs_activation_map)

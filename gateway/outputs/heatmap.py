@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from contract import Task
+
 from ..errors import InvalidUpload, OutputUnavailable
-from .encoder import CLASSIFICATION, Answer, Binary, OutputEncoder
+from .encoder import Answer, Binary, OutputEncoder
 from .overlay import heatmap_overlay_png
 from .source_image import windowed_frame
 
@@ -34,7 +36,7 @@ FORMAT = OutputEncoder(
     media_type="image/png",
     summary="classifiers exported with an activation map: its overlay on the windowed image",
     encode=_answer,
-    tasks=frozenset({CLASSIFICATION}),
+    tasks=frozenset({Task.CLASSIFICATION}),
     needs_activation_map=True,
     answers_for=("png",),
 )

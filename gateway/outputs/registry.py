@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Response
 from pydantic import BaseModel
 
+from contract import Task
+
 from ..errors import InvalidUpload, OutputUnavailable
 from . import csv, heatmap, json, nifti, png, rle, seg
 from .encoder import Answer, OutputEncoder
@@ -53,12 +55,12 @@ def output_encoder(output_format: str) -> OutputEncoder:
     return ENCODERS[output_format]
 
 
-def available_formats(task: str, has_activation_map: bool) -> list[OutputFormat]:
+def available_formats(task: Task, has_activation_map: bool) -> list[OutputFormat]:
     """The formats a model of ``task`` answers, in :data:`ENCODERS` order."""
     return [OutputFormat(name) for name, encoder in ENCODERS.items() if encoder.applies(task, has_activation_map)]
 
 
-def effective_format(output_format: OutputFormat, task: str, has_activation_map: bool) -> OutputFormat:
+def effective_format(output_format: OutputFormat, task: Task, has_activation_map: bool) -> OutputFormat:
     """The format to produce for a model of ``task``: the one asked for when it applies, else
     one that answers in its place (a classifier with an activation map asked for PNG answers
     its heatmap), else :class:`OutputUnavailable` (422) listing what the model answers."""

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from contract import Task
 from gateway.outputs.measurements import measure_labels
 from gateway.outputs.registry import OutputFormat, encode
 from medserve.dicomgen import ct_dataset
@@ -29,7 +30,7 @@ def test_one_row_per_class_in_physical_units() -> None:
     labels_map[1, 0, 0:5] = 2  # a 5-voxel line: 4 voxel steps of 0.5 mm
     affine = np.diag([2.0, 0.5, 0.5, 1.0])
     measurements = measure_labels(labels_map, affine, ["background", "nodule, solid", "vessel"])
-    card = SimpleNamespace(name="seg", task="segmentation-2d")
+    card = SimpleNamespace(name="seg", task=Task.SEGMENTATION_2D)
     result = SimpleNamespace(model_version="3", measurements=measurements, labels_map=labels_map)
 
     response = encode(OutputFormat.CSV, card, result, {}, "r1")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from starlette.requests import Request
 
+from contract import Task
 from gateway.errors import NotAcceptable, OutputUnavailable
 from gateway.outputs.negotiation import requested_format
 from gateway.outputs.openapi import FORMAT_NAMES, binary_answers, predict_description
@@ -51,18 +52,18 @@ def test_what_no_encoder_answers_is_not_acceptable(query: str, accept: str | Non
 
 
 def test_a_classifier_with_an_activation_map_answers_png_as_its_heatmap() -> None:
-    assert effective_format(OutputFormat.PNG, "classification", True) == OutputFormat.HEATMAP
-    assert effective_format(OutputFormat.HEATMAP, "classification", True) == OutputFormat.HEATMAP
-    assert effective_format(OutputFormat.PNG, "segmentation-2d", False) == OutputFormat.PNG
+    assert effective_format(OutputFormat.PNG, Task.CLASSIFICATION, True) == OutputFormat.HEATMAP
+    assert effective_format(OutputFormat.HEATMAP, Task.CLASSIFICATION, True) == OutputFormat.HEATMAP
+    assert effective_format(OutputFormat.PNG, Task.SEGMENTATION_2D, False) == OutputFormat.PNG
 
 
 @pytest.mark.parametrize(
     "output_format, task, has_activation_map, allowed",
     [
-        (OutputFormat.PNG, "classification", False, "json"),
-        (OutputFormat.HEATMAP, "classification", False, "json"),
-        (OutputFormat.HEATMAP, "multi-input", True, "json"),
-        (OutputFormat.SEG, "classification", True, "heatmap, json"),
+        (OutputFormat.PNG, Task.CLASSIFICATION, False, "json"),
+        (OutputFormat.HEATMAP, Task.CLASSIFICATION, False, "json"),
+        (OutputFormat.HEATMAP, Task.MULTI_INPUT, True, "json"),
+        (OutputFormat.SEG, Task.CLASSIFICATION, True, "heatmap, json"),
     ],
 )
 def test_a_format_that_does_not_apply_is_unavailable(output_format, task, has_activation_map, allowed) -> None:
