@@ -4,13 +4,15 @@ directories + report.
 Steps run top to bottom, each recorded with a status (OK / SKIPPED / FAIL) and its reason:
 
     load model → prepare validation (and calibration) DICOM → PyTorch reference outputs
-    → torch2onnx → verify FP32 → FP32 metric → benchmark → onnx2int8 → verify + gate INT8
-    → benchmark INT8 → TensorRT FP16 / INT8 (or SKIPPED) → drift reference → report, configs
-    → publish
+    → for each variant of :data:`export.variants.VARIANTS` asked for (ONNX FP32, ONNX INT8,
+      TensorRT FP16, TensorRT INT8): convert → verify, metric, gate → benchmark (or SKIPPED)
+    → drift reference → report, configs → publish
 
 FP32 is the reference and the default variant (``<name>``); it must match PyTorch within
-tolerance or the export fails. Lower precisions are gated on the task metric: a variant that
-loses more than the accuracy budget is not written, and the report says why. Variants are
+tolerance or the export fails. Every variant passes the same judgement (:class:`_Evaluation`):
+its outputs against PyTorch's within its tolerance, where it has one, then its task metric
+against the reference's: a variant that loses more than the accuracy budget is not written,
+and the report says why. Variants are
 assembled in a hidden folder beside the repository and renamed into place at the end,
 so a polling Triton never sees a half-written model; a variant that is no longer produced is
 removed, so Triton never serves one the current report does not vouch for.
@@ -24,26 +26,26 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import onnx2trt
 from .benchmark import measure_onnxruntime, measure_torch_eager
 from .data import PreparedSet, load_calibration_set, load_validation_set
 from .drift_reference import drift_reference
 from .errors import ExportError, ExportFailed, ExportSpecError
 from .metrics import TaskMetric, task_metric
-from .onnx2int8 import quantize_int8
 from .report import ExportReport, StepRecord, StepStatus, VariantRecord, VariantStatus, environment, report_digest
 from .spec import ExportSpec, Precision, PythonSource
-from .torch2onnx import export_onnx, load_torch_model, torch_outputs
+from .torch2onnx import load_torch_model, torch_outputs
 from .triton.model_dir import ONNX_FILE, VariantDirectory, write_configs
 from .triton.parameters import gateway_parameters
-from .verify import compare_outputs, onnx_outputs
+from .variants import VARIANTS, Artifact, Conversion, ExportVariant, model_names
+from .verify import OutputDifference, compare_outputs, onnx_outputs
 
-__all__ = ["ExportOptions", "ExportResult", "export_model", "source_digest", "variant_name"]
+__all__ = ["ExportOptions", "ExportResult", "export_model", "source_digest"]
 
 #: Bumped whenever what export writes changes, so that stale demo repositories re-export.
 FORMAT_VERSION = "3"
@@ -68,11 +70,6 @@ class ExportResult:
     def model_dir(self) -> Path:
         """The default (FP32) variant's directory."""
         return self.model_dirs[0]
-
-
-def variant_name(spec: ExportSpec, precision: str) -> str:
-    """Triton model name of a variant: the spec's name for FP32, ``<name>_int8`` for INT8."""
-    return spec.name if precision in (Precision.FP32, Precision.FP16) else f"{spec.name}_{precision}"
 
 
 def source_digest(spec: ExportSpec, precisions: list[Precision] | None = None) -> str:
@@ -105,6 +102,13 @@ class _Steps:
             self.report.steps.append(record)
             self.log(f"[{self.report.model}] {name}: {record.status.value} ({record.seconds:.1f}s) {record.detail}")
 
+    def run_phases(self, phases: Sequence[tuple[str, Callable[[], str]]]) -> None:
+        """Run ``phases`` in order, consecutive ones that name the same step in one step;
+        its detail joins what the phases return."""
+        for name, group in groupby(phases, key=lambda phase: phase[0]):
+            with self.run(name) as record:
+                record.detail = "; ".join(detail for detail in (phase() for _, phase in group) if detail)
+
     def skip(self, name: str, reason: str) -> None:
         self.report.steps.append(StepRecord(name=name, status=StepStatus.SKIPPED, detail=reason))
         self.log(f"[{self.report.model}] {name}: SKIPPED {reason}")
@@ -122,21 +126,24 @@ class _Context:
     calibration: PreparedSet | None = None
     reference: list[np.ndarray] = field(default_factory=list)
     output_shapes: list[list[int]] = field(default_factory=list)
-    fp32_metric: TaskMetric | None = None
-    written: list[VariantDirectory] = field(default_factory=list)
+    reference_metric: TaskMetric | None = None  # the FP32 reference's, which the others are gated on
+    directories: dict[str, VariantDirectory] = field(default_factory=dict)  # by Triton model name
+    accepted: dict[str, Artifact] = field(default_factory=dict)  # by variant key, in the order written
 
     @property
     def output_names(self) -> list[str]:
         return [o.name for o in self.spec.outputs]
 
-    def variant(self, precision: str) -> VariantDirectory:
-        name = variant_name(self.spec, precision)
-        return VariantDirectory(name=name, directory=self.staging / name, precision=precision)
+    @property
+    def prepared_validation(self) -> PreparedSet:
+        assert self.validation is not None, "prepared in _prepare"
+        return self.validation
 
-
-def _metric_detail(metric: TaskMetric, fp32: TaskMetric | None = None) -> str:
-    drop = f", drop {fp32.value - metric.value:+.4f}" if fp32 is not None else ""
-    return f"{metric.name} {metric.value:.4f}{drop}"
+    @property
+    def written(self) -> list[VariantDirectory]:
+        """The model directories holding an accepted variant, the default model first."""
+        names = {v.model_name(self.spec.name) for v in VARIANTS if v.key in self.accepted}
+        return [directory for name, directory in self.directories.items() if name in names]
 
 
 def export_model(
@@ -154,17 +161,16 @@ def export_model(
         max_metric_drop=spec.accuracy_budget.max_metric_drop,
         environment=environment(),
     )
-    if Precision.INT8 in precisions and spec.calibration is None:
-        raise ExportSpecError(f"{spec.name}: int8 needs calibration DICOM and the spec has no calibration section")
+    uncalibrated = next((v for v in VARIANTS if v.needs_calibration and v.precision in precisions), None)
+    if uncalibrated is not None and spec.calibration is None:
+        raise ExportSpecError(f"{spec.name}: {uncalibrated.precision.value} needs calibration DICOM and the spec has no calibration section")
     steps = _Steps(report, log)
     # Staged beside the repository, not in it: a polling Triton would try to load any folder in it.
     staging = Path(tempfile.mkdtemp(prefix=f".{repository.name}-{spec.name}-", dir=repository.parent))
     context = _Context(spec=spec, options=options, staging=staging)
     try:
         _prepare(context, steps)
-        base = _fp32(context, steps, report)
-        int8 = _int8(context, steps, report) if Precision.INT8 in precisions else None
-        _tensorrt(context, steps, report, base, int8, precisions)
+        _export_variants(context, steps, report, precisions)
         return ExportResult(model_dirs=_publish(context, steps, report, repository), report=report)
     except ExportError:
         raise
@@ -206,136 +212,118 @@ def _output_shapes(spec: ExportSpec, reference: list[np.ndarray]) -> list[list[i
     return shapes
 
 
-def _measure(variant: VariantDirectory, context: _Context, record: VariantRecord, step: StepRecord) -> None:
-    assert context.validation is not None
-    timing = measure_onnxruntime(variant.onnx_path, context.validation.feeds(0, 8), threads=context.options.benchmark_threads)
+def _export_variants(context: _Context, steps: _Steps, report: ExportReport, precisions: list[Precision]) -> None:
+    """Every variant of the table asked for, in table order, once its source was written."""
+    for variant in VARIANTS:
+        if variant.precision not in precisions or (variant.built_from is not None and variant.built_from not in context.accepted):
+            continue
+        reason = variant.unavailable()
+        if reason is not None:
+            steps.skip(variant.steps.convert, reason)
+            report.variants.append(
+                VariantRecord(
+                    precision=variant.precision.value, runtime=variant.runtime.value, model_name=variant.model_name(context.spec.name),
+                    status=VariantStatus.SKIPPED, reason=reason,
+                )
+            )
+            continue
+        _export_variant(variant, context, steps, report)
+
+
+def _export_variant(variant: ExportVariant, context: _Context, steps: _Steps, report: ExportReport) -> None:
+    """Convert, then :class:`_Evaluation` (verify, metric, gate), then benchmark one variant;
+    each phase recorded in the step the variant's table row names for it."""
+    spec = context.spec
+    name = variant.model_name(spec.name)
+    directory = context.directories.setdefault(name, VariantDirectory(name=name, directory=context.staging / name, precision=variant.precision.value))
+    source = context.accepted[variant.built_from].path if variant.built_from is not None else None
+    job = Conversion(spec, context.model, source, directory, context.calibration, context.options.progress)
+    evaluation = _Evaluation(variant, context, name)
+
+    def convert() -> str:
+        evaluation.artifact = variant.convert(job)
+        return evaluation.artifact.detail
+
+    steps.run_phases([(variant.steps.convert, convert), (variant.steps.verify, evaluation.verify), (variant.steps.metric, evaluation.judge)])
+    record = evaluation.record
+    assert record is not None and evaluation.artifact is not None
+    report.variants.append(record)
+    if record.status == VariantStatus.REJECTED:
+        evaluation.artifact.path.unlink()
+        if variant.steps.benchmark is not None:
+            steps.skip(variant.steps.benchmark, f"{variant.precision.value.upper()} variant rejected: {record.reason}")
+        return
+    context.accepted[variant.key] = evaluation.artifact
+    if evaluation.artifact.engine is not None:
+        directory.engines.append(evaluation.artifact.engine)
+    if variant.steps.benchmark is not None:
+        with steps.run(variant.steps.benchmark) as step:
+            _measure(evaluation.artifact.path, context, record, step)
+            if variant.is_reference:
+                report.torch_eager_throughput_per_s_batch8 = measure_torch_eager(
+                    context.model, context.prepared_validation.feeds(0, 8), threads=context.options.benchmark_threads
+                )
+                step.detail += f"; PyTorch eager {report.torch_eager_throughput_per_s_batch8:.1f} cases/s at batch 8"
+
+
+class _Evaluation:
+    """The one judgement every variant passes: its outputs on the validation cases against
+    PyTorch's (within the variant's tolerance, where it has one), its task metric, and the
+    accuracy budget against the reference's metric. ``verify`` and ``judge`` return the
+    report detail of their phase; a variant over budget is recorded REJECTED with the reason."""
+
+    def __init__(self, variant: ExportVariant, context: _Context, name: str) -> None:
+        self.variant, self.context, self.name = variant, context, name
+        self.artifact: Artifact | None = None
+        self.actual: list[np.ndarray] = []
+        self.differences: list[OutputDifference] = []
+        self.record: VariantRecord | None = None
+
+    def verify(self) -> str:
+        context, spec = self.context, self.context.spec
+        assert self.artifact is not None
+        self.actual = self.variant.outputs(self.artifact.path, context.prepared_validation.feeds(), context.output_names)
+        tolerance = self.variant.tolerance(spec.tolerance)
+        self.differences = compare_outputs(
+            spec.outputs, context.reference, self.actual, artifact=self.variant.label,
+            tolerance_abs=tolerance.abs if tolerance else None, label_mismatch=tolerance.label_mismatch if tolerance else None,
+        )
+        if tolerance is None:
+            return ""  # recorded in the variant's max_difference, gated on the metric alone
+        return "; ".join(f"{d.name}: max abs {d.max_abs:.2e}, max rel {d.max_rel:.2e}" for d in self.differences)
+
+    def judge(self) -> str:
+        context, spec, variant = self.context, self.context.spec, self.variant
+        assert self.artifact is not None
+        validation = context.prepared_validation
+        metric = task_metric(spec.metric_output, self.actual[0], validation.labels, validation.masks)
+        if variant.is_reference:
+            context.reference_metric = metric
+        assert context.reference_metric is not None
+        drop = context.reference_metric.value - metric.value
+        budget = spec.accuracy_budget.max_metric_drop
+        self.record = VariantRecord(
+            precision=variant.precision.value, runtime=variant.runtime.value, model_name=self.name, status=VariantStatus.WRITTEN,
+            file=f"{self.name}/1/{self.artifact.path.name}", size_bytes=self.artifact.path.stat().st_size,
+            max_difference=[d.to_dict() for d in self.differences], metric_name=metric.name, metric=metric.value, metric_drop=drop,
+            is_default=variant.is_reference,
+        )
+        if variant.is_reference:
+            return f"{metric.name} {metric.value:.4f}"
+        detail = f"{metric.name} {metric.value:.4f}, drop {drop:+.4f} (budget {budget})"
+        if drop > budget:
+            self.record.status, self.record.file = VariantStatus.REJECTED, None
+            self.record.reason = f"{metric.name} dropped by {drop:.4f} against FP32, more than the budget {budget}"
+            detail += f"; rejected: {self.record.reason}"
+        return detail
+
+
+def _measure(onnx_path: Path, context: _Context, record: VariantRecord, step: StepRecord) -> None:
+    timing = measure_onnxruntime(onnx_path, context.prepared_validation.feeds(0, 8), threads=context.options.benchmark_threads)
     record.latency_ms_p50_batch1 = timing.latency_ms_p50_batch1
     record.latency_ms_p99_batch1 = timing.latency_ms_p99_batch1
     record.throughput_per_s_batch8 = timing.throughput_per_s_batch8
     step.detail = f"p50 {timing.latency_ms_p50_batch1:.2f} ms at batch 1, {timing.throughput_per_s_batch8:.1f} cases/s at batch 8"
-
-
-def _fp32(context: _Context, steps: _Steps, report: ExportReport) -> VariantDirectory:
-    spec, validation = context.spec, context.validation
-    assert validation is not None
-    variant = context.variant(Precision.FP32)
-    with steps.run("torch2onnx") as step:
-        export_onnx(context.model, spec, variant.onnx_path)
-        step.detail = f"opset {spec.opset}, dynamic batch axis, onnx.checker clean"
-    with steps.run("verify_fp32") as step:
-        actual = onnx_outputs(variant.onnx_path, validation.feeds(), context.output_names)
-        differences = compare_outputs(
-            spec.outputs, context.reference, actual, artifact="ONNX FP32",
-            tolerance_abs=spec.tolerance.fp32_abs, label_mismatch=spec.tolerance.label_mismatch,
-        )
-        step.detail = "; ".join(f"{d.name}: max abs {d.max_abs:.2e}, max rel {d.max_rel:.2e}" for d in differences)
-    with steps.run("metric_fp32") as step:
-        context.fp32_metric = task_metric(spec.metric_output, actual[0], validation.labels, validation.masks)
-        step.detail = _metric_detail(context.fp32_metric)
-    record = VariantRecord(
-        precision="fp32", runtime="onnxruntime", model_name=variant.name, status=VariantStatus.WRITTEN,
-        file=f"{variant.name}/1/{ONNX_FILE}", size_bytes=variant.onnx_path.stat().st_size,
-        max_difference=[d.to_dict() for d in differences], metric_name=context.fp32_metric.name,
-        metric=context.fp32_metric.value, metric_drop=0.0, is_default=True,
-    )
-    report.variants.append(record)
-    with steps.run("benchmark_fp32") as step:
-        _measure(variant, context, record, step)
-        report.torch_eager_throughput_per_s_batch8 = measure_torch_eager(
-            context.model, validation.feeds(0, 8), threads=context.options.benchmark_threads
-        )
-        step.detail += f"; PyTorch eager {report.torch_eager_throughput_per_s_batch8:.1f} cases/s at batch 8"
-    context.written.append(variant)
-    return variant
-
-
-def _int8(context: _Context, steps: _Steps, report: ExportReport) -> VariantDirectory | None:
-    spec, validation, calibration = context.spec, context.validation, context.calibration
-    assert validation is not None and calibration is not None and context.fp32_metric is not None
-    base, variant = context.written[0], context.variant(Precision.INT8)
-    with steps.run("onnx2int8") as step:
-        quantize_int8(
-            base.onnx_path, variant.onnx_path, calibration, spec.quantization, context.options.progress, label=f"{spec.name}: INT8 calibration"
-        )
-        q = spec.quantization
-        step.detail = (
-            f"QDQ, {len(calibration)} calibration cases, {q.calibration_method}, "
-            f"{'per-channel' if q.per_channel else 'per-tensor'} {q.weight_type} weights, {q.activation_type} activations"
-        )
-    with steps.run("verify_int8") as step:
-        actual = onnx_outputs(variant.onnx_path, validation.feeds(), context.output_names)
-        differences = compare_outputs(
-            spec.outputs, context.reference, actual, artifact="ONNX INT8", tolerance_abs=None, label_mismatch=None
-        )
-        metric = task_metric(spec.metric_output, actual[0], validation.labels, validation.masks)
-        drop = context.fp32_metric.value - metric.value
-        step.detail = _metric_detail(metric, context.fp32_metric) + f" (budget {spec.accuracy_budget.max_metric_drop})"
-    record = VariantRecord(
-        precision="int8", runtime="onnxruntime", model_name=variant.name, status=VariantStatus.WRITTEN,
-        file=f"{variant.name}/1/{ONNX_FILE}", size_bytes=variant.onnx_path.stat().st_size,
-        max_difference=[d.to_dict() for d in differences], metric_name=metric.name, metric=metric.value, metric_drop=drop,
-    )
-    report.variants.append(record)
-    if drop > spec.accuracy_budget.max_metric_drop:
-        record.status = VariantStatus.REJECTED
-        record.reason = f"{metric.name} dropped by {drop:.4f} against FP32, more than the budget {spec.accuracy_budget.max_metric_drop}"
-        record.file = None
-        steps.skip("benchmark_int8", f"INT8 variant rejected: {record.reason}")
-        shutil.rmtree(variant.directory)
-        return None
-    with steps.run("benchmark_int8") as step:
-        _measure(variant, context, record, step)
-    context.written.append(variant)
-    return variant
-
-
-def _tensorrt(
-    context: _Context, steps: _Steps, report: ExportReport, base: VariantDirectory, int8: VariantDirectory | None, precisions: list[Precision]
-) -> None:
-    wanted = [(p, v) for p, v in ((Precision.FP16, base), (Precision.INT8, int8)) if p in precisions and v is not None]
-    reason = onnx2trt.unavailable_reason()
-    for precision, variant in wanted:
-        step_name = f"tensorrt_{precision.value}"
-        if reason is not None:
-            steps.skip(step_name, reason)
-            report.variants.append(
-                VariantRecord(precision=precision.value, runtime="tensorrt", model_name=variant.name, status=VariantStatus.SKIPPED, reason=reason)
-            )
-            continue
-        _build_tensorrt(context, steps, report, variant, precision, step_name)
-
-
-def _build_tensorrt(
-    context: _Context, steps: _Steps, report: ExportReport, variant: VariantDirectory, precision: Precision, step_name: str
-) -> None:
-    spec, validation = context.spec, context.validation
-    assert validation is not None and context.fp32_metric is not None
-    with steps.run(step_name) as step:
-        engine = onnx2trt.build_engine(variant.onnx_path, variant.version_dir, spec, precision.value)
-        plan = variant.version_dir / engine.file
-        actual = onnx2trt.engine_outputs(plan, validation.feeds(), context.output_names)
-        fp16 = precision == Precision.FP16
-        differences = compare_outputs(
-            spec.outputs, context.reference, actual, artifact=f"TensorRT {precision.value}",
-            tolerance_abs=spec.tolerance.fp16_abs if fp16 else None,
-            label_mismatch=spec.tolerance.label_mismatch if fp16 else None,
-        )
-        metric = task_metric(spec.metric_output, actual[0], validation.labels, validation.masks)
-        drop = context.fp32_metric.value - metric.value
-        record = VariantRecord(
-            precision=precision.value, runtime="tensorrt", model_name=variant.name, status=VariantStatus.WRITTEN,
-            file=f"{variant.name}/1/{engine.file}", size_bytes=plan.stat().st_size,
-            max_difference=[d.to_dict() for d in differences], metric_name=metric.name, metric=metric.value, metric_drop=drop,
-        )
-        report.variants.append(record)
-        step.detail = f"{engine.file} for compute capability {engine.compute_capability}; " + _metric_detail(metric, context.fp32_metric)
-        if drop > spec.accuracy_budget.max_metric_drop:
-            record.status, record.file = VariantStatus.REJECTED, None
-            record.reason = f"{metric.name} dropped by {drop:.4f} against FP32, more than the budget {spec.accuracy_budget.max_metric_drop}"
-            plan.unlink()
-            step.detail += f"; rejected: {record.reason}"
-            return
-    variant.engines.append(engine)
 
 
 def _drift_reference(context: _Context, steps: _Steps) -> dict:
@@ -361,10 +349,10 @@ def _publish(context: _Context, steps: _Steps, report: ExportReport, repository:
         write_configs(variant, spec, context.output_shapes, parameters)
         variant.directory.chmod(0o755)
     targets = [_replace(v.directory, repository / v.name, context.staging / f"{v.name}.retired") for v in context.written]
-    stale = repository / variant_name(spec, Precision.INT8)
-    if stale.name not in {v.name for v in context.written} and stale.exists():
-        shutil.rmtree(stale)
-        steps.log(f"[{spec.name}] removed {stale.name}: this export did not produce it")
+    for name in model_names(spec.name):
+        if name not in {v.name for v in context.written} and (repository / name).exists():
+            shutil.rmtree(repository / name)
+            steps.log(f"[{spec.name}] removed {name}: this export did not produce it")
     return targets
 
 

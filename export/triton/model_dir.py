@@ -18,7 +18,8 @@ from typing import Any
 
 from ..onnx2trt import Engine
 from ..spec import ExportSpec
-from .config import ModelConfig, TensorConfig, render
+from ..variants import renderings_for
+from .config import ModelConfig, Rendering, TensorConfig, render
 
 __all__ = ["ONNX_FILE", "RUNNER_SOURCE", "VariantDirectory", "write_configs"]
 
@@ -47,8 +48,11 @@ class VariantDirectory:
 def write_configs(
     variant: VariantDirectory, spec: ExportSpec, output_shapes: list[list[int]], parameters: dict[str, Any]
 ) -> None:
-    """Copy the runner and write ``config.pbtxt`` and ``configs/*.pbtxt`` for ``variant``."""
-    shutil.copyfile(RUNNER_SOURCE, variant.version_dir / "model.py")
+    """Write the configs of the variants ``variant`` holds (its ONNX model and its engines,
+    :func:`export.variants.renderings_for`), and the runner where a config needs it."""
+    engine_precisions = {e.precision for e in variant.engines}
+    if len(engine_precisions) > 1:
+        raise ValueError(f"one TensorRT config serves one precision; {variant.name} has {sorted(engine_precisions)}")
     common = {
         "name": variant.name,
         "max_batch_size": spec.batching.max_batch_size,
@@ -58,31 +62,23 @@ def write_configs(
         "preferred_batch_sizes": spec.batching.preferred_batch_sizes,
         "instance_count": spec.instance_count,
     }
-    (variant.directory / "config.pbtxt").write_text(
-        render(ModelConfig(backend="python", instance_kind="KIND_CPU", parameters=parameters, **common))
-    )
-    configs = variant.directory / "configs"
-    configs.mkdir(exist_ok=True)
-    (configs / "onnxruntime.pbtxt").write_text(
-        render(
-            ModelConfig(
-                backend="onnxruntime", instance_kind="KIND_AUTO", default_model_filename=ONNX_FILE, parameters=parameters, **common
-            )
-        )
-    )
-    if variant.engines:
-        precisions = {e.precision for e in variant.engines}
-        if len(precisions) != 1:
-            raise ValueError(f"one TensorRT config serves one precision; {variant.name} has {sorted(precisions)}")
-        (configs / "tensorrt.pbtxt").write_text(
-            render(
-                ModelConfig(
-                    platform="tensorrt_plan",
-                    instance_kind="KIND_GPU",
-                    default_model_filename=variant.engines[0].file,
-                    cc_model_filenames={e.compute_capability: e.file for e in variant.engines},
-                    parameters=parameters | {"precision": precisions.pop()},
-                    **common,
-                )
-            )
-        )
+    for rendering in renderings_for(variant.precision, engine_precisions):
+        if rendering.needs_runner:
+            shutil.copyfile(RUNNER_SOURCE, variant.version_dir / "model.py")
+        target = variant.directory / rendering.file
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(render(ModelConfig(**common, **_served_files(rendering, variant, parameters))))
+
+
+def _served_files(rendering: Rendering, variant: VariantDirectory, parameters: dict[str, Any]) -> dict[str, Any]:
+    """The ``rendering``'s backend, instance kind, model files and parameters for ``variant``."""
+    served: dict[str, Any] = {
+        "backend": rendering.backend, "platform": rendering.platform, "instance_kind": rendering.instance_kind, "parameters": parameters,
+    }
+    if rendering.serves_engines:
+        return served | {
+            "default_model_filename": variant.engines[0].file,
+            "cc_model_filenames": {e.compute_capability: e.file for e in variant.engines},
+            "parameters": parameters | {"precision": variant.engines[0].precision},
+        }
+    return served | {"default_model_filename": ONNX_FILE if rendering.names_model_file else None}
