@@ -29,7 +29,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +40,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+
+from export.spec import Precision
+from export.triton.config import parse, render
+from export.triton.model_dir import RUNNER_SOURCE
+from export.variants import model_name, model_names
 
 from .tritonserver import TritonPorts, TritonServer, stop_group
 
@@ -400,31 +404,15 @@ class UvicornServer:
         stop_group(self.process)
 
 
-_DYNAMIC_BATCHING = re.compile(r"^dynamic_batching\s*\{")
-
-
-def without_dynamic_batching(config_text: str) -> str:
-    """A ``config.pbtxt`` with its top-level ``dynamic_batching { ... }`` block removed
-    (braces matched, so a multi-line block goes too)."""
-    out, depth, skipping = [], 0, False
-    for line in config_text.splitlines(keepends=True):
-        if not skipping and _DYNAMIC_BATCHING.match(line):
-            skipping, depth = True, 0
-        if skipping:
-            depth += line.count("{") - line.count("}")
-            if depth <= 0:
-                skipping = False
-            continue
-        out.append(line)
-    return "".join(out)
-
-
-RUNNER_SOURCE = PROJECT_ROOT / "export" / "triton" / "onnx_runner.py"
+def no_batching_config(config_text: str) -> str:
+    """A rendered ``config.pbtxt`` rendered again without its ``dynamic_batching`` block, by
+    export's own renderer (:func:`export.triton.config.render`)."""
+    return render(parse(config_text), dynamic_batching=False)
 
 
 def bench_repository(source: Path, destination: Path, models: Iterable[str], dynamic_batching: bool = True) -> Path:
     """A temporary model repository holding copies of ``models`` from ``source``; without
-    ``dynamic_batching`` each config loses its ``dynamic_batching`` block. Every version's
+    ``dynamic_batching`` each config is rendered again without it. Every version's
     ``model.py`` is the runner of this source tree (``export/triton/onnx_runner.py``, what
     ``medserve export`` writes), so the bench measures the code as it is now."""
     shutil.rmtree(destination, ignore_errors=True)  # a kept work dir of an earlier run
@@ -435,7 +423,7 @@ def bench_repository(source: Path, destination: Path, models: Iterable[str], dyn
         shutil.copytree(source / name, target, ignore=shutil.ignore_patterns("__pycache__", "configs"))
         if not dynamic_batching:
             config = target / "config.pbtxt"
-            config.write_text(without_dynamic_batching(config.read_text()))
+            config.write_text(no_batching_config(config.read_text()))
         for model_py in target.glob("[0-9]*/model.py"):
             model_py.write_bytes(runner)
     return destination
@@ -524,7 +512,7 @@ def _model_dirs(repository: Path, models: Sequence[str]) -> dict[str, list[str]]
     missing = [m for m in models if not (repository / m / "config.pbtxt").exists()]
     if missing:
         raise FileNotFoundError(f"{', '.join(missing)} not in {repository}; run `make model-repository` first")
-    return {m: [m] + ([f"{m}_int8"] if (repository / f"{m}_int8" / "config.pbtxt").exists() else []) for m in models}
+    return {m: [name for name in model_names(m) if (repository / name / "config.pbtxt").exists()] for m in models}
 
 
 class Stack:
@@ -578,7 +566,7 @@ class Stack:
         if variant == "a":
             return [f"{self.baselines[model].url}/v1/models/{model}/predict"], [], None, model
         gateways, triton = self._deployment(variant)
-        name = f"{model}_int8" if variant in ("d", "e") else model
+        name = model_name(model, Precision.INT8 if variant in ("d", "e") else Precision.FP32)
         return [f"{g.url}/v1/models/{name}/predict" for g in gateways], [f"{g.url}/metrics" for g in gateways], triton, name
 
     def process_groups(self, variant: str, model: str) -> dict[str, list[int]]:

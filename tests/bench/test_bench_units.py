@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from export.triton.config import ModelConfig, TensorConfig, render
 from medserve import bench
 
 CONFIG = """name: "m"
@@ -24,23 +25,50 @@ parameters { key: "task" value: { string_value: "classification" } }
 """
 
 
+def _rendered_config() -> str:
+    return render(
+        ModelConfig(
+            name="m", backend="python", max_batch_size=8, max_queue_delay_us=2000, preferred_batch_sizes=[4],
+            inputs=[TensorConfig("x", "float32", [1, 4])], outputs=[TensorConfig("p", "float32", [2])], parameters={"task": "classification"},
+        )
+    )
+
+
 @pytest.mark.parametrize(
     ("config", "kept"),
     [
-        (CONFIG, ["instance_group", "parameters", "input ["]),  # one-line block, as export renders it
+        (_rendered_config(), ["instance_group", "parameters", "input [", "output [", "model_warmup"]),  # as export renders it
         (CONFIG.replace("dynamic_batching { max_queue_delay_microseconds: 2000 }",
                         "dynamic_batching {\n  preferred_batch_size: [ 4 ]\n  max_queue_delay_microseconds: 100\n}"),
-         ["instance_group", "parameters"]),  # multi-line block
+         ["instance_group", "parameters"]),  # multi-line block, written by hand
     ],
 )
-def test_without_dynamic_batching_removes_only_that_block(config: str, kept: list[str]) -> None:
-    stripped = bench.without_dynamic_batching(config)
+def test_no_batching_config_has_no_dynamic_batching_block(config: str, kept: list[str]) -> None:
+    stripped = bench.no_batching_config(config)
 
     assert "dynamic_batching" not in stripped
     assert "max_queue_delay" not in stripped and "preferred_batch_size" not in stripped
     for text in kept:
         assert text in stripped
-    assert stripped.count("\n") < config.count("\n")
+
+
+def test_no_batching_config_is_the_export_rendering_without_that_one_line() -> None:
+    config = _rendered_config()
+    assert bench.no_batching_config(config).splitlines() == [
+        line for line in config.splitlines() if not line.startswith("dynamic_batching")
+    ]
+
+
+def test_bench_serves_the_variants_the_export_table_names(tmp_path: Path) -> None:
+    for name in ("m", "m_int8", "other"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.pbtxt").write_text(CONFIG)
+    (tmp_path / "n").mkdir()
+    (tmp_path / "n" / "config.pbtxt").write_text(CONFIG)
+
+    assert bench._model_dirs(tmp_path, ["m", "n"]) == {"m": ["m", "m_int8"], "n": ["n"]}
+    with pytest.raises(FileNotFoundError, match="absent not in"):
+        bench._model_dirs(tmp_path, ["absent"])
 
 
 def test_bench_repository_copies_strips_and_uses_the_current_runner(tmp_path: Path) -> None:
