@@ -45,7 +45,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
-from .errors import InferenceFailed, InferenceTimeout, ModelNotFound, ModelNotReady, TritonUnavailable
+from .errors import GatewayError, InferenceFailed, InferenceTimeout, ModelNotFound, ModelNotReady, TritonUnavailable
 
 log = logging.getLogger("medserve.gateway.triton")
 
@@ -65,30 +65,60 @@ _CHANNEL_ARGS = [
 ]
 
 
+#: gRPC status codes as tritonclient writes them (``str(grpc.StatusCode.X)``).
+_DEADLINE_EXCEEDED = "StatusCode.DEADLINE_EXCEEDED"
+_UNAVAILABLE = "StatusCode.UNAVAILABLE"
+_NOT_FOUND = "StatusCode.NOT_FOUND"
+_INVALID_ARGUMENT = "StatusCode.INVALID_ARGUMENT"
+
+
 def _unreachable(exc: InferenceServerException) -> bool:
     """Triton did not answer (down, restarting, or past the deadline), as opposed to
     answering with an error."""
     status, message = str(exc.status() or ""), exc.message() or ""
-    return "UNAVAILABLE" in status or "DEADLINE_EXCEEDED" in status or "Deadline Exceeded" in message
+    return status in (_UNAVAILABLE, _DEADLINE_EXCEEDED) or "Deadline Exceeded" in message
+
+
+def translate_error(exc: InferenceServerException, model: str | None = None) -> GatewayError:
+    """The :mod:`gateway.errors` error for a tritonclient failure: by its gRPC status code
+    first, by its message only where the code does not decide (no code, or one Triton uses
+    for many causes, such as INTERNAL).
+
+    - DEADLINE_EXCEEDED: the call ran past its deadline (504).
+    - UNAVAILABLE: Triton is not reachable (503); Triton versions that answer an unknown
+      model with UNAVAILABLE say "unknown model" (404).
+    - NOT_FOUND: no such model or version (404); a shared-memory region Triton does not know
+      (it restarted) is a failed inference, which :meth:`TritonClient.infer` sends again.
+    - INVALID_ARGUMENT: Triton refused the request's inputs or outputs (502).
+    """
+    status, message = str(exc.status() or ""), exc.message() or ""
+    lowered = message.lower()
+    if status == _DEADLINE_EXCEEDED or "Deadline Exceeded" in message:
+        return InferenceTimeout(f"Triton did not answer within the deadline for model {model!r}")
+    if status == _UNAVAILABLE:
+        if "unknown model" in lowered:
+            return ModelNotFound(f"Triton does not serve a model named {model!r}")
+        return TritonUnavailable("the inference server (Triton) is not reachable")
+    if status == _NOT_FOUND:
+        if "shared memory region" in lowered:
+            return InferenceFailed(f"Triton failed on model {model!r}: {message}")
+        return ModelNotFound(f"Triton does not serve a model named {model!r}")
+    if status == _INVALID_ARGUMENT:
+        return InferenceFailed(f"Triton failed on model {model!r}: {message}")
+    if "unknown model" in lowered or "not found" in lowered:
+        return ModelNotFound(f"Triton does not serve a model named {model!r}")
+    if "not ready" in lowered or "unavailable" in lowered:
+        return ModelNotReady(f"model {model!r} is not ready in Triton")
+    return InferenceFailed(f"Triton failed on model {model!r}: {message}")
 
 
 @asynccontextmanager
 async def translated_errors(model: str | None = None) -> AsyncIterator[None]:
-    """Map tritonclient / gRPC failures onto :mod:`gateway.errors`."""
+    """Map tritonclient / gRPC failures onto :mod:`gateway.errors` (:func:`translate_error`)."""
     try:
         yield
     except InferenceServerException as exc:
-        status, message = str(exc.status() or ""), exc.message() or ""
-        if "DEADLINE_EXCEEDED" in status or "Deadline Exceeded" in message:
-            raise InferenceTimeout(f"Triton did not answer within the deadline for model {model!r}") from exc
-        if "UNAVAILABLE" in status and "unknown model" not in message.lower():
-            raise TritonUnavailable("the inference server (Triton) is not reachable") from exc
-        lowered = message.lower()
-        if "unknown model" in lowered or "not found" in lowered:
-            raise ModelNotFound(f"Triton does not serve a model named {model!r}") from exc
-        if "not ready" in lowered or "unavailable" in lowered:
-            raise ModelNotReady(f"model {model!r} is not ready in Triton") from exc
-        raise InferenceFailed(f"Triton failed on model {model!r}: {message}") from exc
+        raise translate_error(exc, model) from exc
 
 
 def _pid_alive(pid: int) -> bool:

@@ -12,16 +12,14 @@ could not be, and the predictions of every model that ran travel in a private bl
 
 from __future__ import annotations
 
-import io
 import json
 import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 import anyio
-from pydicom import dcmread
 
-from preprocessing import PreprocessingError
+from preprocessing import PreprocessingError, open_instance
 from preprocessing.attributes import header_text
 
 from ...catalog import ModelCard
@@ -49,17 +47,19 @@ def _sop(uid_class: str, uid_instance: str, failure: int | None = None) -> dict:
 
 def _identities(parts: list[DicomPart]) -> list[tuple[str, str, str] | None]:
     """(SOP Class UID, SOP Instance UID, Modality) of each part's header, None for a part that
-    is not readable DICOM (answered in the Failed SOP Sequence, never as an error of the
-    whole request). Runs off the event loop: a header can be large."""
+    is not usable DICOM (answered in the Failed SOP Sequence, never as an error of the whole
+    request). Runs off the event loop: a header can be large."""
     return [_identity(part.data) for part in parts]
 
 
 def _identity(data: bytes) -> tuple[str, str, str] | None:
+    """Read by preprocessing's reader, as the predict route reads (the same header checks and
+    input limits): what predict would refuse is a failed instance here."""
     try:
-        header = dcmread(io.BytesIO(data), stop_before_pixels=True)
-        return header_text(header, "SOPClassUID"), header_text(header, "SOPInstanceUID"), header_text(header, "Modality").upper()
-    except Exception:  # untrusted bytes: whatever pydicom raises (RecursionError too) means "cannot understand"
+        header = open_instance(data).header
+    except PreprocessingError:
         return None
+    return header_text(header, "SOPClassUID"), header_text(header, "SOPInstanceUID"), header_text(header, "Modality").upper()
 
 
 def accepted_modalities(card: ModelCard) -> set[str]:
