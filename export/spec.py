@@ -8,6 +8,9 @@ A spec names the model and its task; where the trained model comes from (a Pytho
 that turns DICOM into it; its outputs and what they mean; calibration DICOM (for INT8) and
 labelled validation DICOM; the accuracy budget lower precisions must keep; and how Triton
 batches and instantiates it. See ``export/zoo/specs/*.yaml`` for complete examples.
+
+The task and the output meanings are the :mod:`contract`'s enums (``Task`` is re-exported
+here), so that a spec only validates what the gateway can read.
 """
 
 from __future__ import annotations
