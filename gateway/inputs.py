@@ -10,11 +10,11 @@ from collections import Counter as TallyCounter
 
 from pydicom.dataset import Dataset
 
+from contract import ModelCard
 from preprocessing import Instance, open_instance
 from preprocessing.attributes import header_text
 
 from .audit import AuditRecord
-from .catalog import ModelCard
 from .metrics import INPUTS, MANUFACTURER_VALUES, MODALITY_VALUES, TRANSFER_SYNTAX_VALUES
 from .uploads import DicomPart
 

@@ -14,10 +14,10 @@ from typing import Any
 import anyio
 import numpy as np
 
+from contract import ModelCard, OutputMeaning, Task
 from preprocessing import Instance, preprocess_instance
 
 from .. import postprocess
-from ..catalog import ModelCard
 from ..drift import DriftObservation, input_features, merge
 from ..errors import InferenceFailed, OutputUnavailable
 from ..inputs import count_inputs, open_parts
@@ -39,7 +39,6 @@ class InstanceClassification:
 class ClassificationResult:
     model_version: str
     instances: list[InstanceClassification]
-    timings_ms: dict[str, float]
     drift: list[DriftObservation] = field(default_factory=list)
 
 
@@ -49,7 +48,7 @@ def prediction_features(ranked: list[tuple[str, float]]) -> DriftObservation:
 
 def probability_output(card: ModelCard) -> str:
     """Name of the model's ``class_probabilities`` output, or :class:`OutputUnavailable`."""
-    output = next((o for o in card.outputs if o.meaning == "class_probabilities"), None)
+    output = next((o for o in card.outputs if o.meaning == OutputMeaning.CLASS_PROBABILITIES), None)
     if output is None:
         raise OutputUnavailable(f"model {card.name!r} has no class_probabilities output")
     return output.name
@@ -57,10 +56,10 @@ def probability_output(card: ModelCard) -> str:
 
 def activation_output(card: ModelCard) -> str | None:
     """Name of the model's ``activation_map`` output, None when it was exported without one."""
-    return next((o.name for o in card.outputs if o.meaning == "activation_map"), None)
+    return next((o.name for o in card.outputs if o.meaning == OutputMeaning.ACTIVATION_MAP), None)
 
 
-@register("classification")
+@register(Task.CLASSIFICATION)
 async def classify(context: InferenceContext) -> ClassificationResult:
     """Classify every instance of the request."""
     card, clock = context.card, context.clock
@@ -96,4 +95,4 @@ async def classify(context: InferenceContext) -> ClassificationResult:
     ]
     clock.record("postprocess", started)
     context.audit.model_version = answer.model_version
-    return ClassificationResult(answer.model_version, results, clock.finish(), drift)
+    return ClassificationResult(answer.model_version, results, drift)

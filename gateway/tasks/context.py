@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from contract import ModelCard
 from preprocessing import SeriesPlan
 
 from ..audit import AuditRecord
-from ..catalog import ModelCard
 from ..config import Settings
 from ..drift import DriftObservation
 from ..stages import StageClock

@@ -13,10 +13,10 @@ import anyio
 import numpy as np
 from pydicom.dataset import Dataset
 
+from contract import ModelCard, Task
 from preprocessing import preprocess_instance
 
 from .. import postprocess
-from ..catalog import ModelCard
 from ..drift import input_features, merge
 from ..errors import InputMismatch
 from ..inputs import count_inputs, open_parts
@@ -52,7 +52,7 @@ def match_inputs(card: ModelCard, parts: list[DicomPart], headers: list[Dataset]
     return assigned
 
 
-@register("multi-input")
+@register(Task.MULTI_INPUT)
 async def classify_fusion(context: InferenceContext) -> ClassificationResult:
     """One answer per set of paired instances."""
     card, clock = context.card, context.clock
@@ -101,4 +101,4 @@ async def classify_fusion(context: InferenceContext) -> ClassificationResult:
     ]
     clock.record("postprocess", started)
     context.audit.model_version = answer.model_version
-    return ClassificationResult(answer.model_version, instances, clock.finish(), drift)
+    return ClassificationResult(answer.model_version, instances, drift)

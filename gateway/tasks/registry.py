@@ -1,4 +1,4 @@
-"""Tasks by their value in the model card: one runner each, looked up, never branched on.
+"""Tasks (the contract's :class:`contract.Task`): one runner each, looked up, never branched on.
 
 A runner is an async callable from one :class:`InferenceContext` to a result. A new task
 (e.g. a cascade that runs a detector, then a classifier on what it found) is a module in
@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from ..catalog import ModelCard
+from contract import ModelCard, Task
+
 from ..errors import TaskUnsupported
 from .context import InferenceContext, TaskResult
 
@@ -20,11 +21,11 @@ class TaskRunner(Protocol):
     async def __call__(self, context: InferenceContext) -> TaskResult: ...
 
 
-_RUNNERS: dict[str, TaskRunner] = {}
+_RUNNERS: dict[Task, TaskRunner] = {}
 
 
-def register(task: str) -> Callable[[TaskRunner], TaskRunner]:
-    """Register the decorated runner for the model-card task value ``task``."""
+def register(task: Task) -> Callable[[TaskRunner], TaskRunner]:
+    """Register the decorated runner for the contract's ``task``."""
 
     def add(runner: TaskRunner) -> TaskRunner:
         if task in _RUNNERS:
@@ -35,13 +36,13 @@ def register(task: str) -> Callable[[TaskRunner], TaskRunner]:
     return add
 
 
-def registered_tasks() -> list[str]:
+def registered_tasks() -> list[Task]:
     return sorted(_RUNNERS)
 
 
 def runner_for(card: ModelCard) -> TaskRunner:
     """The runner of ``card``'s task, or :class:`TaskUnsupported` (501)."""
-    runner = _RUNNERS.get(str(card.task))
+    runner = _RUNNERS.get(card.task)
     if runner is None:
         raise TaskUnsupported(f"model {card.name!r} has task {card.task!r}, which this gateway version does not serve")
     return runner

@@ -23,10 +23,10 @@ from typing import Any
 import anyio
 import numpy as np
 
+from contract import SEGMENTATION_MEANINGS, ModelCard, ModelOutput, OutputMeaning, Task
 from preprocessing import Instance, SeriesPlan, open_instance, plan_series, preprocess_instance, preprocess_series
 from preprocessing.frames import Frame
 
-from ..catalog import ModelCard, OutputInfo
 from ..config import Settings
 from ..drift import DriftObservation, input_features, merge
 from ..errors import InferenceFailed, InferenceTimeout, OutputUnavailable
@@ -39,9 +39,6 @@ from ..uploads import DicomPart
 from .batching import infer_in_batches
 from .context import InferenceContext
 from .registry import register
-
-SEGMENTATION_MEANINGS = ("segmentation_probabilities", "segmentation_labels")
-
 
 @dataclass(frozen=True)
 class SegmentationResult:
@@ -73,7 +70,7 @@ class SlidingWindowOptions:
         return cls(settings.sliding_window_batch_size, settings.sliding_window_overlap, settings.sliding_window_concurrency)
 
 
-def segmentation_output(card: ModelCard) -> OutputInfo:
+def segmentation_output(card: ModelCard) -> ModelOutput:
     output = next((o for o in card.outputs if o.meaning in SEGMENTATION_MEANINGS), None)
     if output is None:
         raise OutputUnavailable(f"model {card.name!r} has no segmentation output")
@@ -117,7 +114,7 @@ class _ScoreClient:
 
     async def __call__(self, batch: np.ndarray) -> np.ndarray:
         result = await self.raw(batch)
-        if self.output.meaning == "segmentation_labels":  # one-hot votes, to blend overlapping patches
+        if self.output.meaning == OutputMeaning.SEGMENTATION_LABELS:  # one-hot votes, to blend overlapping patches
             classes = len(self.output.labels)
             labels = self._spatial(result, batch).astype(np.int64)
             return (np.arange(classes).reshape(1, classes, *([1] * (labels.ndim - 1))) == labels[:, None]).astype(np.float32)
@@ -126,7 +123,7 @@ class _ScoreClient:
     async def labels(self, batch: np.ndarray) -> np.ndarray:
         """[n, *spatial] uint8 labels of a batch that needs no blending."""
         result = await self.raw(batch)
-        if self.output.meaning == "segmentation_labels":
+        if self.output.meaning == OutputMeaning.SEGMENTATION_LABELS:
             return self._spatial(result, batch).astype(np.uint8)
         return np.stack([argmax_labels(item.astype(np.float32, copy=False)) for item in result])
 
@@ -276,11 +273,11 @@ async def _segment(context: InferenceContext, label_series: _LabelSeries) -> Seg
     )
 
 
-@register("segmentation-2d")
+@register(Task.SEGMENTATION_2D)
 async def segment_slices(context: InferenceContext) -> SegmentationResult:
     return await _segment(context, _labels_2d)
 
 
-@register("segmentation-3d")
+@register(Task.SEGMENTATION_3D)
 async def segment_volume(context: InferenceContext) -> SegmentationResult:
     return await _segment(context, _labels_3d)

@@ -7,7 +7,8 @@ import time
 from fastapi import APIRouter, Query, Request, Response
 
 from ...dispatch import run_model
-from ...formats import OutputFormat, requested_format
+from ...outputs.negotiation import requested_format
+from ...outputs.openapi import FORMAT_NAMES, binary_answers, predict_description
 from ...stages import StageClock
 from ...schemas import ClassificationPublic, ErrorBody, SegmentationPublic
 from ...uploads import DICOM, UploadLimits, receive
@@ -31,25 +32,15 @@ _REQUEST_BODY = {
     },
 }
 _ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 406, 413, 415, 422, 429, 501, 502, 503, 504)}
-_BINARY_ANSWERS = {
-    "image/png": {"schema": {"type": "string", "format": "binary"}},
-    "application/gzip": {"schema": {"type": "string", "format": "binary"}},
-    "application/dicom": {"schema": {"type": "string", "format": "binary"}},
-}
 
 
 @router.post(
     "/{name}/predict",
     response_model=ClassificationPublic | SegmentationPublic,
     summary="Run a model on DICOM",
-    description=(
-        "Answers JSON by default. Segmentation models also answer `format=rle` (JSON with RLE masks), "
-        "`png` (overlay of one slice), `nifti` (.nii.gz label map) or `seg` (DICOM SEG), chosen by the "
-        "`format` query parameter or the Accept header (image/png, application/gzip, application/dicom). "
-        "Classifiers exported with an activation map answer `heatmap` (or Accept image/png): its overlay PNG."
-    ),
+    description=predict_description(),
     openapi_extra={"requestBody": _REQUEST_BODY},
-    responses={200: {"content": _BINARY_ANSWERS}, **_ERRORS},
+    responses={200: {"content": binary_answers()}, **_ERRORS},
 )
 async def predict(
     name: str,
@@ -62,7 +53,7 @@ async def predict(
         None,
         alias="format",
         description="Output format (overrides Accept); an unknown one is answered 406 not_acceptable",
-        json_schema_extra={"enum": [f.value for f in OutputFormat]},
+        json_schema_extra={"enum": FORMAT_NAMES},
     ),
     slice_index: int | None = Query(None, alias="slice", ge=0, description="Slice shown by format=png (default: most foreground), or instance shown by format=heatmap (default: the first)"),
 ) -> ClassificationPublic | SegmentationPublic | Response:
