@@ -55,7 +55,7 @@ def test_all_errors_share_one_schema(schema: dict) -> None:
 
 
 def test_the_output_format_is_an_enum_in_the_openapi_document() -> None:
-    from gateway.formats import OutputFormat
+    from gateway.outputs.registry import OutputFormat
 
     document = create_app(Settings(triton_grpc_url="127.0.0.1:9")).openapi()
     parameters = document["paths"]["/v1/models/{name}/predict"]["post"]["parameters"]
