@@ -9,7 +9,9 @@ One module per stage: :mod:`~export.spec` (the YAML spec), :mod:`~export.data` (
 prepared inputs), :mod:`~export.torch2onnx`, :mod:`~export.verify`, :mod:`~export.onnx2int8`,
 :mod:`~export.onnx2trt`, :mod:`~export.benchmark`, :mod:`~export.metrics`,
 :mod:`~export.drift_reference`, :mod:`~export.report`, :mod:`~export.triton` (model
-directories and configs), tied together top to bottom by :mod:`~export.pipeline`.
+directories and configs), tied together top to bottom by :mod:`~export.pipeline`, which walks
+the table of export variants in :mod:`~export.variants` (ONNX FP32 / INT8, TensorRT FP16 /
+INT8). What the gateway reads of a model is the versioned card of the ``contract`` package.
 """
 
 from .errors import ExportDataError, ExportError, ExportFailed, ExportSpecError

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from contract import OutputMeaning
 from preprocessing import PreprocessingSpec
 
 from .data import PreparedSet, SourceInfo
@@ -129,7 +130,7 @@ def _input_reference(values: np.ndarray, sources: list[SourceInfo], spec: Prepro
 
 def _classification_reference(output: OutputSpec, values: np.ndarray) -> dict[str, Any]:
     scores = values.astype(np.float64)
-    if output.meaning == "class_logits":
+    if output.meaning == OutputMeaning.CLASS_LOGITS:
         scores = np.exp(scores - scores.max(axis=1, keepdims=True))
         scores /= scores.sum(axis=1, keepdims=True)
     labels = output.labels or [str(i) for i in range(scores.shape[1])]
@@ -171,7 +172,7 @@ def drift_reference(spec: ExportSpec, cases: PreparedSet, predictions: list[np.n
     output, values = spec.metric_output, predictions[0]
     if spec.is_segmentation:
         first = spec.inputs[0]
-        spatial = values.shape[1:] if output.meaning == "segmentation_labels" else values.shape[2:]
+        spatial = values.shape[1:] if output.meaning == OutputMeaning.SEGMENTATION_LABELS else values.shape[2:]
         sizes = _voxel_sizes(cases.sources[first.name], first.shape[2:], spatial)
         prediction = _segmentation_reference(output, values, sizes, volumetric=len(first.shape) == 5)
     else:

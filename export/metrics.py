@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import rankdata
 
+from contract import CLASSIFICATION_MEANINGS, OutputMeaning
+
 from .spec import OutputSpec
 
 __all__ = ["TaskMetric", "dice", "macro_auc", "roc_auc", "segmentation_labels", "task_metric"]
@@ -63,7 +65,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 def segmentation_labels(output: OutputSpec, values: np.ndarray) -> np.ndarray:
     """Label maps [N, ...] from a segmentation output (labels as-is, probabilities argmax'd)."""
-    if output.meaning == "segmentation_labels":
+    if output.meaning == OutputMeaning.SEGMENTATION_LABELS:
         return values.astype(np.int64)
     return np.argmax(values, axis=1)
 
@@ -72,11 +74,11 @@ def task_metric(
     output: OutputSpec, values: np.ndarray, labels: np.ndarray | None, masks: np.ndarray | None
 ) -> TaskMetric:
     """The gate's metric for ``values`` of the metric output on the validation cases."""
-    if output.meaning in ("class_probabilities", "class_logits"):
+    if output.meaning in CLASSIFICATION_MEANINGS:
         if labels is None:
             raise ValueError("classification metrics need labels")
         scores = values.astype(np.float64)
-        probabilities = _softmax(scores) if output.meaning == "class_logits" else scores
+        probabilities = _softmax(scores) if output.meaning == OutputMeaning.CLASS_LOGITS else scores
         return TaskMetric("auc", macro_auc(labels, probabilities))
     if masks is None:
         raise ValueError("segmentation metrics need masks")

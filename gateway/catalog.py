@@ -15,17 +15,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from contract import ContractError, ModelCard, ModelInput, ModelOutput
+from contract import ContractError, ModelCard
 
 from .drift import DRIFT_PUBLISHER, DriftMonitor, monitor_from_reference
 from .errors import ModelMisconfigured, ModelNotFound, ModelNotReady
 from .triton import TritonClient
 
-__all__ = ["ModelCard", "ModelCatalog", "ModelEntry", "OutputInfo", "TensorInfo", "parse_model_card"]
-
-# The contract's names under the ones gateway modules have used.
-TensorInfo = ModelInput
-OutputInfo = ModelOutput
+__all__ = ["ModelCard", "ModelCatalog", "ModelEntry", "parse_model_card"]
 
 
 def parse_model_card(config: dict[str, Any]) -> ModelCard:

@@ -17,13 +17,23 @@ import numpy as np
 from contract import ModelCard, OutputMeaning, Task
 from preprocessing import Instance, preprocess_instance
 
-from .. import postprocess
 from ..drift import DriftObservation, input_features, merge
 from ..errors import InferenceFailed, OutputUnavailable
 from ..inputs import count_inputs, open_parts
 from .batching import infer_in_batches
 from .context import InferenceContext
 from .registry import register
+
+
+def ranked_probabilities(card: ModelCard, probabilities: np.ndarray) -> list[tuple[str, float]]:
+    """(label, probability) pairs, highest first, from a [1, n_labels] probability output."""
+    row = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+    if row.shape[0] != len(card.labels):
+        raise InferenceFailed(f"model {card.name!r} returned {row.shape[0]} scores for {len(card.labels)} labels")
+    if not np.isfinite(row).all():
+        raise InferenceFailed(f"model {card.name!r} returned non-finite probabilities")
+    row = np.clip(row, 0.0, 1.0)
+    return sorted(zip(card.labels, row.tolist()), key=lambda pair: pair[1], reverse=True)
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,7 @@ async def classify(context: InferenceContext) -> ClassificationResult:
 
     started = time.perf_counter()
     results = [
-        InstanceClassification(str(i.header.get("SOPInstanceUID", "")), postprocess.classification(card, row), p.applied, i, activation)
+        InstanceClassification(str(i.header.get("SOPInstanceUID", "")), ranked_probabilities(card, row), p.applied, i, activation)
         for i, row, p, activation in zip(instances, probabilities, prepared, activations)
     ]
     drift = [

@@ -16,13 +16,12 @@ from pydicom.dataset import Dataset
 from contract import ModelCard, Task
 from preprocessing import preprocess_instance
 
-from .. import postprocess
 from ..drift import input_features, merge
 from ..errors import InputMismatch
 from ..inputs import count_inputs, open_parts
 from ..uploads import DicomPart
 from .batching import infer_in_batches
-from .classification import ClassificationResult, InstanceClassification, prediction_features, probability_output
+from .classification import ClassificationResult, InstanceClassification, prediction_features, probability_output, ranked_probabilities
 from .context import InferenceContext
 from .registry import register
 
@@ -87,7 +86,7 @@ async def classify_fusion(context: InferenceContext) -> ClassificationResult:
     instances = [
         InstanceClassification(
             str(assigned[first][k].header.get("SOPInstanceUID", "")),
-            postprocess.classification(card, probabilities[k]),
+            ranked_probabilities(card, probabilities[k]),
             {name: items[k].applied for name, items in prepared.items()},
         )
         for k in range(total)

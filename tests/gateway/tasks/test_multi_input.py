@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydicom.dataset import Dataset
 
-from gateway.catalog import ModelCard, OutputInfo, TensorInfo
+from contract import ModelCard, ModelInput, ModelOutput
 from gateway.errors import InputMismatch
 from gateway.tasks.multi_input import match_inputs
 from gateway.uploads import DicomPart
@@ -15,8 +15,8 @@ CARD = ModelCard(
     name="fusion",
     task="multi-input",
     description="",
-    inputs=[TensorInfo("ct", "float32", [-1, 1, 8, 8], "CT"), TensorInfo("pet", "float32", [-1, 1, 4, 4], "PT")],
-    outputs=[OutputInfo("probabilities", "class_probabilities", ["no", "yes"])],
+    inputs=[ModelInput("ct", "float32", [-1, 1, 8, 8], "CT"), ModelInput("pet", "float32", [-1, 1, 4, 4], "PT")],
+    outputs=[ModelOutput("probabilities", "class_probabilities", ["no", "yes"])],
     preprocessing=PreprocessingSpec(),
     max_batch_size=8,
     export_report_digest="",
