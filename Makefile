@@ -37,10 +37,10 @@ install-system-tools:
 	fi
 
 model-repository: $(STAMP)
-	$(BIN)/medserve demo-repository --output $(REPOSITORY)
+	$(BIN)/python -m devtools demo-repository --output $(REPOSITORY)
 
 run: model-repository
-	$(BIN)/medserve run --repository $(REPOSITORY)
+	$(BIN)/python -m devtools run --repository $(REPOSITORY)
 
 test: install-system-tools model-repository
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -49,7 +49,7 @@ test: install-system-tools model-repository
 # before it, each side by side in one run (docs/benchmarks.md). ~15 min.
 bench: model-repository
 	$(BIN)/python -m benchmarks.preprocessing_bench
-	$(BIN)/medserve bench
+	$(BIN)/python -m devtools bench
 	$(BIN)/python -m benchmarks.intake_bench
 
 # The long reliability campaign (fuzz/): starts its own tritonserver and gateway. ~15 min on 2 cores.

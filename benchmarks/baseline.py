@@ -37,7 +37,7 @@ from monai.inferers import sliding_window_inference
 
 from export.spec import ExportSpec
 from export.torch2onnx import load_torch_model
-from export.zoo.repository import zoo_spec
+from devtools.zoo.repository import zoo_spec
 from preprocessing import preprocess_instance, preprocess_series
 
 MODELS = ("ct_nodule_classifier", "ct_nodule_segmenter_3d")

@@ -40,9 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medserve.bench import MARKDOWN, PROJECT_ROOT, RESULTS_DIR, Payload, closed_loop, wait_until_quiet
-from medserve.testdata import pydicom_test_file
-from medserve.tritonserver import TritonPorts, TritonServer, stop_group
+from benchmarks.serving import MARKDOWN, PROJECT_ROOT, RESULTS_DIR, Payload, closed_loop, wait_until_quiet
+from devtools.testdata import pydicom_test_file
+from devtools.tritonserver import TritonPorts, TritonServer, stop_group
 
 BEGIN, END = "<!-- intake bench: begin (generated) -->", "<!-- intake bench: end -->"
 #: The last commit before issue 12's intake work (the session's starting point).

@@ -50,8 +50,8 @@ VARIANTS = ("medserve", "plain", "plain_spline")
 
 def write_series(directory: Path, slices: int, size: int) -> list[Path]:
     """A chest phantom written as ``slices`` uncompressed CT instances, shuffled file order."""
-    from medserve.dicomgen import write_ct_series
-    from medserve.phantoms import chest_volume
+    from devtools.dicomgen import write_ct_series
+    from devtools.phantoms import chest_volume
 
     volume_hu, _ = chest_volume(np.random.default_rng(7), slices, size=size, nodules=4)
     spacing = (SERIES_SPACING_MM[0], 360.0 / size, 360.0 / size)

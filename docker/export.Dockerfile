@@ -4,8 +4,11 @@
 # so an engine built here loads in docker/triton.Dockerfile.
 #
 #   docker build -f docker/export.Dockerfile -t medserve/export:0.1.0-24.10 .
-#   docker run --rm --gpus all --user "$(id -u):$(id -g)" -v "$PWD/model_repository:/workspace/model_repository" \
-#     medserve/export:0.1.0-24.10 export/zoo/specs/ct_nodule_classifier.yaml --output /workspace/model_repository
+#   docker run --rm --gpus all --user "$(id -u):$(id -g)" -v "$PWD:/workspace/checkout" -e PYTHONPATH=/workspace/checkout \
+#     medserve/export:0.1.0-24.10 /workspace/checkout/devtools/zoo/specs/ct_nodule_classifier.yaml --output /workspace/checkout/model_repository
+#
+# (the demo zoo is development tooling of the checkout, mounted here; a team's own spec and
+# model source are mounted the same way, or its TorchScript archive needs no source at all)
 #
 # Pinned by tag (see docker/triton.Dockerfile for pinning by digest).
 
@@ -21,6 +24,7 @@ ENV PIP_CONSTRAINT="" \
 
 WORKDIR /opt/medserve
 COPY pyproject.toml README.md ./
+COPY contract/ contract/
 COPY preprocessing/ preprocessing/
 COPY export/ export/
 COPY medserve/ medserve/

@@ -20,6 +20,7 @@ RUN python -m venv /opt/venv \
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY contract/ contract/
 COPY preprocessing/ preprocessing/
 COPY gateway/ gateway/
 # A regular (non-editable) install: the runtime stage needs /opt/venv only, not /src.

@@ -7,7 +7,7 @@ A spec names the model and its task; where the trained model comes from (a Pytho
 ``state_dict``, or a TorchScript archive); its input tensors, each with the preprocessing spec
 that turns DICOM into it; its outputs and what they mean; calibration DICOM (for INT8) and
 labelled validation DICOM; the accuracy budget lower precisions must keep; and how Triton
-batches and instantiates it. See ``export/zoo/specs/*.yaml`` for complete examples.
+batches and instantiates it. See ``devtools/zoo/specs/*.yaml`` for complete examples.
 
 The task and the output meanings are the :mod:`contract`'s enums (``Task`` is re-exported
 here), so that a spec only validates what the gateway can read.

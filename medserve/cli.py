@@ -1,12 +1,14 @@
-"""The ``medserve`` command. Heavy dependencies (torch) load only for the commands that need them."""
+"""The ``medserve`` command: what the installed product does — export a trained model into a
+Triton model repository, serve the gateway. Heavy dependencies (torch) load only for the
+command that needs them. Development commands (the local stack, the demo zoo, benchmarks)
+are ``python -m devtools`` in a checkout.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -31,66 +33,10 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
-    from export.zoo.train import train_zoo_model
-
-    print(train_zoo_model(args.name, seed=args.seed))
-    return 0
-
-
-def _demo_repository(args: argparse.Namespace) -> int:
-    from export.errors import ExportError
-    from export.pipeline import ExportOptions
-    from export.zoo.repository import ensure_demo_repository
-
-    try:
-        exported = ensure_demo_repository(Path(args.output), force=args.force, options=ExportOptions(progress=not args.no_progress))
-    except ExportError as exc:
-        print(f"demo repository failed: {exc}", file=sys.stderr)
-        return 2
-    print(f"exported: {', '.join(exported) or 'nothing (all present and current)'}")
-    return 0
-
-
 def _serve(args: argparse.Namespace) -> int:
     from gateway.server import main
 
     main()
-    return 0
-
-
-def _run(args: argparse.Namespace) -> int:
-    from .run import run
-    from .tritonserver import TritonPorts
-
-    return run(Path(args.repository), Path(args.work_dir), args.host, args.port, TritonPorts(args.triton_http_port, args.triton_grpc_port, args.triton_metrics_port))
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from .bench import BenchOptions, run_bench
-
-    def numbers(text: str) -> tuple[int, ...]:
-        return tuple(int(x) for x in text.split(",") if x)
-
-    defaults = BenchOptions()
-    max_requests = dict.fromkeys(defaults.max_requests, args.max_requests) if args.max_requests else defaults.max_requests
-    seconds = dict.fromkeys(defaults.seconds, args.seconds) if args.seconds else defaults.seconds
-    options = BenchOptions(
-        models=tuple(args.models.split(",")),
-        concurrency=numbers(args.concurrency),
-        variants=tuple(args.variants.split(",")),
-        seconds=seconds,
-        max_requests=max_requests,
-        repository=Path(args.repository),
-        work_dir=Path(args.work_dir) if args.work_dir else None,
-        gateway_env=dict(item.split("=", 1) for item in args.gateway_env),
-        gateway_workers=args.gateway_workers,
-        wait_quiet_s=args.wait_quiet,
-        markdown=None if args.no_markdown else Path(args.markdown),
-    )
-    report = run_bench(options)
-    for target in report["targets"]:
-        print(f"{'met' if target['met'] else 'NOT MET':>8}  {target['target']}: {target['measured']}")
     return 0
 
 
@@ -106,44 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--no-progress", action="store_true", help="no progress bars")
     export.set_defaults(handler=_export)
 
-    train = commands.add_parser("train", help="train a demo zoo model from its seed")
-    train.add_argument("name")
-    train.add_argument("--seed", type=int, default=0)
-    train.set_defaults(handler=_train)
-
-    demo = commands.add_parser("demo-repository", help="export the demo zoo into a model repository where missing or stale")
-    demo.add_argument("--output", default=str(PROJECT_ROOT / "model_repository"))
-    demo.add_argument("--force", action="store_true", help="re-export models that are present and current")
-    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
-    demo.set_defaults(handler=_demo_repository)
-
     serve = commands.add_parser("serve", help="run the gateway only (settings from MEDSERVE_* variables)")
     serve.set_defaults(handler=_serve)
-
-    run = commands.add_parser("run", help="build the demo repository if missing, start Triton and the gateway")
-    run.add_argument("--repository", default=str(PROJECT_ROOT / "model_repository"))
-    run.add_argument("--work-dir", default=str(PROJECT_ROOT / "build" / "run"))
-    run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=8080)
-    run.add_argument("--triton-http-port", type=int, default=8000)
-    run.add_argument("--triton-grpc-port", type=int, default=8001)
-    run.add_argument("--triton-metrics-port", type=int, default=8002)
-    run.set_defaults(handler=_run)
-
-    bench = commands.add_parser("bench", help="medserve vs the naive baseline under closed-loop load, side by side (docs/benchmarks.md)")
-    bench.add_argument("--models", default="ct_nodule_classifier,ct_nodule_segmenter_3d")
-    bench.add_argument("--concurrency", default="1,4,16,32", help="comma-separated client counts")
-    bench.add_argument("--variants", default="a,b,c,d,e", help="a baseline, b no batching, c dynamic batching, d INT8, e INT8 behind 2 gateways (2D only)")
-    bench.add_argument("--seconds", type=float, help="measurement window per variant and concurrency (default 5 s 2D, 8 s 3D)")
-    bench.add_argument("--max-requests", type=int, help="most requests per measurement (default 1000 2D, 240 3D)")
-    bench.add_argument("--repository", default=str(PROJECT_ROOT / "model_repository"))
-    bench.add_argument("--work-dir", help="keep server logs and repository copies here (default: a temporary folder)")
-    bench.add_argument("--gateway-env", action="append", default=[], metavar="MEDSERVE_X=VALUE", help="extra gateway setting")
-    bench.add_argument("--gateway-workers", type=int, default=1, help="uvicorn workers of the gateway")
-    bench.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS", help="first wait up to this long for a 1-minute load average below 1.5")
-    bench.add_argument("--markdown", default=str(PROJECT_ROOT / "docs" / "benchmarks.md"))
-    bench.add_argument("--no-markdown", action="store_true", help="write the JSON result only")
-    bench.set_defaults(handler=_bench)
 
     args = parser.parse_args(argv)
     return args.handler(args)

@@ -9,8 +9,8 @@ from typing import Iterator
 
 import pytest
 
-from medserve.testdata import pydicom_test_file as pydicom_file
-from medserve.testdata import pynetdicom_test_file as pynetdicom_file
+from devtools.testdata import pydicom_test_file as pydicom_file
+from devtools.testdata import pynetdicom_test_file as pynetdicom_file
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ def no_pixel_data_file() -> Path:
 @pytest.fixture(scope="session")
 def model_repository() -> Path:
     """The demo repository (exported from the committed weights when missing)."""
-    from export.zoo.repository import ensure_demo_repository
+    from devtools.zoo.repository import ensure_demo_repository
 
     repository = PROJECT_ROOT / "model_repository"
     ensure_demo_repository(repository, log=lambda _: None)
@@ -49,7 +49,7 @@ def model_repository() -> Path:
 
 @pytest.fixture(scope="session")
 def triton(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator["TritonServer"]:
-    from medserve.tritonserver import TritonPorts, TritonServer
+    from devtools.tritonserver import TritonPorts, TritonServer
 
     server = TritonServer(model_repository, tmp_path_factory.mktemp("triton"), ports=TritonPorts.free(), poll_seconds=0)
     server.start()
@@ -83,7 +83,7 @@ class GatewayProcess:
         import subprocess
         import sys
 
-        from medserve.tritonserver import TritonPorts
+        from devtools.tritonserver import TritonPorts
 
         self.port = TritonPorts.free().http
         self.url = f"http://127.0.0.1:{self.port}"

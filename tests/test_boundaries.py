@@ -35,3 +35,42 @@ def test_export_and_gateway_share_the_contract() -> None:
 
     assert spec.Task is contract.Task and spec.OutputSpec.model_fields["meaning"].annotation is contract.OutputMeaning
     assert catalog.ModelCard is contract.ModelCard and parameters.CONTRACT_VERSION == contract.CONTRACT_VERSION
+
+
+PRODUCT = ("contract", "preprocessing", "export", "gateway", "medserve")
+TOOLING = ("devtools", "benchmarks", "fuzz", "tests")
+
+
+@pytest.mark.parametrize("package", PRODUCT)
+def test_the_product_never_imports_development_tooling(package: str) -> None:
+    """What the wheel installs works without the checkout's tooling: no product module names a
+    tooling package in an import, eagerly or inside a function."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in sorted((root / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            )
+            offenders += [f"{path.relative_to(root)}: {name}" for name in names if name.split(".")[0] in TOOLING]
+    assert offenders == []
+
+
+def test_the_wheel_holds_the_product_only(tmp_path) -> None:
+    """The built wheel: the product packages, no tooling and no demo weights."""
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(tmp_path), str(root)],
+        check=True, capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("medserve-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    packages = {name.split("/")[0] for name in names if "/" in name and not name.split("/")[0].endswith(".dist-info")}
+    assert packages == set(PRODUCT)
+    assert not [name for name in names if name.endswith((".pt", ".yaml"))]

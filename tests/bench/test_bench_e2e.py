@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from medserve import bench
+from benchmarks import serving as bench
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from export.triton.config import ModelConfig, TensorConfig, render
-from medserve import bench
+from benchmarks import serving as bench
 
 CONFIG = """name: "m"
 backend: "python"

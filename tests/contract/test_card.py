@@ -26,7 +26,7 @@ from export.triton.model_dir import VariantDirectory, write_configs
 from export.triton.parameters import gateway_parameters, model_card
 from preprocessing import PreprocessingSpec
 
-ZOO_SPECS = sorted((Path(__file__).resolve().parents[2] / "export" / "zoo" / "specs").glob("*.yaml"))
+ZOO_SPECS = sorted((Path(__file__).resolve().parents[2] / "devtools" / "zoo" / "specs").glob("*.yaml"))
 DRIFT = {"source": "calibration", "cases": 64, "features": {"intensity": {"kind": "numeric", "edges": [0.0, 0.5, 1.0], "probabilities": [0.5, 0.5]}}}
 
 

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import pytest
 
 from gateway.config import Settings
-from medserve.tritonserver import TritonPorts
+from devtools.tritonserver import TritonPorts
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"

@@ -97,3 +97,20 @@ def test_export_image_builds_engines_for_the_tensorrt_of_the_triton_image(instru
     assert [r for r in _arguments(instructions, "export.Dockerfile", "RUN") if '"./[export]"' in r]
     assert _last(instructions, "export.Dockerfile", "ENTRYPOINT").exec_form() == ["medserve", "export"]
     assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", _last(instructions, "export.Dockerfile", "USER").arguments)
+
+
+@pytest.mark.parametrize(("dockerfile", "entry"), [("gateway.Dockerfile", "gateway.main"), ("export.Dockerfile", "export.pipeline")])
+def test_each_image_copies_every_package_of_the_repository_its_entry_imports(instructions, dockerfile: str, entry: str) -> None:
+    """A package added to the product (e.g. ``contract``) must reach the images that import it."""
+    import subprocess
+    import sys
+
+    code = (
+        f"import importlib, sys; importlib.import_module({entry!r}); "
+        "print(' '.join(sorted({m.split('.')[0] for m, module in list(sys.modules.items()) "
+        f"if getattr(module, '__file__', None) and module.__file__.startswith({str(ROOT) + '/'!r}) "
+        f"and not module.__file__.startswith({str(ROOT / '.venv') + '/'!r})}})))"
+    )
+    imported = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/").stdout.split())
+    copied = {argument.split()[0].rstrip("/") for argument in _arguments(instructions, dockerfile, "COPY") if "--from" not in argument}
+    assert imported and imported <= copied, f"{dockerfile} lacks {sorted(imported - copied)}"

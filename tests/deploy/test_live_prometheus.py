@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import yaml
 
-from medserve.dicomgen import ct_dataset
-from medserve.phantoms import chest_slice
+from devtools.dicomgen import ct_dataset
+from devtools.phantoms import chest_slice
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_CONFIG = ROOT / "docker" / "prometheus" / "prometheus.yml"

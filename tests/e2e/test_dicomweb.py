@@ -8,8 +8,8 @@ import numpy as np
 import pydicom
 from dicomweb_client.api import DICOMwebClient
 
-from medserve.dicomgen import write_ct_series
-from medserve.phantoms import chest_volume
+from devtools.dicomgen import write_ct_series
+from devtools.phantoms import chest_volume
 
 
 def test_stow_rs_runs_the_matching_models(live_gateway, tmp_path, testdata) -> None:

@@ -10,8 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import Settings
 from gateway.main import create_app
-from medserve.dicomgen import ct_dataset
-from medserve.phantoms import chest_slice
+from devtools.dicomgen import ct_dataset
+from devtools.phantoms import chest_slice
 
 MODEL = "ct_nodule_classifier"
 

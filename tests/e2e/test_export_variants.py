@@ -13,7 +13,7 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from export.zoo.repository import DATA_DIR, DERIVED, ZOO
+from devtools.zoo.repository import DATA_DIR, DERIVED, ZOO
 from preprocessing import PreprocessingSpec
 
 VARIANTS = [name for base in ZOO for name in (base, f"{base}_int8")] + list(DERIVED)  # derived exports are FP32 only

@@ -9,7 +9,7 @@ import pytest
 from dicomweb_client.api import DICOMwebClient
 from fastapi.testclient import TestClient
 
-from export.zoo.datasets import write_fusion_set
+from devtools.zoo.datasets import write_fusion_set
 from preprocessing import PreprocessingSpec, preprocess_instance, read_dataset
 
 MODEL = "ct_pet_nodule_classifier"

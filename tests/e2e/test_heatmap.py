@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from scipy import ndimage
 
-from medserve.dicomgen import ct_dataset
-from medserve.phantoms import chest_slice
+from devtools.dicomgen import ct_dataset
+from devtools.phantoms import chest_slice
 
 CAM = "ct_nodule_classifier_cam"
 DICOM = {"Content-Type": "application/dicom"}

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from gateway.config import Settings
 from gateway.main import create_app
-from medserve.tritonserver import TritonPorts, TritonServer
+from devtools.tritonserver import TritonPorts, TritonServer
 
 MODEL = "ct_nodule_classifier"
 

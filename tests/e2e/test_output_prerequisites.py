@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from medserve.testdata import pydicom_test_file
+from devtools.testdata import pydicom_test_file
 
 pytestmark = pytest.mark.e2e
 

@@ -46,8 +46,8 @@ def test_prediction_equals_onnxruntime_on_the_same_file(gateway: TestClient, rea
 
 
 def test_phantom_with_nodule_is_flagged_and_without_is_not(gateway: TestClient, tmp_path) -> None:
-    from medserve.dicomgen import ct_dataset
-    from medserve.phantoms import chest_slice
+    from devtools.dicomgen import ct_dataset
+    from devtools.phantoms import chest_slice
 
     rng = np.random.default_rng(11)
     answers = {}

@@ -27,9 +27,9 @@ import httpx
 import numpy as np
 import pytest
 
-from medserve.dicomgen import write_ct_series
-from medserve.phantoms import chest_volume
-from medserve.tritonserver import TritonPorts, running_stubs
+from devtools.dicomgen import write_ct_series
+from devtools.phantoms import chest_volume
+from devtools.tritonserver import TritonPorts, running_stubs
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +43,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Stack:
-    """``python -m medserve.cli run`` on free ports, its output in a log file."""
+    """``python -m devtools run`` (what ``make run`` starts) on free ports, its output in a log file."""
 
     def __init__(self, work: Path) -> None:
         ports = TritonPorts.free()
@@ -61,13 +61,13 @@ class Stack:
             MEDSERVE_RUN_MAX_RESTARTS="3",
         )
         command = [
-            sys.executable, "-m", "medserve.cli", "run",
+            sys.executable, "-m", "devtools", "run",
             "--repository", str(PROJECT_ROOT / "model_repository"), "--work-dir", str(work),
             "--port", str(self.port), "--triton-http-port", str(ports.http),
             "--triton-grpc-port", str(ports.grpc), "--triton-metrics-port", str(ports.metrics),
         ]  # fmt: skip
         with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=PROJECT_ROOT)
         self.wait_for_log("medserve is ready.", timeout_s=180)
 
     def text(self) -> str:

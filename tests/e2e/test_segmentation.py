@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from gateway.outputs import rle
-from medserve.dicomgen import ct_dataset, write_ct_series
-from medserve.phantoms import chest_slice, chest_volume
+from devtools.dicomgen import ct_dataset, write_ct_series
+from devtools.phantoms import chest_slice, chest_volume
 
 SEG_2D = "ct_nodule_segmenter"
 SEG_3D = "ct_nodule_segmenter_3d"

@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 
 from gateway.config import Settings
 from gateway.main import create_app
-from medserve.tritonserver import TritonPorts, TritonServer
+from devtools.tritonserver import TritonPorts, TritonServer
 
 
 def test_stopped_triton_gives_503(model_repository, real_ct_files, tmp_path) -> None:

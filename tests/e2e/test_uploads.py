@@ -18,8 +18,8 @@ import pytest
 from dicomweb_client.api import DICOMwebClient
 from fastapi.testclient import TestClient
 
-from medserve.dicomgen import write_ct_series
-from medserve.phantoms import chest_volume
+from devtools.dicomgen import write_ct_series
+from devtools.phantoms import chest_volume
 
 MODEL = "ct_nodule_classifier"
 

@@ -15,7 +15,7 @@ CT_PREP = {"modalities": ["CT"], "window": {"preset": "lung"}, "output_size": [1
 @pytest.fixture(scope="session")
 def classifier_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``validation/`` (16 labelled CT slices) and ``calibration/`` (64 CT slices)."""
-    from export.zoo.datasets import write_classifier_set
+    from devtools.zoo.datasets import write_classifier_set
 
     root = tmp_path_factory.mktemp("classifier-data")
     write_classifier_set(root / "validation", 16, seed=5)
@@ -28,7 +28,7 @@ def tiny_classifier_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised zoo classifier with narrow widths (seeded)."""
     import torch
 
-    from export.zoo.ct_nodule_classifier import NoduleClassifier
+    from devtools.zoo.ct_nodule_classifier import NoduleClassifier
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("tiny-weights") / "tiny_classifier.pt"
@@ -44,7 +44,7 @@ def classifier_spec_data(data: Path, weights: Path, **changes: Any) -> dict[str,
         "description": "test model",
         "source": {
             "kind": "python",
-            "factory": "export.zoo.ct_nodule_classifier:NoduleClassifier",
+            "factory": "devtools.zoo.ct_nodule_classifier:NoduleClassifier",
             "kwargs": {"widths": [8, 8, 16, 16]},
             "state_dict": str(weights),
         },

@@ -45,8 +45,8 @@ def test_calibration_without_manifest_takes_the_first_dicom_files(tiny_classifie
 
 
 def test_series_folders_become_volumes(tmp_path: Path) -> None:
-    from export.zoo import ct_nodule_segmenter_3d
-    from export.zoo.datasets import write_segmenter_3d_set
+    from devtools.zoo import ct_nodule_segmenter_3d
+    from devtools.zoo.datasets import write_segmenter_3d_set
 
     write_segmenter_3d_set(tmp_path, 1, seed=3)
     array, info = prepare_input(tmp_path / "series_0000", ct_nodule_segmenter_3d.PREPROCESSING)
@@ -59,8 +59,8 @@ def test_series_folders_become_volumes(tmp_path: Path) -> None:
 def test_pet_is_prepared_in_suv(tmp_path: Path) -> None:
     """The PET instance the zoo writes (activity in Bq/ml) comes back as the SUV map it was
     written from, windowed to [0, 1] over SUV 0–10."""
-    from export.zoo.ct_pet_nodule_classifier import PET_PREPROCESSING, fusion_case
-    from export.zoo.datasets import write_fusion_set
+    from devtools.zoo.ct_pet_nodule_classifier import PET_PREPROCESSING, fusion_case
+    from devtools.zoo.datasets import write_fusion_set
     from preprocessing import prepare_slice
 
     write_fusion_set(tmp_path, 2, seed=4)
@@ -74,7 +74,7 @@ def test_pet_is_prepared_in_suv(tmp_path: Path) -> None:
 
 
 def test_multi_input_cases_follow_the_manifest(tmp_path: Path, write_spec) -> None:
-    from export.zoo.datasets import write_fusion_set
+    from devtools.zoo.datasets import write_fusion_set
 
     write_fusion_set(tmp_path / "validation", 4, seed=8)
     spec = load_spec(
@@ -82,7 +82,7 @@ def test_multi_input_cases_follow_the_manifest(tmp_path: Path, write_spec) -> No
             {
                 "name": "fusion",
                 "task": "multi-input",
-                "source": {"kind": "python", "factory": "export.zoo.ct_pet_nodule_classifier:build_model", "state_dict": "w.pt"},
+                "source": {"kind": "python", "factory": "devtools.zoo.ct_pet_nodule_classifier:build_model", "state_dict": "w.pt"},
                 "inputs": [
                     {"name": "ct", "shape": [-1, 1, 128, 128], "preprocessing": _prep("CT", [128, 128])},
                     {"name": "pet", "shape": [-1, 1, 64, 64], "preprocessing": _prep("PT", [64, 64]) | {"suv": "bw"}},
@@ -153,14 +153,14 @@ def test_wrong_modality_is_a_data_error(tmp_path: Path, classifier_data: Path) -
 
 
 def test_a_volumetric_input_needs_a_series_folder(classifier_data: Path) -> None:
-    from export.zoo.ct_nodule_segmenter_3d import PREPROCESSING
+    from devtools.zoo.ct_nodule_segmenter_3d import PREPROCESSING
 
     with pytest.raises(ExportDataError, match=r"a volumetric input needs a folder of \*.dcm files"):
         prepare_input(classifier_data / "validation" / "slice_0000.dcm", PREPROCESSING)
 
 
 def test_segmentation_masks_are_loaded(tmp_path: Path, write_spec) -> None:
-    from export.zoo.datasets import write_segmenter_set
+    from devtools.zoo.datasets import write_segmenter_set
 
     write_segmenter_set(tmp_path / "validation", 3, seed=9)
     spec = load_spec(
@@ -168,7 +168,7 @@ def test_segmentation_masks_are_loaded(tmp_path: Path, write_spec) -> None:
             {
                 "name": "seg",
                 "task": "segmentation-2d",
-                "source": {"kind": "python", "factory": "export.zoo.ct_nodule_segmenter:build_model", "state_dict": "w.pt"},
+                "source": {"kind": "python", "factory": "devtools.zoo.ct_nodule_segmenter:build_model", "state_dict": "w.pt"},
                 "inputs": [{"name": "image", "shape": [-1, 1, 128, 128]}],
                 "outputs": [{"name": "labels", "meaning": "segmentation_labels", "labels": ["background", "nodule"], "dtype": "uint8"}],
                 "preprocessing": _prep("CT", [128, 128]),

@@ -24,7 +24,7 @@ def fp32_and_calibration(tmp_path_factory, classifier_data, tiny_classifier_weig
     spec_data = {
         "name": "tiny",
         "task": "classification",
-        "source": {"kind": "python", "factory": "export.zoo.ct_nodule_classifier:NoduleClassifier", "kwargs": {"widths": [8, 8, 16, 16]}, "state_dict": str(tiny_classifier_weights)},
+        "source": {"kind": "python", "factory": "devtools.zoo.ct_nodule_classifier:NoduleClassifier", "kwargs": {"widths": [8, 8, 16, 16]}, "state_dict": str(tiny_classifier_weights)},
         "inputs": [{"name": "image", "shape": [-1, 1, 128, 128]}],
         "outputs": [{"name": "probabilities", "meaning": "class_probabilities", "labels": ["no_nodule", "nodule"]}],
         "preprocessing": {"modalities": ["CT"], "window": {"preset": "lung"}, "output_size": [128, 128]},

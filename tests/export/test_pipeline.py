@@ -18,7 +18,7 @@ from export.report import VariantStatus
 from export.spec import Precision, load_spec
 from export.triton.parameters import CONTRACT_VERSION
 
-ZOO_WEIGHTS = Path(__file__).resolve().parents[2] / "export" / "zoo" / "weights" / "ct_nodule_classifier.pt"
+ZOO_WEIGHTS = Path(__file__).resolve().parents[2] / "devtools" / "zoo" / "weights" / "ct_nodule_classifier.pt"
 
 
 def _config(model_dir: Path, name: str = "config.pbtxt") -> model_config_pb2.ModelConfig:
@@ -81,7 +81,7 @@ def test_a_variant_no_longer_produced_is_removed(tiny_classifier_spec, tmp_path:
 @pytest.fixture(scope="module")
 def blank_calibration(tmp_path_factory) -> Path:
     """64 slices of air: calibrated on them, INT8 activation ranges miss every real image."""
-    from medserve.dicomgen import ct_dataset
+    from devtools.dicomgen import ct_dataset
 
     folder = tmp_path_factory.mktemp("blank")
     for i in range(64):
@@ -92,7 +92,7 @@ def blank_calibration(tmp_path_factory) -> Path:
 def test_int8_missing_its_budget_is_not_written_and_the_report_says_why(tiny_classifier_spec, blank_calibration: Path, tmp_path: Path) -> None:
     spec = load_spec(
         tiny_classifier_spec(
-            source={"kind": "python", "factory": "export.zoo.ct_nodule_classifier:build_model", "state_dict": str(ZOO_WEIGHTS)},
+            source={"kind": "python", "factory": "devtools.zoo.ct_nodule_classifier:build_model", "state_dict": str(ZOO_WEIGHTS)},
             calibration={"dicom_dir": str(blank_calibration)},
         )
     )

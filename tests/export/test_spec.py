@@ -16,7 +16,7 @@ PET_PREP = {"modalities": ["PT"], "suv": "bw", "window": {"center": 5.0, "width"
 BASE: dict[str, Any] = {
     "name": "chest_model",
     "task": "classification",
-    "source": {"kind": "python", "factory": "export.zoo.ct_nodule_classifier:build_model", "state_dict": "weights.pt"},
+    "source": {"kind": "python", "factory": "devtools.zoo.ct_nodule_classifier:build_model", "state_dict": "weights.pt"},
     "inputs": [{"name": "image", "shape": [-1, 1, 128, 128], "dtype": "float32", "modality": "CT"}],
     "outputs": [{"name": "probabilities", "meaning": "class_probabilities", "labels": ["no", "yes"]}],
     "preprocessing": CT_PREP,
@@ -86,7 +86,7 @@ def test_multi_input_inputs_carry_their_own_preprocessing(tmp_path: Path) -> Non
     [
         (_set("name", "Chest Model"), r"name: String should match pattern"),
         (_set("task", "detection"), r"task: Input should be 'classification'"),
-        (_set("source.factory", "export.zoo.ct_nodule_classifier.build_model"), r"factory must look like 'package.module:callable'"),
+        (_set("source.factory", "devtools.zoo.ct_nodule_classifier.build_model"), r"factory must look like 'package.module:callable'"),
         (_set("source", {"kind": "onnx", "file": "m.onnx"}), r"source: Input tag 'onnx' found using 'kind' does not match"),
         (_set("inputs.0.shape", [1, 1, 128, 128]), r"inputs.0.shape: .*dynamic batch axis first"),
         (_set("inputs.0.name", "1image"), r"inputs.0.name: String should match pattern"),

@@ -34,10 +34,10 @@ def test_export_is_checker_clean_with_a_dynamic_batch_axis(tiny_classifier_spec,
 @pytest.mark.parametrize(
     ("source", "match"),
     [
-        ({"factory": "export.zoo.no_such_module:build"}, r"cannot import model factory 'export.zoo.no_such_module:build'"),
-        ({"factory": "export.zoo.ct_nodule_classifier:no_such_callable"}, r"cannot import model factory"),
-        ({"kwargs": {"depth": 3}}, r"cannot build the model with export.zoo.ct_nodule_classifier:NoduleClassifier"),
-        ({"kwargs": {"widths": [8, 8, 8, 8]}}, r"state_dict does not fit export.zoo.ct_nodule_classifier:NoduleClassifier"),
+        ({"factory": "devtools.zoo.no_such_module:build"}, r"cannot import model factory 'devtools.zoo.no_such_module:build'"),
+        ({"factory": "devtools.zoo.ct_nodule_classifier:no_such_callable"}, r"cannot import model factory"),
+        ({"kwargs": {"depth": 3}}, r"cannot build the model with devtools.zoo.ct_nodule_classifier:NoduleClassifier"),
+        ({"kwargs": {"widths": [8, 8, 8, 8]}}, r"state_dict does not fit devtools.zoo.ct_nodule_classifier:NoduleClassifier"),
         ({"state_dict": "/nonexistent/weights.pt"}, r"state_dict file not found: /nonexistent/weights.pt"),
     ],
 )

@@ -17,7 +17,7 @@ import torch
 
 from export.pipeline import ExportOptions, export_model
 from export.spec import Precision, load_spec
-from medserve.tritonserver import TritonPorts, TritonServer
+from devtools.tritonserver import TritonPorts, TritonServer
 from preprocessing import PreprocessingSpec, preprocess_instance, read_dataset
 
 SOURCE = textwrap.dedent(

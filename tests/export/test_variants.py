@@ -79,7 +79,7 @@ def test_every_written_config_renders_again_identically_and_without_batching(tin
         assert unbatched.splitlines() == [line for line in text.splitlines() if not line.startswith("dynamic_batching")]
 
 
-ZOO_WEIGHTS = Path(__file__).resolve().parents[2] / "export" / "zoo" / "weights" / "ct_nodule_classifier.pt"
+ZOO_WEIGHTS = Path(__file__).resolve().parents[2] / "devtools" / "zoo" / "weights" / "ct_nodule_classifier.pt"
 
 
 def _swapped_classes(path: Path, feeds: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
@@ -111,7 +111,7 @@ def test_a_new_variant_is_one_row_and_passes_the_same_judgement(
     table = (BY_KEY["onnx_fp32"], row)
     monkeypatch.setattr(pipeline, "VARIANTS", table)
     monkeypatch.setattr(variants, "VARIANTS", table)
-    trained = {"kind": "python", "factory": "export.zoo.ct_nodule_classifier:build_model", "state_dict": str(ZOO_WEIGHTS)}
+    trained = {"kind": "python", "factory": "devtools.zoo.ct_nodule_classifier:build_model", "state_dict": str(ZOO_WEIGHTS)}
     spec = load_spec(tiny_classifier_spec(source=trained, precisions=["fp32", "fp16"], calibration=None))
     repository = tmp_path / "repository"
     result = pipeline.export_model(spec, repository, log=lambda _: None)

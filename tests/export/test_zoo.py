@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from export.spec import Precision, Task
-from export.zoo import ct_nodule_classifier, ct_nodule_segmenter, ct_nodule_segmenter_3d, ct_pet_nodule_classifier
-from export.zoo.datasets import WRITERS
-from export.zoo.repository import ZOO, ensure_demo_repository, zoo_spec
-from export.zoo.train import TRAINERS, WEIGHTS_DIR
+from devtools.zoo import ct_nodule_classifier, ct_nodule_segmenter, ct_nodule_segmenter_3d, ct_pet_nodule_classifier
+from devtools.zoo.datasets import WRITERS
+from devtools.zoo.repository import ZOO, ensure_demo_repository, zoo_spec
+from devtools.zoo.train import TRAINERS, WEIGHTS_DIR
 
 MODULES = {
     "ct_nodule_classifier": ct_nodule_classifier,

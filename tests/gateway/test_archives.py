@@ -11,7 +11,7 @@ import pytest
 
 from gateway.archives import CHUNK_BYTES, ExpansionBudget, dicom_members
 from gateway.errors import InvalidUpload, PayloadTooLarge
-from medserve.testdata import pydicom_test_file
+from devtools.testdata import pydicom_test_file
 
 CT = pydicom_test_file("CT_small.dcm").read_bytes()
 MR = pydicom_test_file("MR_small.dcm").read_bytes()

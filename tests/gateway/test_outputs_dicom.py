@@ -16,8 +16,8 @@ from gateway.outputs.nifti import nifti_labels
 from gateway.outputs.regrid import labels_to_grid
 from gateway.outputs.seg import segmentation
 from preprocessing import plan_series
-from medserve.dicomgen import write_ct_series
-from medserve.phantoms import chest_volume
+from devtools.dicomgen import write_ct_series
+from devtools.phantoms import chest_volume
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from gateway.config import Settings
 from gateway.errors import EmptyBody, InvalidUpload, PayloadTooLarge, UnsupportedMediaType
 from gateway.uploads import DicomPart, UploadLimits, receive
-from medserve.testdata import pydicom_test_file
+from devtools.testdata import pydicom_test_file
 
 CT = pydicom_test_file("CT_small.dcm").read_bytes()
 MR = pydicom_test_file("MR_small.dcm").read_bytes()

@@ -22,8 +22,8 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from medserve.testdata import pydicom_test_file as _pydicom_file
-from medserve.testdata import pynetdicom_test_file as _pynetdicom_file
+from devtools.testdata import pydicom_test_file as _pydicom_file
+from devtools.testdata import pynetdicom_test_file as _pynetdicom_file
 from preprocessing import InvalidDicom, MissingPixelData, PreprocessingError
 
 

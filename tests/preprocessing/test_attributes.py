@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medserve.testdata import pydicom_test_file
+from devtools.testdata import pydicom_test_file
 from preprocessing import InvalidDicom, open_instance
 from preprocessing.attributes import header_text, header_value
 

@@ -48,7 +48,7 @@ def _huge_blank_jpeg2000() -> bytes:
 
 
 def _read_693() -> bytes:
-    from medserve.testdata import pydicom_test_file
+    from devtools.testdata import pydicom_test_file
 
     return pydicom_test_file("693_J2KI.dcm").read_bytes()
 

@@ -162,7 +162,7 @@ def test_a_deflate_bomb_is_refused_before_pydicom_inflates_it() -> None:
     import pydicom
     from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-    from medserve.testdata import pydicom_test_file
+    from devtools.testdata import pydicom_test_file
     from preprocessing import InputTooLarge, configure_limits, current_limits, open_instance
 
     ds = pydicom.dcmread(pydicom_test_file("CT_small.dcm"))

@@ -8,7 +8,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from medserve.dicomgen import ct_dataset
+from devtools.dicomgen import ct_dataset
 from preprocessing.part10 import read_part10
 
 

@@ -9,8 +9,8 @@ import pytest
 from pydicom.pixels import apply_modality_lut
 from scipy import ndimage
 
-from medserve import testdata
-from medserve.phantoms import chest_slice
+from devtools import testdata
+from devtools.phantoms import chest_slice
 from preprocessing import (
     InconsistentSeries,
     InvalidDicom,

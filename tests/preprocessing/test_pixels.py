@@ -9,7 +9,7 @@ import pytest
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, apply_windowing, convert_color_space
 from pydicom.pixels import pixel_array as pydicom_pixel_array
 
-from medserve import testdata
+from devtools import testdata
 from preprocessing import PreprocessingSpec, decode_frame, open_instance, preprocess_instance, read_dataset
 from preprocessing.frames import instance_frames
 from preprocessing.pixels import (

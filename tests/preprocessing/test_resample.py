@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from medserve import testdata
+from devtools import testdata
 from preprocessing import plan_series
 from preprocessing.resample import (
     PlaneResampler,

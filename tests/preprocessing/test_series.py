@@ -10,7 +10,7 @@ import pydicom
 import pytest
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
-from medserve import testdata
+from devtools import testdata
 from preprocessing import (
     InconsistentSeries,
     MissingPixelData,

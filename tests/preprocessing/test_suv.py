@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from medserve import testdata
+from devtools import testdata
 from preprocessing import InvalidDicom, PreprocessingSpec, preprocess_instance, preprocess_series
 from preprocessing.suv import suv_bw_factor
 

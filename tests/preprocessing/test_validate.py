@@ -8,7 +8,7 @@ from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
 
-from medserve.testdata import pydicom_test_file
+from devtools.testdata import pydicom_test_file
 from preprocessing import InputTooLarge, InvalidDicom, configure_limits, current_limits, plan_series, preprocess_instance
 from preprocessing.spec import PreprocessingSpec
 from preprocessing.validate import RULES, check_header

@@ -74,7 +74,7 @@ def assert_still_serving(gateway) -> None:
 
 
 def ct_small() -> bytes:
-    from medserve.testdata import pydicom_test_file
+    from devtools.testdata import pydicom_test_file
 
     return pydicom_test_file("CT_small.dcm").read_bytes()
 
@@ -259,7 +259,7 @@ def test_seg_of_an_instance_with_odd_patient_attributes_is_never_a_500(fuzz_gate
 
 def test_seg_without_frame_of_reference_is_422_output_unavailable(fuzz_gateway) -> None:
     """693_UNCI.dcm, a real CT, has no (0020,0052) Frame of Reference UID, which a SEG needs."""
-    from medserve.testdata import pydicom_test_file
+    from devtools.testdata import pydicom_test_file
 
     request = single(SEGMENTER, pydicom_test_file("693_UNCI.dcm").read_bytes(), "seg")
     body = assert_refused(fuzz_gateway(), request, {422: {"output_unavailable"}})

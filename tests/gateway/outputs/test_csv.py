@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from contract import Task
 from gateway.outputs.measurements import measure_labels
 from gateway.outputs.registry import OutputFormat, encode
-from medserve.dicomgen import ct_dataset
-from medserve.phantoms import chest_slice
+from devtools.dicomgen import ct_dataset
+from devtools.phantoms import chest_slice
 
 DICOM = {"Content-Type": "application/dicom"}
 

@@ -1,6 +1,6 @@
 """2D chest-CT nodule segmentation: which pixels of an axial slice are lung nodule?
 
-A MONAI U-Net (:class:`~export.zoo.networks.UpsampleUNet`, channels 32–256, one residual unit
+A MONAI U-Net (:class:`~devtools.zoo.networks.UpsampleUNet`, channels 32–256, one residual unit
 per level) on phantom slices of a 240 mm field of view written at 256×256 and prepared to
 128×128 (1.9 mm pixels) by :func:`preprocessing.prepare_slice`. The exported graph answers
 uint8 labels (0 background, 1 nodule) per pixel: the argmax runs inside the model.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medserve.phantoms import SlicePhantom, chest_slice
+from devtools.phantoms import SlicePhantom, chest_slice
 from preprocessing import PreprocessingSpec, prepare_slice
 from preprocessing.resample import resize
 

@@ -1,6 +1,6 @@
 """In-memory DICOM for the zoo: CT series from HU volumes, PET instances from SUV maps.
 
-CT instances come from :func:`medserve.dicomgen.ct_dataset`. PET instances carry what an
+CT instances come from :func:`devtools.dicomgen.ct_dataset`. PET instances carry what an
 SUVbw calculation reads — (0054,1001) *Units* BQML, (0054,1102) *Decay Correction* START,
 (0010,1030) *Patient Weight* and the (0054,0016) *Radiopharmaceutical Information Sequence* —
 so the gateway's preprocessing recovers the SUV map they were written from.
@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import PositronEmissionTomographyImageStorage, generate_uid
 
-from medserve.dicomgen import AXIAL_ORIENTATION, ct_dataset, new_instance
+from devtools.dicomgen import AXIAL_ORIENTATION, ct_dataset, new_instance
 
 __all__ = ["F18_HALF_LIFE_S", "ct_series", "pet_dataset"]
 

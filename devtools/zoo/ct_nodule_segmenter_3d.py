@@ -1,10 +1,10 @@
 """3D chest-CT nodule segmentation: which voxels of a CT series are lung nodule?
 
-A MONAI U-Net in 3D (:class:`~export.zoo.networks.UpsampleUNet`, channels 16–128, one
+A MONAI U-Net in 3D (:class:`~devtools.zoo.networks.UpsampleUNet`, channels 16–128, one
 residual unit per level) that takes patches of 32×96×96 voxels of 2 mm. Its preprocessing
 resamples any series to 2 mm voxels (``spacing_mm``) and leaves the size open, so nodules keep
 their physical size and the gateway tiles a larger volume with a sliding window of the patch
-size. Trained on phantom series of exactly one patch (:func:`medserve.phantoms.chest_volume`,
+size. Trained on phantom series of exactly one patch (:func:`devtools.phantoms.chest_volume`,
 32 slices of 96×96 over a 192 mm field of view), prepared by the same
 :func:`preprocessing.preprocess_series` as served ones, from in-memory DICOM. The exported
 graph answers uint8 labels per voxel: 1 byte instead of 2×4 bytes of probabilities.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medserve.phantoms import chest_volume
+from devtools.phantoms import chest_volume
 from preprocessing import PreprocessingSpec, preprocess_series
 
 from .dicom import ct_series

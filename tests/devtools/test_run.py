@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from medserve.run import RestartHistory, RestartPolicy, describe_exit, supervise
+from devtools.run import RestartHistory, RestartPolicy, describe_exit, supervise
 
 POLICY = RestartPolicy(max_restarts=3, window_s=60.0, backoff_initial_s=0.5, backoff_max_s=1.5)
 

@@ -1,6 +1,6 @@
 """2D chest-CT slice classifier: does this axial slice contain a lung nodule?
 
-Trained on synthetic chest-CT phantoms (:mod:`medserve.phantoms`) prepared by the very same
+Trained on synthetic chest-CT phantoms (:mod:`devtools.phantoms`) prepared by the very same
 :func:`preprocessing.prepare_slice` the gateway uses, with the preprocessing spec of its export
 spec, so training and serving cannot disagree.
 
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from export.metrics import roc_auc
-from medserve.phantoms import chest_slice
+from devtools.phantoms import chest_slice
 from preprocessing import PreprocessingSpec, prepare_slice
 
 from .networks import resnet_classifier

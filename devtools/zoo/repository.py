@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..pipeline import ExportOptions, export_model, source_digest
-from ..spec import ExportSpec, load_spec
+from export.pipeline import ExportOptions, export_model, source_digest
+from export.spec import ExportSpec, load_spec
 from .datasets import MANIFEST, WRITERS
 
 __all__ = ["DATA_DIR", "DERIVED", "SPECS_DIR", "ZOO", "ensure_demo_repository", "ensure_zoo_data", "zoo_spec"]

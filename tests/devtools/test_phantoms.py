@@ -6,8 +6,8 @@ import numpy as np
 import pydicom
 from scipy import ndimage
 
-from medserve.dicomgen import ct_dataset, write_ct_series
-from medserve.phantoms import LUNG_HU, chest_slice, chest_volume
+from devtools.dicomgen import ct_dataset, write_ct_series
+from devtools.phantoms import LUNG_HU, chest_slice, chest_volume
 
 
 def test_phantoms_are_deterministic_for_a_seed() -> None:

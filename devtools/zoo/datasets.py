@@ -1,6 +1,6 @@
 """Calibration and validation folders for the zoo: real DICOM files plus a ``manifest.csv``.
 
-Written as DICOM (:mod:`medserve.dicomgen`, :mod:`export.zoo.dicom`) so that export measures
+Written as DICOM (:mod:`devtools.dicomgen`, :mod:`devtools.zoo.dicom`) so that export measures
 its task metric on inputs that went through DICOM encoding and the gateway's preprocessing.
 Phantoms come from the same generators the models were trained on, from other seeds.
 Deterministic for a seed (UIDs aside). Manifest columns: one per model input, plus ``label``
@@ -16,8 +16,8 @@ from typing import Callable
 import numpy as np
 from pydicom.uid import generate_uid
 
-from medserve.dicomgen import ct_dataset
-from medserve.phantoms import chest_slice
+from devtools.dicomgen import ct_dataset
+from devtools.phantoms import chest_slice
 
 from . import ct_nodule_segmenter, ct_nodule_segmenter_3d, ct_pet_nodule_classifier
 from .dicom import ct_series, pet_dataset

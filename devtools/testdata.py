@@ -4,7 +4,7 @@ uneven spacing, missing slices or gantry tilt; MR and PET series; enhanced multi
 Everything is built in memory (tests write files where they need them) with the geometry a
 scanner would write: slice k of a series lies at ``origin + distance_k × normal`` (+ a shear for
 gantry tilt), normal = row cosine × column cosine of (0020,0037). CT instances come from
-:func:`medserve.dicomgen.ct_dataset`; patient attributes are synthetic by construction.
+:func:`devtools.dicomgen.ct_dataset`; patient attributes are synthetic by construction.
 """
 
 from __future__ import annotations

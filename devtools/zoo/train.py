@@ -11,7 +11,7 @@ import torch
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
-#: zoo model name → module (under export.zoo) holding its ``train(seed, log)``.
+#: zoo model name → module (under devtools.zoo) holding its ``train(seed, log)``.
 TRAINERS = {
     "ct_nodule_classifier": "ct_nodule_classifier",
     "ct_nodule_segmenter": "ct_nodule_segmenter",

@@ -46,7 +46,7 @@ from export.triton.config import parse, render
 from export.triton.model_dir import RUNNER_SOURCE
 from export.variants import model_name, model_names
 
-from .tritonserver import TritonPorts, TritonServer, stop_group
+from devtools.tritonserver import TritonPorts, TritonServer, stop_group
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = PROJECT_ROOT / "benchmarks" / "results"
@@ -105,16 +105,16 @@ def multipart_form(files: Sequence[tuple[str, bytes]], field_name: str = "files"
 def classifier_payloads() -> list[Payload]:
     """Two real CT slices written by others: pydicom-data's 512×512 ``693_UNCI.dcm`` and
     pydicom's 128×128 ``CT_small.dcm``."""
-    from .testdata import pydicom_test_file
+    from devtools.testdata import pydicom_test_file
 
     return [Payload(name, pydicom_test_file(name).read_bytes(), "application/dicom") for name in ("693_UNCI.dcm", "CT_small.dcm")]
 
 
 def series_payloads(directory: Path, count: int = 2, slices: int = 32, size: int = 96, spacing_mm: float = 2.0) -> list[Payload]:
-    """``count`` phantom chest-CT series (``medserve.dicomgen.write_ct_series``, shuffled
+    """``count`` phantom chest-CT series (``devtools.dicomgen.write_ct_series``, shuffled
     instance order), each ``slices`` × ``size``² at ``spacing_mm``, as multipart/form-data."""
-    from .dicomgen import write_ct_series
-    from .phantoms import chest_volume
+    from devtools.dicomgen import write_ct_series
+    from devtools.phantoms import chest_volume
 
     payloads = []
     for k in range(count):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from medserve.tritonserver import TritonInstall, TritonPorts, TritonServer, TritonStartFailed, server_environment
+from devtools.tritonserver import TritonInstall, TritonPorts, TritonServer, TritonStartFailed, server_environment
 
 
 def test_install_is_found_with_a_stub_for_this_python() -> None:

@@ -239,7 +239,7 @@ def write_demo_instance(path: Path) -> Path:
 def run(
     repository: Path, work_dir: Path, host: str, port: int, triton_ports: TritonPorts, policy: RestartPolicy | None = None
 ) -> int:
-    from export.zoo.repository import ensure_demo_repository
+    from devtools.zoo.repository import ensure_demo_repository
 
     policy = policy or RestartPolicy.from_environment()
     exported = ensure_demo_repository(repository)

@@ -25,7 +25,7 @@ import torch
 from scipy import ndimage
 
 from export.metrics import roc_auc
-from medserve.phantoms import chest_slice
+from devtools.phantoms import chest_slice
 from preprocessing import PreprocessingSpec, prepare_slice
 
 from .networks import resnet_classifier
