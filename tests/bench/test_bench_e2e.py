@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from benchmarks import serving as bench
+from benchmarks.serving.inputs import classifier_payloads, series_payloads
+from benchmarks.serving.load import Payload, closed_loop
+from benchmarks.serving.stages import STAGES, gateway_stage_totals, stage_breakdown, triton_model_totals
+from benchmarks.serving.variants import CLASSIFIER, SEGMENTER_3D
 
 
 @pytest.fixture(scope="module")
@@ -21,32 +24,32 @@ def bench_gateway(start_gateway):
 
 
 def test_closed_loop_drives_the_gateway_and_the_stages_add_up(bench_gateway, triton) -> None:
-    payloads = bench.classifier_payloads()
-    url = f"{bench_gateway.url}/v1/models/{bench.CLASSIFIER}/predict"
+    payloads = classifier_payloads()
+    url = f"{bench_gateway.url}/v1/models/{CLASSIFIER}/predict"
     metrics = f"{bench_gateway.url}/metrics"
-    stats = f"{triton.http_url}/v2/models/{bench.CLASSIFIER}/stats"
+    stats = f"{triton.http_url}/v2/models/{CLASSIFIER}/stats"
 
-    gateway_before = bench.gateway_stage_totals(urllib.request.urlopen(metrics).read().decode(), bench.CLASSIFIER)
-    triton_before = bench.triton_model_totals(json.loads(urllib.request.urlopen(stats).read()))
-    result = asyncio.run(bench.closed_loop(url, payloads, concurrency=3, max_requests=9, max_seconds=60, check=lambda body: b'"top_label"' in body))
-    gateway_after = bench.gateway_stage_totals(urllib.request.urlopen(metrics).read().decode(), bench.CLASSIFIER)
-    triton_after = bench.triton_model_totals(json.loads(urllib.request.urlopen(stats).read()))
+    gateway_before = gateway_stage_totals(urllib.request.urlopen(metrics).read().decode(), CLASSIFIER)
+    triton_before = triton_model_totals(json.loads(urllib.request.urlopen(stats).read()))
+    result = asyncio.run(closed_loop(url, payloads, concurrency=3, max_requests=9, max_seconds=60, check=lambda body: b'"top_label"' in body))
+    gateway_after = gateway_stage_totals(urllib.request.urlopen(metrics).read().decode(), CLASSIFIER)
+    triton_after = triton_model_totals(json.loads(urllib.request.urlopen(stats).read()))
 
     assert result.errors == {}
     assert result.requests == 9
     summary = result.summary()
     assert summary["p50_ms"] <= summary["p95_ms"] <= summary["p99_ms"]
-    breakdown = bench.stage_breakdown(gateway_before, gateway_after, triton_before, triton_after)
-    assert set(breakdown["gateway_ms"]) == {"request", *bench.STAGES}
+    breakdown = stage_breakdown(gateway_before, gateway_after, triton_before, triton_after)
+    assert set(breakdown["gateway_ms"]) == {"request", *STAGES}
     assert breakdown["triton"]["requests"] == 9
     assert breakdown["triton"]["compute_infer_ms"] > 0
 
 
 def test_closed_loop_counts_error_answers(bench_gateway) -> None:
-    url = f"{bench_gateway.url}/v1/models/{bench.CLASSIFIER}/predict"
-    not_dicom = [bench.Payload("not DICOM", b"hello", "application/dicom")]
+    url = f"{bench_gateway.url}/v1/models/{CLASSIFIER}/predict"
+    not_dicom = [Payload("not DICOM", b"hello", "application/dicom")]
 
-    result = asyncio.run(bench.closed_loop(url, not_dicom, concurrency=2, max_requests=4, max_seconds=60))
+    result = asyncio.run(closed_loop(url, not_dicom, concurrency=2, max_requests=4, max_seconds=60))
 
     assert result.requests == 0
     assert result.errors == {"400": 4}
@@ -54,7 +57,7 @@ def test_closed_loop_counts_error_answers(bench_gateway) -> None:
 
 @pytest.fixture(scope="module")
 def baseline_classifier(monkeypatch_module):
-    monkeypatch_module.setenv("MEDSERVE_BASELINE_MODEL", bench.CLASSIFIER)
+    monkeypatch_module.setenv("MEDSERVE_BASELINE_MODEL", CLASSIFIER)
     from benchmarks.baseline import create_app
 
     with TestClient(create_app()) as client:
@@ -68,10 +71,10 @@ def monkeypatch_module():
 
 
 def test_baseline_classifier_answers_what_medserve_answers(baseline_classifier, gateway) -> None:
-    for payload in bench.classifier_payloads():
+    for payload in classifier_payloads():
         headers = {"Content-Type": payload.content_type}
-        ours = gateway.post(f"/v1/models/{bench.CLASSIFIER}/predict", content=payload.body, headers=headers)
-        theirs = baseline_classifier.post(f"/v1/models/{bench.CLASSIFIER}/predict", content=payload.body, headers=headers)
+        ours = gateway.post(f"/v1/models/{CLASSIFIER}/predict", content=payload.body, headers=headers)
+        theirs = baseline_classifier.post(f"/v1/models/{CLASSIFIER}/predict", content=payload.body, headers=headers)
 
         assert ours.status_code == theirs.status_code == 200, (ours.text, theirs.text)
         assert theirs.json()["top_label"] == ours.json()["top_label"]
@@ -81,14 +84,14 @@ def test_baseline_classifier_answers_what_medserve_answers(baseline_classifier, 
 
 
 def test_baseline_3d_finds_the_nodules_medserve_finds(monkeypatch, gateway, tmp_path: Path) -> None:
-    monkeypatch.setenv("MEDSERVE_BASELINE_MODEL", bench.SEGMENTER_3D)
+    monkeypatch.setenv("MEDSERVE_BASELINE_MODEL", SEGMENTER_3D)
     from benchmarks.baseline import create_app
 
-    payload = bench.series_payloads(tmp_path, count=1)[0]
+    payload = series_payloads(tmp_path, count=1)[0]
     headers = {"Content-Type": payload.content_type}
-    ours = gateway.post(f"/v1/models/{bench.SEGMENTER_3D}/predict", content=payload.body, headers=headers)
+    ours = gateway.post(f"/v1/models/{SEGMENTER_3D}/predict", content=payload.body, headers=headers)
     with TestClient(create_app()) as baseline:
-        theirs = baseline.post(f"/v1/models/{bench.SEGMENTER_3D}/predict", content=payload.body, headers=headers)
+        theirs = baseline.post(f"/v1/models/{SEGMENTER_3D}/predict", content=payload.body, headers=headers)
 
     assert ours.status_code == theirs.status_code == 200, (ours.text, theirs.text)
     ours_ml = next(m for m in ours.json()["measurements"] if m["label"] == "nodule")["volume_ml"]
