@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
-from .tritonserver import TritonPorts, TritonServer, stop_group
+from .processes import GatewayProcess, ServerStartFailed, describe_exit
+from .tritonserver import TritonPorts, TritonServer
 
 DEMO_MODEL = "ct_nodule_classifier"
 #: How often the supervisor looks at its processes (seconds).
@@ -83,19 +81,8 @@ class RestartHistory:
         return len(self._times)
 
 
-def describe_exit(returncode: int) -> str:
-    """``exited with code 134`` or ``killed by signal SIGKILL (9)`` (Popen's negative codes)."""
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = "signal"
-        return f"killed by signal {name} ({-returncode})"
-    return f"exited with code {returncode}"
-
-
 class Supervised(Protocol):
-    """A process the supervisor keeps running."""
+    """A process the supervisor keeps running (a :class:`devtools.processes.ServerProcess`)."""
 
     name: str
 
@@ -105,40 +92,15 @@ class Supervised(Protocol):
     @property
     def returncode(self) -> int | None: ...
 
-    def launch(self) -> None: ...
+    def start(self) -> object:
+        """Start the process and return at once."""
 
-    def stop(self) -> None: ...
-
-
-class GatewayProcess:
-    """``python -m gateway.server`` in its own process group (it and its uvicorn workers)."""
-
-    name = "gateway"
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self._env = env
-        self._process: subprocess.Popen | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    @property
-    def returncode(self) -> int | None:
-        return self._process.poll() if self._process is not None else None
-
-    def launch(self) -> None:
-        self._process = subprocess.Popen([sys.executable, "-m", "gateway.server"], env=self._env, start_new_session=True)
-
-    def stop(self, timeout_s: float = 15.0) -> None:
-        """Stop the gateway's process group (:func:`stop_group`)."""
-        process, self._process = self._process, None
-        if process is not None:
-            stop_group(process, timeout_s)
+    def stop(self) -> None:
+        """Stop the process, or reap what it left when it died."""
 
 
 class TritonProcess:
-    """:class:`TritonServer` as a supervised process."""
+    """:class:`TritonServer` as a supervised process (started without waiting for its models)."""
 
     name = "tritonserver"
 
@@ -153,7 +115,7 @@ class TritonProcess:
     def returncode(self) -> int | None:
         return self.server.returncode
 
-    def launch(self) -> None:
+    def start(self) -> None:
         self.server.launch()
 
     def stop(self) -> None:
@@ -191,35 +153,9 @@ def supervise(processes: list[Supervised], policy: RestartPolicy, stop: threadin
             )
             if stop.wait(delay):
                 return 0
-            process.launch()
+            process.start()
             say(f"{process.name} restarted (pid {process.pid})")
     return 0
-
-
-def _wait_until(ready: Callable[[], bool], process: Supervised, stop: threading.Event, timeout_s: float) -> bool:
-    """Wait for ``ready()``; False when ``stop`` was set first. Raises when ``process`` exits
-    or ``timeout_s`` passes."""
-    deadline = time.monotonic() + timeout_s
-    while not stop.is_set():
-        if process.returncode is not None:
-            raise RuntimeError(f"{process.name} {describe_exit(process.returncode)} before it was ready")
-        if ready():
-            return True
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{process.name} not ready after {timeout_s:.0f}s")
-        stop.wait(POLL_S)
-    return False
-
-
-def _http_ok(url: str) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    return check
 
 
 def write_demo_instance(path: Path) -> Path:
@@ -253,30 +189,28 @@ def run(
 
     server = TritonServer(repository, work_dir / "triton", ports=triton_ports)
     triton = TritonProcess(server)
-    env = dict(os.environ, MEDSERVE_TRITON_GRPC_URL=server.grpc_url, MEDSERVE_HOST=host, MEDSERVE_PORT=str(port))
-    gateway = GatewayProcess(env)
-    url = f"http://{host}:{port}"
+    gateway = GatewayProcess(server.grpc_url, host=host, port=port)  # its output: ours
     try:
         say(f"starting tritonserver (log: {server.log_file}) ...")
-        triton.launch()
-        if not _wait_until(server.is_ready, triton, stop, 120):
+        triton.start()
+        if not server.wait_ready(120, cancel=stop):
             return 0
         say(f"tritonserver ready (pid {triton.pid})")
-        gateway.launch()
-        if not _wait_until(_http_ok(f"{url}/readyz"), gateway, stop, 60):
+        gateway.start()
+        if not gateway.wait_serving(60, cancel=stop):
             return 0
         say(f"gateway ready (pid {gateway.pid})")
         print(
             "\nmedserve is ready.\n"
-            f"  models:   curl -s {url}/v1/models\n"
-            f"  predict:  curl -s -X POST -H 'Content-Type: application/dicom' --data-binary @{demo} {url}/v1/models/{DEMO_MODEL}/predict\n"
-            f"  docs:     {url}/docs   metrics: {url}/metrics   Triton metrics: http://127.0.0.1:{triton_ports.metrics}/metrics\n"
+            f"  models:   curl -s {gateway.url}/v1/models\n"
+            f"  predict:  curl -s -X POST -H 'Content-Type: application/dicom' --data-binary @{demo} {gateway.url}/v1/models/{DEMO_MODEL}/predict\n"
+            f"  docs:     {gateway.url}/docs   metrics: {gateway.url}/metrics   Triton metrics: http://127.0.0.1:{triton_ports.metrics}/metrics\n"
             "Press Ctrl-C to stop.\n",
             flush=True,
         )
         return supervise([triton, gateway], policy, stop)
-    except RuntimeError as exc:
-        say(f"{exc}\n{server.log_tail()}" if triton.returncode is not None else str(exc), error=True)
+    except ServerStartFailed as exc:
+        say(str(exc), error=True)
         return 1
     finally:
         say("stopping ...")

@@ -1,13 +1,14 @@
 """Run the real Triton Inference Server that ships inside the ``nvidia-pytriton`` wheel.
 
 That build is CPU-only with the Python backend, which is all development and CI need: models
-run through the generic ONNX runner that export writes. Launch recipe (ARCHITECTURE.md): copy
+run through the generic ONNX runner that export writes. Launch recipe: copy
 ``libtriton_python.so`` + utils and the stub for *this* Python into a backend directory we own,
 put the wheel's bundled libraries and this interpreter's ``libpython`` on ``LD_LIBRARY_PATH``,
 and make the stub import numpy/onnxruntime from this environment.
 
-The server runs in its own process group, and its Python-backend stubs (one process per model
-instance) run in that group too. Stopping it — or cleaning up after it died, even by SIGKILL —
+The server is a :class:`devtools.processes.ServerProcess`: its own process group, started,
+awaited and stopped like the gateway; its Python-backend stubs (one process per model
+instance) run in that group. Stopping it — or cleaning up after it died, even by SIGKILL —
 signals the whole group, then kills any stub of this server's backend directory that is still
 running (a stub re-parented to init once its Triton died) and unlinks the stub's
 ``/dev/shm/triton_python_backend_shm_region_*`` region, so nothing is left behind.
@@ -18,23 +19,20 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import sysconfig
-import time
-import urllib.error
-import urllib.request
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+
+from .processes import ServerProcess, ServerStartFailed, free_port, http_ok, stop_group  # noqa: F401 (stop_group: the benches')
 
 
 class TritonNotInstalled(RuntimeError):
     """The nvidia-pytriton wheel (which carries the tritonserver binary) is not installed."""
 
 
-class TritonStartFailed(RuntimeError):
+class TritonStartFailed(ServerStartFailed):
     """tritonserver exited or did not become ready in time; the message holds its log tail."""
 
 
@@ -47,13 +45,7 @@ class TritonPorts:
     @classmethod
     def free(cls) -> "TritonPorts":
         """Three currently unused loopback ports (for tests running beside a dev server)."""
-        return cls(*(_free_port() for _ in range(3)))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return cls(*(free_port() for _ in range(3)))
 
 
 @dataclass(frozen=True)
@@ -128,8 +120,7 @@ class TritonServer:
         self.poll_seconds = poll_seconds
         self.log_file = log_file or self.work_dir / "tritonserver.log"
         self.extra_args = extra_args
-        self._process: subprocess.Popen | None = None
-        self._log_handle: IO[bytes] | None = None
+        self._process: ServerProcess | None = None
 
     @property
     def http_url(self) -> str:
@@ -168,15 +159,7 @@ class TritonServer:
         """Start the server process and return at once (see :meth:`wait_ready`)."""
         install = TritonInstall.locate()
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self._log_handle = open(self.log_file, "ab")
-        self._process = subprocess.Popen(
-            self.command(install),
-            env=server_environment(install),
-            stdout=self._log_handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        self._process = ServerProcess("tritonserver", self.command(install), env=server_environment(install), log=self.log_file).start()
 
     @property
     def pid(self) -> int | None:
@@ -186,7 +169,7 @@ class TritonServer:
     def returncode(self) -> int | None:
         """The exit status once the server exited (negative: the signal that ended it);
         None while it runs or before it was started."""
-        return self._process.poll() if self._process is not None else None
+        return self._process.returncode if self._process is not None else None
 
     @property
     def stub_path(self) -> Path:
@@ -194,69 +177,33 @@ class TritonServer:
         return self.work_dir / "backends" / "python" / "triton_python_backend_stub"
 
     def is_ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return http_ok(f"{self.http_url}/v2/health/ready")
 
-    def wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                raise TritonStartFailed(f"tritonserver exited with {self._process.returncode}:\n{self.log_tail()}")
-            if self.is_ready():
-                return
-            time.sleep(0.25)
-        self.stop()
-        raise TritonStartFailed(f"tritonserver not ready after {timeout_s:.0f}s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 40) -> str:
+    def wait_ready(self, timeout_s: float, cancel: threading.Event | None = None) -> bool:
+        """Wait until the server is ready: True; False when ``cancel`` was set first. When it
+        exits first or is not ready in time it is stopped (:meth:`stop`) and
+        :class:`TritonStartFailed` raised with its log tail."""
+        if self._process is None:
+            raise TritonStartFailed("tritonserver was not launched")
         try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+            return self._process.wait_ready(f"{self.http_url}/v2/health/ready", timeout_s, cancel)
+        except ServerStartFailed as exc:
+            self.stop()
+            raise TritonStartFailed(str(exc)) from None
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM the whole process group (Triton and its Python-backend stubs), then SIGKILL;
         then reap what a server that died left: its stubs and their shared memory."""
-        process, self._process = self._process, None
         stubs = running_stubs(self.stub_path)
-        if process is not None:
-            stop_group(process, timeout_s)  # Triton, then the stubs that outlived it
+        if self._process is not None:
+            self._process.stop(timeout_s)  # Triton, then the stubs that outlived it
         reap_stubs(stubs)
-        if self._log_handle is not None:
-            self._log_handle.close()
-            self._log_handle = None
 
     def __enter__(self) -> "TritonServer":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def signal_group(pid: int, sig: signal.Signals) -> None:
-    """Send ``sig`` to the process group led by ``pid`` (a process started in a new session);
-    nothing when the group is gone."""
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def stop_group(process: subprocess.Popen, timeout_s: float = 15.0) -> None:
-    """Stop a server started in a session of its own: SIGTERM its process group (graceful:
-    in-flight requests finish), SIGKILL after ``timeout_s``; then SIGKILL whatever of the
-    group outlived it (workers of a server that died)."""
-    if process.poll() is None:
-        signal_group(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            signal_group(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-    signal_group(process.pid, signal.SIGKILL)
 
 
 #: The Python backend names the region it shares with a stub in the stub's third argument.

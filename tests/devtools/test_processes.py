@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.processes import CHECKOUT, GatewayProcess, ServerProcess, ServerStartFailed, free_port
+from devtools.processes import CHECKOUT, GatewayProcess, ServerProcess, ServerStartFailed, describe_exit, free_port
 
 
 def _alive(pid: int) -> bool:
@@ -21,6 +21,19 @@ def _alive(pid: int) -> bool:
         return False
     state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
     return state != "Z"
+
+
+@pytest.mark.parametrize(
+    ("returncode", "description"),
+    [
+        (134, "exited with code 134"),  # a C abort() seen through a shell
+        (0, "exited with code 0"),
+        (-9, "killed by signal SIGKILL (9)"),  # kill -9, the OOM killer
+        (-6, "killed by signal SIGABRT (6)"),  # a native decoder's assertion
+    ],
+)
+def test_exit_descriptions_name_the_code_or_signal(returncode: int, description: str) -> None:
+    assert describe_exit(returncode) == description
 
 
 def test_a_server_is_ready_when_its_url_answers_then_stops(tmp_path: Path) -> None:

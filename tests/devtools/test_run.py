@@ -3,12 +3,10 @@ processes that die (the end-to-end kills of Triton and the gateway are in tests/
 
 from __future__ import annotations
 
-import subprocess
 import threading
 
-import pytest
-
-from devtools.run import RestartHistory, RestartPolicy, describe_exit, supervise
+from devtools.processes import ServerProcess
+from devtools.run import RestartHistory, RestartPolicy, supervise
 
 POLICY = RestartPolicy(max_restarts=3, window_s=60.0, backoff_initial_s=0.5, backoff_max_s=1.5)
 
@@ -33,51 +31,23 @@ def test_policy_reads_its_limits_from_the_environment(monkeypatch) -> None:
     assert (policy.max_restarts, policy.window_s) == (7, 120.0)
 
 
-@pytest.mark.parametrize(
-    ("returncode", "description"),
-    [
-        (134, "exited with code 134"),  # a C abort() seen through a shell
-        (0, "exited with code 0"),
-        (-9, "killed by signal SIGKILL (9)"),  # kill -9, the OOM killer
-        (-6, "killed by signal SIGABRT (6)"),  # a native decoder's assertion
-    ],
-)
-def test_exit_descriptions_name_the_code_or_signal(returncode: int, description: str) -> None:
-    assert describe_exit(returncode) == description
-
-
-class Command:
-    """A real process under supervision: ``sh -c script``."""
+class Command(ServerProcess):
+    """A real process under supervision: ``sh -c script``, its starts counted."""
 
     def __init__(self, name: str, script: str) -> None:
-        self.name, self.script = name, script
+        super().__init__(name, ["sh", "-c", script], stop_timeout_s=5.0)
         self.launches = 0
-        self._process: subprocess.Popen | None = None
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    @property
-    def returncode(self) -> int | None:
-        return self._process.poll() if self._process else None
-
-    def launch(self) -> None:
+    def start(self) -> "Command":
         self.launches += 1
-        self._process = subprocess.Popen(["sh", "-c", self.script])
-
-    def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-        if self._process is not None:
-            self._process.wait()
+        return super().start()
 
 
 def test_a_process_that_keeps_dying_is_restarted_then_given_up_on(capsys) -> None:
     crashing, steady = Command("crashing", "exit 3"), Command("steady", "sleep 60")
     fast = RestartPolicy(max_restarts=2, window_s=60.0, backoff_initial_s=0.01, backoff_max_s=0.01)
     for process in (crashing, steady):
-        process.launch()
+        process.start()
     try:
         assert supervise([crashing, steady], fast, threading.Event()) == 1
     finally:
@@ -91,7 +61,7 @@ def test_a_process_that_keeps_dying_is_restarted_then_given_up_on(capsys) -> Non
 
 def test_supervision_ends_when_asked_to_stop() -> None:
     steady = Command("steady", "sleep 60")
-    steady.launch()
+    steady.start()
     stop = threading.Event()
     stop.set()
     try:
