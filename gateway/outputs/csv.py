@@ -6,27 +6,18 @@ import csv
 import dataclasses
 import io
 
-from .encoder import SEGMENTATION_TASKS, Answer, Binary, OutputEncoder
+from .encoder import SEGMENTATION_TASKS, Answer, Binary, output_format
 from .measurements import ClassMeasurement
 
 #: The columns: the fields of a measurement (volume in mL, largest diameter in mm).
 COLUMNS = [field.name for field in dataclasses.fields(ClassMeasurement)]
 
 
-def _answer(answer: Answer) -> Binary:
+@output_format("csv", "text/csv", tasks=SEGMENTATION_TASKS)
+def encoder(answer: Answer) -> Binary:
+    """the per-class measurements as a table: label, voxels, volume (mL), components, largest diameter (mm)"""
     table = io.StringIO()
     writer = csv.writer(table)  # RFC 4180: CRLF line ends, quoted only where needed
     writer.writerow(COLUMNS)
     writer.writerows(dataclasses.astuple(m) for m in answer.result.measurements)
-    disposition = f'attachment; filename="{answer.card.name}-measurements.csv"'
-    return Binary(table.getvalue().encode("utf-8"), {"Content-Disposition": disposition})
-
-
-FORMAT = OutputEncoder(
-    name="csv",
-    media_type="text/csv",
-    summary="the per-class measurements as a table: label, voxels, volume (mL), components, largest diameter (mm)",
-    encode=_answer,
-    accept=("text/csv",),
-    tasks=SEGMENTATION_TASKS,
-)
+    return Binary.attachment(table.getvalue().encode("utf-8"), f"{answer.card.name}-measurements.csv")

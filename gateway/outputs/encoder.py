@@ -1,4 +1,5 @@
-"""What an output format is: one :class:`OutputEncoder` per ``gateway/outputs/<format>.py``.
+"""What an output format is: one :class:`OutputEncoder` per ``gateway/outputs/<format>.py``,
+declared by :func:`output_format` on the function that encodes.
 
 An encoder declares everything the gateway needs to know about its format — the ``format=``
 name, the media type it answers, the ``Accept`` media types that select it, the tasks it
@@ -55,6 +56,11 @@ class Binary:
     content: bytes
     headers: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def attachment(cls, content: bytes, filename: str) -> Binary:
+        """A file to save rather than display: ``Content-Disposition: attachment`` naming it."""
+        return cls(content, {"Content-Disposition": f'attachment; filename="{filename}"'})
+
 
 @dataclass(frozen=True)
 class OutputEncoder:
@@ -83,3 +89,40 @@ class OutputEncoder:
     def applies(self, task: Task, has_activation_map: bool) -> bool:
         """Whether this format can answer for a model of ``task``."""
         return (self.tasks is None or task in self.tasks) and (has_activation_map or not self.needs_activation_map)
+
+
+def output_format(
+    name: str,
+    media_type: str,
+    *,
+    accept: tuple[str, ...] | None = None,
+    tasks: frozenset[Task] | None = None,
+    needs_activation_map: bool = False,
+    answers_for: tuple[str, ...] = (),
+    check_sources: Callable[[SeriesPlan], None] | None = None,
+) -> Callable[[Callable[[Answer], BaseModel | Binary]], OutputEncoder]:
+    """Declares the decorated ``encode(answer)`` as the :class:`OutputEncoder` of format
+    ``name`` (the decorated name is then the encoder, which ``registry.ENCODERS`` lists).
+
+    The first line of the function's docstring is the format's ``summary`` in the API docs
+    (as click takes a command's help from its docstring). ``accept`` defaults to ``(media_type,)``: the ``Accept`` media type that selects a format is
+    its own unless it shares it with another (``()``: only ``format=`` selects it). The other
+    arguments are :class:`OutputEncoder`'s.
+    """
+
+    def declare(encode: Callable[[Answer], BaseModel | Binary]) -> OutputEncoder:
+        if not encode.__doc__:
+            raise TypeError(f"the encoder of format {name!r} needs a docstring: its first line is the API docs' summary")
+        return OutputEncoder(
+            name=name,
+            media_type=media_type,
+            summary=encode.__doc__.strip().splitlines()[0],
+            encode=encode,
+            accept=(media_type,) if accept is None else accept,
+            tasks=tasks,
+            needs_activation_map=needs_activation_map,
+            answers_for=answers_for,
+            check_sources=check_sources,
+        )
+
+    return declare

@@ -8,13 +8,23 @@ from scipy import ndimage
 from contract import Task
 
 from ..errors import InvalidUpload, OutputUnavailable
-from .encoder import Answer, Binary, OutputEncoder
+from .encoder import Answer, Binary, output_format
 from .overlay import heatmap_overlay_png
 from .source_image import windowed_frame
 
 
-def _answer(answer: Answer) -> Binary:
-    """The activation map of one instance (``slice=``, the first by default), upsampled over
+@output_format(
+    "heatmap",
+    "image/png",
+    accept=(),  # PNG's media type: only format=heatmap, or format=png for a classifier, selects it
+    tasks=frozenset({Task.CLASSIFICATION}),
+    needs_activation_map=True,
+    answers_for=("png",),
+)
+def encoder(answer: Answer) -> Binary:
+    """classifiers exported with an activation map: its overlay on the windowed image
+
+    The activation map of one instance (``slice=``, the first by default), upsampled over
     its source pixels: the model's grid is a uniform resize of the source, so one linear zoom
     maps it."""
     result = answer.result
@@ -29,14 +39,3 @@ def _answer(answer: Answer) -> Binary:
     factors = (image.shape[0] / activation.shape[0], image.shape[1] / activation.shape[1])
     heat = ndimage.zoom(activation, factors, order=1, mode="nearest", grid_mode=True)[: image.shape[0], : image.shape[1]]
     return Binary(heatmap_overlay_png(image, heat), {"X-Instance-Index": str(index)})
-
-
-FORMAT = OutputEncoder(
-    name="heatmap",
-    media_type="image/png",
-    summary="classifiers exported with an activation map: its overlay on the windowed image",
-    encode=_answer,
-    tasks=frozenset({Task.CLASSIFICATION}),
-    needs_activation_map=True,
-    answers_for=("png",),
-)

@@ -18,7 +18,7 @@ from ..schemas import (
     SegmentationPublic,
     StageTimings,
 )
-from .encoder import Answer, OutputEncoder
+from .encoder import Answer, output_format
 
 
 def _labelled(pairs: list[tuple[str, float]]) -> list[LabelProbability]:
@@ -73,14 +73,7 @@ def segmentation_body(answer: Answer, masks: dict[str, dict[str, Any]] | None = 
     )
 
 
-def _answer(answer: Answer) -> ClassificationPublic | SegmentationPublic:
+@output_format("json", "application/json")
+def encoder(answer: Answer) -> ClassificationPublic | SegmentationPublic:
+    """labels and probabilities; for masks: per-class volume (mL), components and largest diameter (mm), and the grid"""
     return segmentation_body(answer) if answer.segmented else classification_body(answer)
-
-
-FORMAT = OutputEncoder(
-    name="json",
-    media_type="application/json",
-    summary="labels and probabilities; for masks: per-class volume (mL), components and largest diameter (mm), and the grid",
-    encode=_answer,
-    accept=("application/json",),
-)

@@ -7,7 +7,7 @@ import gzip
 import nibabel as nib
 import numpy as np
 
-from .encoder import SEGMENTATION_TASKS, Answer, Binary, OutputEncoder
+from .encoder import SEGMENTATION_TASKS, Answer, Binary, output_format
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -28,16 +28,8 @@ def nifti_labels(labels_map: np.ndarray, affine_lps: np.ndarray) -> bytes:
     return gzip.compress(image.to_bytes(), compresslevel=6)
 
 
-def _answer(answer: Answer) -> Binary:
+@output_format("nifti", "application/gzip", accept=("application/gzip", "application/x-nifti"), tasks=SEGMENTATION_TASKS)
+def encoder(answer: Answer) -> Binary:
+    """`.nii.gz` label map with the patient affine (RAS), as dcm2niix orders axes"""
     content = nifti_labels(answer.result.labels_map, answer.result.affine_lps)
-    return Binary(content, {"Content-Disposition": f'attachment; filename="{answer.card.name}.nii.gz"'})
-
-
-FORMAT = OutputEncoder(
-    name="nifti",
-    media_type="application/gzip",
-    summary="`.nii.gz` label map with the patient affine (RAS), as dcm2niix orders axes",
-    encode=_answer,
-    accept=("application/gzip", "application/x-nifti"),
-    tasks=SEGMENTATION_TASKS,
-)
+    return Binary.attachment(content, f"{answer.card.name}.nii.gz")

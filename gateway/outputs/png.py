@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .encoder import SEGMENTATION_TASKS, Answer, Binary, OutputEncoder
+from .encoder import SEGMENTATION_TASKS, Answer, Binary, output_format
 from .overlay import mask_overlay_png
 from .source_image import windowed_frame
 
@@ -18,19 +18,11 @@ def overlay_slice_index(labels_map: np.ndarray, requested: int | None) -> int:
     return int(np.argmax(areas)) if areas.any() else len(areas) // 2
 
 
-def _answer(answer: Answer) -> Binary:
+@output_format("png", "image/png", tasks=SEGMENTATION_TASKS)
+def encoder(answer: Answer) -> Binary:
+    """windowed slice with the coloured mask (`slice=` picks one; default: most foreground)"""
     result = answer.result
     index = overlay_slice_index(result.labels_map, answer.slice_index)
     frame = result.frames[index]
     content = mask_overlay_png(windowed_frame(answer.card, frame.instance, frame.index, frame.header), result.labels_map[index])
     return Binary(content, {"X-Slice-Index": str(index)})
-
-
-FORMAT = OutputEncoder(
-    name="png",
-    media_type="image/png",
-    summary="windowed slice with the coloured mask (`slice=` picks one; default: most foreground)",
-    encode=_answer,
-    accept=("image/png",),
-    tasks=SEGMENTATION_TASKS,
-)

@@ -1,7 +1,7 @@
 """The output formats the gateway answers, and everything derived from them.
 
-Adding a format is a new ``gateway/outputs/<format>.py`` declaring its
-:class:`~gateway.outputs.encoder.OutputEncoder` as ``FORMAT``, plus one entry in
+Adding a format is a new ``gateway/outputs/<format>.py`` whose ``encoder(answer)`` is
+declared by :func:`~gateway.outputs.encoder.output_format`, plus one entry in
 :data:`ENCODERS`. The ``format`` enum, the media types, ``Accept`` negotiation
 (:mod:`gateway.outputs.negotiation`), which formats a model answers (422 otherwise) and the
 predict route's OpenAPI description all follow from that entry.
@@ -29,13 +29,13 @@ if TYPE_CHECKING:
 ENCODERS: dict[str, OutputEncoder] = {
     encoder.name: encoder
     for encoder in (
-        json.FORMAT,
-        rle.FORMAT,
-        png.FORMAT,
-        nifti.FORMAT,
-        seg.FORMAT,
-        heatmap.FORMAT,
-        csv.FORMAT,
+        json.encoder,
+        rle.encoder,
+        png.encoder,
+        nifti.encoder,
+        seg.encoder,
+        heatmap.encoder,
+        csv.encoder,
     )
 }
 

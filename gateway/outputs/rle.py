@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..schemas import SegmentationPublic
-from .encoder import SEGMENTATION_TASKS, Answer, OutputEncoder
+from .encoder import SEGMENTATION_TASKS, Answer, output_format
 from .json import segmentation_body
 
 
@@ -32,16 +32,9 @@ def decode(encoded: dict[str, object]) -> np.ndarray:
     return np.repeat(values, counts).reshape(shape)
 
 
-def _answer(answer: Answer) -> SegmentationPublic:
+@output_format("rle", "application/json", accept=(), tasks=SEGMENTATION_TASKS)  # JSON's media type: only format= selects it
+def encoder(answer: Answer) -> SegmentationPublic:
+    """the JSON plus each class mask as run lengths (C order, background first)"""
     result = answer.result
     masks = {label: encode(result.labels_map == value) for value, label in enumerate(result.labels) if value > 0}
     return segmentation_body(answer, masks)
-
-
-FORMAT = OutputEncoder(
-    name="rle",
-    media_type="application/json",
-    summary="the JSON plus each class mask as run lengths (C order, background first)",
-    encode=_answer,
-    tasks=SEGMENTATION_TASKS,
-)

@@ -26,7 +26,7 @@ from preprocessing.attributes import header_text, header_value
 from preprocessing.frames import Frame
 
 from ..errors import OutputUnavailable
-from .encoder import SEGMENTATION_TASKS, Answer, Binary, OutputEncoder
+from .encoder import SEGMENTATION_TASKS, Answer, Binary, output_format
 
 #: Segmented property types for common label names; others are coded as "Morphologically
 #: Abnormal Structure" with the label as the segment's free-text name.
@@ -178,18 +178,9 @@ def _encode(source_images: list[Dataset], labels_map: np.ndarray, labels: list[s
     return buffer.getvalue()
 
 
-def _answer(answer: Answer) -> Binary:
+@output_format("seg", "application/dicom", tasks=SEGMENTATION_TASKS, check_sources=check_sources)
+def encoder(answer: Answer) -> Binary:
+    """DICOM SEG (highdicom) referencing the source instances"""
     result, name = answer.result, answer.card.name
     content = segmentation(result.frames, result.labels_map, result.labels, name, result.model_version)
-    return Binary(content, {"Content-Disposition": f'attachment; filename="{name}-seg.dcm"'})
-
-
-FORMAT = OutputEncoder(
-    name="seg",
-    media_type="application/dicom",
-    summary="DICOM SEG (highdicom) referencing the source instances",
-    encode=_answer,
-    accept=("application/dicom",),
-    tasks=SEGMENTATION_TASKS,
-    check_sources=check_sources,
-)
+    return Binary.attachment(content, f"{name}-seg.dcm")
