@@ -1,77 +1,49 @@
-"""One uvicorn server of the bench (the baseline, or a gateway) in a session of its own, on a
-free loopback port, logging to a file.
+"""The uvicorn servers of the bench, each a :class:`devtools.processes.ServerProcess` (a
+session of its own, a log file, stopped as a group) on a free loopback port: the baseline
+(:class:`BaselineProcess`) and the gateway (:func:`gateway_process`, as production starts it).
 
-Its own session makes the server's pid its process group, which is how the bench counts the
-CPU of the server and all its workers, and how it stops them together.
+Their own session makes each server's pid its process group, which is how the bench counts
+the CPU of a server and all its workers. Every server runs without the thread caps of this
+environment (``OMP_NUM_THREADS`` and the like): at the machine's defaults, as deployed.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
-from devtools.tritonserver import TritonPorts, stop_group
+from devtools.processes import GatewayProcess, ServerProcess, free_port
 
 from .options import PROJECT_ROOT
 
-GATEWAY_APP = "gateway.main:create_app"
 BASELINE_APP = "benchmarks.baseline:create_app"
+_THREAD_CAPS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def free_port() -> int:
-    return TritonPorts.free().http
+def uncapped_env(**extra: str) -> dict[str, str]:
+    """This environment without thread caps, plus ``extra``."""
+    return {**{k: v for k, v in os.environ.items() if k not in _THREAD_CAPS}, **extra}
 
 
-def server_env(**extra: str) -> dict[str, str]:
-    """This environment without thread caps (every server runs at the machine's defaults)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH", "")]))
-    env.update(extra)
-    return env
+class BaselineProcess(ServerProcess):
+    """``uvicorn --factory benchmarks.baseline:create_app`` serving ``model`` from this
+    checkout, one worker, logging to ``log``."""
 
-
-class UvicornServer:
-    """``uvicorn --factory <app>`` (the gateway: ``python -m gateway.server``) in its own
-    session, logging to a file."""
-
-    def __init__(self, app: str, log_file: Path, env: dict[str, str], workers: int = 1) -> None:
+    def __init__(self, model: str, log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_file = log_file
-        if app == GATEWAY_APP:  # as deployed: its launcher, which sets up metrics for several workers
-            command = [sys.executable, "-m", "gateway.server"]
-            env = {**env, "MEDSERVE_HOST": "127.0.0.1", "MEDSERVE_PORT": str(self.port), "MEDSERVE_WORKERS": str(workers)}
-        else:
-            command = [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"]
-            if workers > 1:
-                command += ["--workers", str(workers)]
-        with open(log_file, "ab") as log:
-            self.process = subprocess.Popen(
-                command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
+        env = uncapped_env(MEDSERVE_BASELINE_MODEL=model)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH", "")]))
+        command = [sys.executable, "-m", "uvicorn", "--factory", BASELINE_APP, "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"]
+        super().__init__(f"baseline {model}", command, env=env, cwd=PROJECT_ROOT, log=log)
 
-    def wait_ready(self, path: str = "/healthz", timeout_s: float = 120.0) -> "UvicornServer":
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.url} exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                if urllib.request.urlopen(self.url + path, timeout=2).status == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"{self.url}{path} not ready after {timeout_s:.0f}s:\n{self.log_tail()}")
+    def wait_healthy(self, timeout_s: float = 120.0) -> "BaselineProcess":
+        self.wait_ready(f"{self.url}/healthz", timeout_s)
+        return self
 
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stop(self) -> None:
-        stop_group(self.process)
+def gateway_process(triton_grpc_url: str, work: Path, workers: int, env: dict[str, str]) -> GatewayProcess:
+    """A gateway of this checkout on ``triton_grpc_url`` with ``workers`` uvicorn workers and
+    the extra settings ``env`` (``MEDSERVE_X``: value), logging under ``work``."""
+    return GatewayProcess(triton_grpc_url, work, settings={"workers": str(workers)}, env=uncapped_env(**env))

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from devtools.processes import GatewayProcess
 from devtools.tritonserver import TritonPorts, TritonServer
 
 from .options import BenchOptions
 from .repositories import bench_repository
-from .servers import BASELINE_APP, GATEWAY_APP, UvicornServer, server_env
+from .servers import BaselineProcess, gateway_process
 from .stages import http_get
 from .variants import served_name
 
@@ -25,9 +26,9 @@ class Stack:
 
     def __init__(self, options: BenchOptions, work: Path) -> None:
         self.options, self.work = options, work
-        self.baselines: dict[str, UvicornServer] = {}
+        self.baselines: dict[str, BaselineProcess] = {}
         self.tritons: dict[str, TritonServer] = {}
-        self.gateways: dict[str, list[UvicornServer]] = {}
+        self.gateways: dict[str, list[GatewayProcess]] = {}
         self.triton_version = ""
 
     def start(self, model_dirs: dict[str, list[str]]) -> None:
@@ -38,8 +39,7 @@ class Stack:
         if "a" in options.variants:
             for model in options.models:
                 log(f"starting the baseline for {model}")
-                env = server_env(MEDSERVE_BASELINE_MODEL=model)
-                self.baselines[model] = UvicornServer(BASELINE_APP, self.work / f"baseline-{model}.log", env)
+                self.baselines[model] = BaselineProcess(model, self.work / f"baseline-{model}.log").start()
         deployments = []
         if "b" in options.variants:
             deployments.append(("nobatch", [m for m in options.models], False))
@@ -50,21 +50,25 @@ class Stack:
             log(f"starting tritonserver ({key}: {', '.join(names)})")
             triton = TritonServer(repository, self.work / f"triton-{key}", ports=TritonPorts.free(), poll_seconds=0)
             self.tritons[key] = triton.start(ready_timeout_s=300)
-            env = server_env(MEDSERVE_TRITON_GRPC_URL=triton.grpc_url, **options.gateway_env)
-            self.gateways[key] = [UvicornServer(GATEWAY_APP, self.work / f"gateway-{key}.log", env, options.gateway_workers)]
+            self.gateways[key] = [self._start_gateway(triton)]
             if key == "batch" and "e" in options.variants:
-                self.gateways["replicas"] = [
-                    UvicornServer(GATEWAY_APP, self.work / f"gateway-replica-{k}.log", env, options.gateway_workers) for k in (1, 2)
-                ]
-        for server in [*self.baselines.values(), *(g for group in self.gateways.values() for g in group)]:
-            server.wait_ready()
+                self.gateways["replicas"] = [self._start_gateway(triton) for _ in range(2)]
+        for baseline in self.baselines.values():
+            baseline.wait_healthy()
         for group in self.gateways.values():
-            for gateway in group:
-                gateway.wait_ready("/readyz", timeout_s=60)
+            for server in group:
+                server.wait_healthy(timeout_s=120)
+        for group in self.gateways.values():
+            for server in group:
+                server.wait_serving(timeout_s=60)
         if self.tritons:
             self.triton_version = json.loads(http_get(next(iter(self.tritons.values())).http_url + "/v2")).get("version", "")
 
-    def _deployment(self, variant: str) -> tuple[list[UvicornServer], TritonServer]:
+    def _start_gateway(self, triton: TritonServer) -> GatewayProcess:
+        options = self.options
+        return gateway_process(triton.grpc_url, self.work, options.gateway_workers, options.gateway_env).start()
+
+    def _deployment(self, variant: str) -> tuple[list[GatewayProcess], TritonServer]:
         triton = self.tritons["nobatch" if variant == "b" else "batch"]
         return self.gateways["replicas" if variant == "e" else "nobatch" if variant == "b" else "batch"], triton
 
@@ -79,10 +83,14 @@ class Stack:
     def process_groups(self, variant: str, model: str) -> dict[str, list[int]]:
         """Process groups (= the server's pid: each starts its own session) serving a variant."""
         if variant == "a":
-            return {"baseline": [self.baselines[model].pid()]}
+            return {"baseline": [self._pid(self.baselines[model])]}
         gateways, triton = self._deployment(variant)
-        assert triton.pid is not None
-        return {"gateway": [g.pid() for g in gateways], "triton": [triton.pid]}
+        return {"gateway": [self._pid(g) for g in gateways], "triton": [self._pid(triton)]}
+
+    @staticmethod
+    def _pid(server: BaselineProcess | GatewayProcess | TritonServer) -> int:
+        assert server.pid is not None, "a server of the stack is not running"
+        return server.pid
 
     def stop(self) -> None:
         for server in [*(g for group in self.gateways.values() for g in group), *self.baselines.values()]:
