@@ -9,6 +9,7 @@ from typing import Iterator
 
 import pytest
 
+from devtools.processes import GatewayProcess
 from devtools.testdata import pydicom_test_file as pydicom_file
 from devtools.testdata import pynetdicom_test_file as pynetdicom_file
 
@@ -75,59 +76,20 @@ def gateway(triton) -> Iterator["TestClient"]:
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-class GatewayProcess:
-    """The gateway as production runs it (``python -m gateway.server``), JSON logs to a file;
-    ``workers="2"`` starts two worker processes, whose metrics files go to ``metrics_dir``."""
-
-    def __init__(self, triton, work: Path, **settings: str) -> None:
-        import subprocess
-        import sys
-
-        from devtools.tritonserver import TritonPorts
-
-        self.port = TritonPorts.free().http
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = work / f"gateway-{self.port}.log"
-        self.metrics_dir = work / f"metrics-{self.port}"
-        env = dict(os.environ, MEDSERVE_TRITON_GRPC_URL=triton.grpc_url, MEDSERVE_HOST="127.0.0.1", MEDSERVE_PORT=str(self.port))
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        env.update({f"MEDSERVE_{key.upper()}": value for key, value in settings.items()})
-        if int(settings.get("workers", "1")) > 1:
-            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir)
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway.server"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self._wait_ready()
-
-    def _wait_ready(self, timeout_s: float = 60.0) -> None:
-        import time
-        import urllib.request
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"gateway did not start:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        import signal
-
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)  # the server and its workers
-        self.process.wait(timeout=15)
+def start_gateway_process(triton, work: Path, **settings: str) -> GatewayProcess:
+    """The gateway as production runs it (``python -m gateway.server``), JSON logs to a file in
+    ``work``, serving once ``/healthz`` answers; ``workers="2"`` starts two worker processes,
+    whose metrics files go to its ``metrics_dir``."""
+    gateway = GatewayProcess(triton.grpc_url, work, settings=settings)
+    gateway.start()
+    return gateway.wait_healthy()
 
 
 @pytest.fixture(scope="session")
 def live_gateway(triton, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A production-like gateway with an audit log, for log and audit assertions."""
     work = tmp_path_factory.mktemp("gateway")
-    gateway = GatewayProcess(triton, work, audit_log_path=str(work / "audit.jsonl"), log_level="debug")
+    gateway = start_gateway_process(triton, work, audit_log_path=str(work / "audit.jsonl"), log_level="debug")
     try:
         yield {"url": gateway.url, "log": gateway.log, "audit": work / "audit.jsonl"}
     finally:
@@ -141,7 +103,7 @@ def start_gateway(triton, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     work = tmp_path_factory.mktemp("gateways")
 
     def start(**settings: str) -> GatewayProcess:
-        started.append(GatewayProcess(triton, work, **settings))
+        started.append(start_gateway_process(triton, work, **settings))
         return started[-1]
 
     try:
