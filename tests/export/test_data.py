@@ -11,7 +11,7 @@ import pytest
 
 from export.data import load_calibration_set, load_validation_set, prepare_input
 from export.errors import ExportDataError
-from export.spec import load_spec
+from export.spec import ExportSpec, load_spec
 from preprocessing import PreprocessingSpec, preprocess_instance, read_dataset
 
 
@@ -77,21 +77,17 @@ def test_multi_input_cases_follow_the_manifest(tmp_path: Path, write_spec) -> No
     from devtools.zoo.datasets import write_fusion_set
 
     write_fusion_set(tmp_path / "validation", 4, seed=8)
-    spec = load_spec(
-        write_spec(
-            {
-                "name": "fusion",
-                "task": "multi-input",
-                "source": {"kind": "python", "factory": "devtools.zoo.ct_pet_nodule_classifier:build_model", "state_dict": "w.pt"},
-                "inputs": [
-                    {"name": "ct", "shape": [-1, 1, 128, 128], "preprocessing": _prep("CT", [128, 128])},
-                    {"name": "pet", "shape": [-1, 1, 64, 64], "preprocessing": _prep("PT", [64, 64]) | {"suv": "bw"}},
-                ],
-                "outputs": [{"name": "p", "meaning": "class_probabilities", "labels": ["a", "b"]}],
-                "validation": {"dicom_dir": str(tmp_path / "validation"), "manifest": str(tmp_path / "validation" / "manifest.csv")},
-                "precisions": ["fp32"],
-            }
-        )
+    spec = _zoo_spec(
+        write_spec,
+        tmp_path / "validation",
+        "fusion",
+        "multi-input",
+        "ct_pet_nodule_classifier",
+        inputs=[
+            {"name": "ct", "shape": [-1, 1, 128, 128], "preprocessing": _prep("CT", [128, 128])},
+            {"name": "pet", "shape": [-1, 1, 64, 64], "preprocessing": _prep("PT", [64, 64]) | {"suv": "bw"}},
+        ],
+        outputs=[{"name": "p", "meaning": "class_probabilities", "labels": ["a", "b"]}],
     )
     prepared = load_validation_set(spec)
 
@@ -99,6 +95,14 @@ def test_multi_input_cases_follow_the_manifest(tmp_path: Path, write_spec) -> No
     assert prepared.inputs["pet"].shape == (4, 1, 64, 64)
     assert [s.modality for s in prepared.sources["pet"]] == ["PT"] * 4
     assert prepared.labels is not None and prepared.labels.tolist() == [0, 1, 0, 1]
+
+
+def _zoo_spec(write_spec, validation: Path, name: str, task: str, module: str, **fields) -> ExportSpec:
+    """The FP32 spec of the zoo network ``devtools.zoo.<module>`` validated on the labelled
+    set written in ``validation`` (its ``manifest.csv``); ``fields``: inputs, outputs, ..."""
+    source = {"kind": "python", "factory": f"devtools.zoo.{module}:build_model", "state_dict": "w.pt"}
+    validation_set = {"dicom_dir": str(validation), "manifest": str(validation / "manifest.csv")}
+    return load_spec(write_spec({"name": name, "task": task, "source": source, **fields, "validation": validation_set, "precisions": ["fp32"]}))
 
 
 def _prep(modality: str, size: list[int]) -> dict:
@@ -163,19 +167,15 @@ def test_segmentation_masks_are_loaded(tmp_path: Path, write_spec) -> None:
     from devtools.zoo.datasets import write_segmenter_set
 
     write_segmenter_set(tmp_path / "validation", 3, seed=9)
-    spec = load_spec(
-        write_spec(
-            {
-                "name": "seg",
-                "task": "segmentation-2d",
-                "source": {"kind": "python", "factory": "devtools.zoo.ct_nodule_segmenter:build_model", "state_dict": "w.pt"},
-                "inputs": [{"name": "image", "shape": [-1, 1, 128, 128]}],
-                "outputs": [{"name": "labels", "meaning": "segmentation_labels", "labels": ["background", "nodule"], "dtype": "uint8"}],
-                "preprocessing": _prep("CT", [128, 128]),
-                "validation": {"dicom_dir": str(tmp_path / "validation"), "manifest": str(tmp_path / "validation" / "manifest.csv")},
-                "precisions": ["fp32"],
-            }
-        )
+    spec = _zoo_spec(
+        write_spec,
+        tmp_path / "validation",
+        "seg",
+        "segmentation-2d",
+        "ct_nodule_segmenter",
+        inputs=[{"name": "image", "shape": [-1, 1, 128, 128]}],
+        outputs=[{"name": "labels", "meaning": "segmentation_labels", "labels": ["background", "nodule"], "dtype": "uint8"}],
+        preprocessing=_prep("CT", [128, 128]),
     )
     prepared = load_validation_set(spec)
 

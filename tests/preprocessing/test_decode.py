@@ -130,21 +130,20 @@ def test_every_transfer_syntax_has_a_real_file_in_the_tables(real_images):
     assert required <= syntaxes
 
 
+#: The ways into pixel decoding: the whole dataset from bytes, or one frame from bytes or a path.
+_DECODE_ENTRIES = {
+    "read_and_decode": lambda source: decode_pixels(read_dataset(source.data)),
+    "frame_from_bytes": lambda source: decode_frame(open_instance(source.data)),
+    "frame_from_a_path": lambda source: decode_frame(open_instance(source.path)),
+}
+
+
 class TestBrokenFiles:
-    def test_read_and_decode_raise_the_typed_error(self, broken_file):
+    @pytest.mark.parametrize("entry", list(_DECODE_ENTRIES))
+    def test_every_entry_raises_the_typed_error(self, broken_file, entry):
         source, error, pattern = broken_file
         with pytest.raises(error, match=pattern):
-            decode_pixels(read_dataset(source.data))
-
-    def test_frame_decoding_from_bytes_raises_the_typed_error(self, broken_file):
-        source, error, pattern = broken_file
-        with pytest.raises(error, match=pattern):
-            decode_frame(open_instance(source.data))
-
-    def test_frame_decoding_from_a_path_raises_the_typed_error(self, broken_file):
-        source, error, pattern = broken_file
-        with pytest.raises(error, match=pattern):
-            decode_frame(open_instance(source.path))
+            _DECODE_ENTRIES[entry](source)
 
     def test_messages_hold_no_patient_data(self, broken_file):
         source, error, pattern = broken_file
