@@ -3,7 +3,7 @@
     python -m devtools run              # the demo repository if missing, Triton + gateway, supervised (make run)
     python -m devtools demo-repository  # export the demo zoo where missing or stale
     python -m devtools train NAME       # retrain a demo zoo model from its seed
-    python -m devtools bench            # the serving benchmark (benchmarks/serving.py)
+    python -m devtools bench            # the serving benchmark (benchmarks/serving/)
 
 Development tooling, never imported by the product packages (``contract``, ``preprocessing``,
 ``export``, ``gateway``, ``medserve``): synthetic phantoms and DICOM writers, test-data
