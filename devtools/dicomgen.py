@@ -24,6 +24,8 @@ from pydicom.uid import (
 
 RESCALE_INTERCEPT_HU = -1024.0
 AXIAL_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+#: Fluorine-18's half-life in seconds: (0018,1075) of the PET phantoms' FDG.
+F18_HALF_LIFE_S = 6586.2
 
 
 def new_instance(sop_class: UID) -> Dataset:
@@ -41,6 +43,20 @@ def new_instance(sop_class: UID) -> Dataset:
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = sop_uid
     return ds
+
+
+def set_pixels(ds: Dataset, stored: np.ndarray, bits_stored: int) -> None:
+    """The Image Pixel module of a one-sample (MONOCHROME2) 16-bit image: ``stored``
+    (rows, cols), or (frames, rows, cols), of int16 or uint16, of which the low
+    ``bits_stored`` bits are used."""
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = stored.shape[-2:]
+    ds.BitsAllocated = 16
+    ds.BitsStored = bits_stored
+    ds.HighBit = bits_stored - 1
+    ds.PixelRepresentation = int(stored.dtype.kind == "i")
+    ds.PixelData = np.ascontiguousarray(stored).tobytes()
 
 
 def ct_dataset(
@@ -89,18 +105,11 @@ def ct_dataset(
     ds.ImageOrientationPatient = [float(v) for v in orientation]
     ds.PixelSpacing = [float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1])]
     ds.SliceThickness = float(slice_thickness_mm)
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = stored.shape
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
+    set_pixels(ds, stored, bits_stored=12)
     ds.RescaleIntercept = RESCALE_INTERCEPT_HU
     ds.RescaleSlope = 1.0
     ds.RescaleType = "HU"
     ds.WindowCenter, ds.WindowWidth = window
-    ds.PixelData = stored.tobytes()
     if transfer_syntax != ExplicitVRLittleEndian:
         if transfer_syntax != RLELossless:
             ds.compress(transfer_syntax, stored)

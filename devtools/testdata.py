@@ -24,14 +24,13 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from .dicomgen import AXIAL_ORIENTATION, RESCALE_INTERCEPT_HU, ct_dataset, new_instance
+from .dicomgen import AXIAL_ORIENTATION, F18_HALF_LIFE_S, RESCALE_INTERCEPT_HU, ct_dataset, new_instance, set_pixels
 
 
 
 SAGITTAL_ORIENTATION = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
 CORONAL_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
 ENHANCED_CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2.1")
-F18_HALF_LIFE_S = 6586.2
 
 
 def slice_normal(orientation: Sequence[float]) -> np.ndarray:
@@ -221,14 +220,7 @@ def _image_dataset(
     ds.PatientName = "PHANTOM^TEST"
     ds.PatientID = "PHANTOM-0002"
     ds.PatientBirthDate = "19700101"
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = stored.shape[-2:]
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1 if stored.dtype.kind == "i" else 0
-    ds.PixelData = np.ascontiguousarray(stored).tobytes()
+    set_pixels(ds, stored, bits_stored=16)
     return ds
 
 

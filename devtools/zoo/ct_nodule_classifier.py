@@ -10,17 +10,14 @@ on CPU (about 3× FP32 throughput in onnxruntime), 7.9 MB of FP32 weights.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
-from export.metrics import roc_auc
 from devtools.phantoms import chest_slice
 from preprocessing import PreprocessingSpec, prepare_slice
 
 from .networks import resnet_classifier
-from .training import TrainingResult, fit, seed_everything, training_result
+from .training import TrainingResult, TrainingRun, train_classifier
 
 NAME = "ct_nodule_classifier"
 LABELS = ("no_nodule", "nodule")
@@ -85,36 +82,9 @@ def make_dataset(seed: int, count: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-@torch.no_grad()
-def evaluate_auc(model: NoduleClassifier, images: np.ndarray, labels: np.ndarray) -> float:
-    model.eval()
-    probabilities = torch.cat([model(torch.from_numpy(images[i : i + 64])) for i in range(0, len(images), 64)])
-    return roc_auc(labels, probabilities[:, 1].numpy())
-
-
 def train(seed: int = 0, train_count: int = 3000, validation_count: int = 400, epochs: int = 4, log=print) -> TrainingResult:
-    """Train from scratch, deterministically for a seed; validation phantoms come from a
-    different seed stream than the training ones."""
-    seed_everything(seed)
-    started = time.perf_counter()
-    x_train, y_train = make_dataset(seed * 2 + 1, train_count)
-    x_val, y_val = make_dataset(seed * 2 + 2, validation_count)
-    log(f"generated {train_count}+{validation_count} phantom slices in {time.perf_counter() - started:.1f}s")
-    model = build_model()
-    auc = fit(
-        model,
-        [x_train],
-        y_train,
-        lambda m, batch, y: torch.nn.functional.cross_entropy(m.logits(*batch), y),
-        epochs=epochs,
-        batch_size=32,
-        max_lr=3e-3,
-        seed=seed,
-        spatial_targets=False,
-        evaluate=lambda: evaluate_auc(model, x_val, y_val),
-        log=log,
-    )
-    return training_result(
-        model, seed=seed, train_count=train_count, validation_count=validation_count, epochs=epochs,
-        metric_name="auc", metric=auc, started=started,
+    """Train from scratch, deterministically for a seed (:func:`.training.train_classifier`)."""
+    return train_classifier(
+        build_model, make_dataset, TrainingRun(seed, train_count, validation_count, epochs),
+        items="phantom slices", log=log,
     )

@@ -16,7 +16,7 @@ from preprocessing import PreprocessingSpec, prepare_slice
 from preprocessing.resample import resize
 
 from .networks import LabelSegmenter
-from .training import TrainingResult, train_label_segmenter
+from .training import TrainingResult, TrainingRun, train_label_segmenter
 
 NAME = "ct_nodule_segmenter"
 LABELS = ("background", "nodule")
@@ -67,6 +67,6 @@ def train(seed: int = 0, train_count: int = 1200, validation_count: int = 200, e
     """Train from scratch, deterministically for a seed (:func:`.training.train_label_segmenter`;
     nodules cover about 1 % of a slice and a quarter of the slices have none)."""
     return train_label_segmenter(
-        build_model, make_dataset, classes=len(LABELS), seed=seed, train_count=train_count, validation_count=validation_count,
-        epochs=epochs, batch_size=16, evaluation_batch_size=32, items="phantom slices", log=log,
+        build_model, make_dataset, TrainingRun(seed, train_count, validation_count, epochs), classes=len(LABELS),
+        batch_size=16, evaluation_batch_size=32, items="phantom slices", log=log,
     )

@@ -20,7 +20,7 @@ from preprocessing import PreprocessingSpec, preprocess_series
 
 from .dicom import ct_series
 from .networks import LabelSegmenter
-from .training import TrainingResult, train_label_segmenter
+from .training import TrainingResult, TrainingRun, train_label_segmenter
 
 NAME = "ct_nodule_segmenter_3d"
 LABELS = ("background", "nodule")
@@ -64,6 +64,6 @@ def make_dataset(seed: int, count: int) -> tuple[np.ndarray, np.ndarray]:
 def train(seed: int = 0, train_count: int = 200, validation_count: int = 32, epochs: int = 10, log=print) -> TrainingResult:
     """Train from scratch, deterministically for a seed (:func:`.training.train_label_segmenter`)."""
     return train_label_segmenter(
-        build_model, make_dataset, classes=len(LABELS), seed=seed, train_count=train_count, validation_count=validation_count,
-        epochs=epochs, batch_size=4, evaluation_batch_size=4, items="phantom series", log=log,
+        build_model, make_dataset, TrainingRun(seed, train_count, validation_count, epochs), classes=len(LABELS),
+        batch_size=4, evaluation_batch_size=4, items="phantom series", log=log,
     )

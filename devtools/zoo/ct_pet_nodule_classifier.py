@@ -17,19 +17,17 @@ The network upsamples PET to the CT grid inside the graph and runs a MONAI ResNe
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from scipy import ndimage
 
-from export.metrics import roc_auc
 from devtools.phantoms import chest_slice
 from preprocessing import PreprocessingSpec, prepare_slice
 
 from .networks import resnet_classifier
-from .training import TrainingResult, fit, seed_everything, training_result
+from .training import TrainingResult, TrainingRun, train_classifier
 
 NAME = "ct_pet_nodule_classifier"
 LABELS = ("no_avid_nodule", "avid_nodule")
@@ -155,37 +153,9 @@ def make_dataset(seed: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     return ct, pet, labels
 
 
-@torch.no_grad()
-def evaluate_auc(model: CtPetClassifier, ct: np.ndarray, pet: np.ndarray, labels: np.ndarray) -> float:
-    model.eval()
-    probabilities = torch.cat(
-        [model(torch.from_numpy(ct[i : i + 64]), torch.from_numpy(pet[i : i + 64])) for i in range(0, len(labels), 64)]
-    )
-    return roc_auc(labels, probabilities[:, 1].numpy())
-
-
 def train(seed: int = 0, train_count: int = 3000, validation_count: int = 400, epochs: int = 4, log=print) -> TrainingResult:
-    """Train from scratch, deterministically for a seed."""
-    seed_everything(seed)
-    started = time.perf_counter()
-    ct_train, pet_train, y_train = make_dataset(seed * 2 + 1, train_count)
-    ct_val, pet_val, y_val = make_dataset(seed * 2 + 2, validation_count)
-    log(f"generated {train_count}+{validation_count} CT+PET phantom slices in {time.perf_counter() - started:.1f}s")
-    model = build_model()
-    auc = fit(
-        model,
-        [ct_train, pet_train],
-        y_train,
-        lambda m, batch, y: torch.nn.functional.cross_entropy(m.logits(*batch), y),
-        epochs=epochs,
-        batch_size=32,
-        max_lr=3e-3,
-        seed=seed,
-        spatial_targets=False,
-        evaluate=lambda: evaluate_auc(model, ct_val, pet_val, y_val),
-        log=log,
-    )
-    return training_result(
-        model, seed=seed, train_count=train_count, validation_count=validation_count, epochs=epochs,
-        metric_name="auc", metric=auc, started=started,
+    """Train from scratch, deterministically for a seed (:func:`.training.train_classifier`)."""
+    return train_classifier(
+        build_model, make_dataset, TrainingRun(seed, train_count, validation_count, epochs),
+        items="CT+PET phantom slices", log=log,
     )

@@ -17,11 +17,10 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import PositronEmissionTomographyImageStorage, generate_uid
 
-from devtools.dicomgen import AXIAL_ORIENTATION, ct_dataset, new_instance
+from devtools.dicomgen import AXIAL_ORIENTATION, F18_HALF_LIFE_S, ct_dataset, new_instance, set_pixels
 
 __all__ = ["F18_HALF_LIFE_S", "ct_series", "pet_dataset"]
 
-F18_HALF_LIFE_S = 6586.2
 SERIES_START = dt.datetime(2026, 1, 1, 10, 30, 0)
 
 
@@ -93,14 +92,7 @@ def pet_dataset(
     item.RadionuclideTotalDose = float(injected_dose_bq)
     item.RadionuclideHalfLife = F18_HALF_LIFE_S
     ds.RadiopharmaceuticalInformationSequence = DicomSequence([item])
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = stored.shape
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
+    set_pixels(ds, stored, bits_stored=16)
     ds.RescaleIntercept = 0
     ds.RescaleSlope = f"{slope:.10g}"
-    ds.PixelData = stored.tobytes()
     return ds

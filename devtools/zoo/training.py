@@ -4,18 +4,29 @@ learning rate, left–right flips as augmentation, and a validation score after 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 from monai.losses import DiceCELoss
 
-from export.metrics import dice
+from export.metrics import dice, roc_auc
 
-__all__ = ["TrainingResult", "fit", "seed_everything", "train_label_segmenter", "training_result"]
+__all__ = ["TrainingResult", "TrainingRun", "fit", "predict", "seed_everything", "train_classifier", "train_from_scratch", "train_label_segmenter", "training_result"]
 
 Loss = Callable[[torch.nn.Module, list[torch.Tensor], torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """The size of one training run: the seed the weights and the phantoms follow from, the
+    number of training and validation samples, and the epochs. Written into the metrics JSON."""
+
+    seed: int
+    train_count: int
+    validation_count: int
+    epochs: int
 
 
 @dataclass(frozen=True)
@@ -79,19 +90,13 @@ def fit(
     return score
 
 
-def training_result(
-    model: torch.nn.Module, *, seed: int, train_count: int, validation_count: int, epochs: int,
-    metric_name: str, metric: float, started: float,
-) -> TrainingResult:
+def training_result(model: torch.nn.Module, run: TrainingRun, *, metric_name: str, metric: float, started: float) -> TrainingResult:
     """The trained weights and the metrics JSON committed beside them (``started`` is a
     ``time.perf_counter()`` reading taken before data generation)."""
     return TrainingResult(
         state_dict=model.state_dict(),
         metrics={
-            "seed": seed,
-            "train_count": train_count,
-            "validation_count": validation_count,
-            "epochs": epochs,
+            **asdict(run),
             f"validation_{metric_name}": round(metric, 6),
             "training_seconds": round(time.perf_counter() - started, 1),
             "torch_version": torch.__version__,
@@ -100,53 +105,88 @@ def training_result(
 
 
 @torch.no_grad()
-def evaluate_dice(model: torch.nn.Module, inputs: np.ndarray, masks: np.ndarray, classes: int, batch_size: int) -> float:
-    """Foreground Dice of a label-map model (``LabelSegmenter``) over ``inputs``, in batches."""
+def predict(model: torch.nn.Module, inputs: list[np.ndarray], batch_size: int) -> torch.Tensor:
+    """``model``'s outputs over ``inputs`` (one [N, ...] array per model input), in eval mode
+    and in batches of ``batch_size``."""
     model.eval()
-    labels = torch.cat([model(torch.from_numpy(inputs[i : i + batch_size])) for i in range(0, len(inputs), batch_size)])
-    return dice(labels.numpy(), masks, classes)
+    count = len(inputs[0])
+    return torch.cat([model(*(torch.from_numpy(x[i : i + batch_size]) for x in inputs)) for i in range(0, count, batch_size)])
+
+
+def train_from_scratch(
+    build_model: Callable[[], torch.nn.Module],
+    make_dataset: Callable[[int, int], tuple[np.ndarray, ...]],
+    loss: Loss,
+    evaluate: Callable[[torch.nn.Module, list[np.ndarray], np.ndarray], float],
+    run: TrainingRun,
+    *,
+    metric_name: str,
+    spatial_targets: bool,
+    batch_size: int,
+    items: str,
+    log: Callable[[str], None],
+) -> TrainingResult:
+    """Train a new ``build_model()`` with :func:`fit`, deterministically for ``run.seed``.
+
+    ``make_dataset(seed, count)`` answers the model's input arrays then the targets; the
+    validation samples come from another seed than the training ones. ``evaluate(model,
+    inputs, targets)`` scores the validation set (``metric_name`` in the metrics JSON);
+    ``items`` names the samples in the log ("phantom slices").
+    """
+    seed_everything(run.seed)
+    started = time.perf_counter()
+    *x_train, y_train = make_dataset(run.seed * 2 + 1, run.train_count)
+    *x_val, y_val = make_dataset(run.seed * 2 + 2, run.validation_count)
+    log(f"generated {run.train_count}+{run.validation_count} {items} in {time.perf_counter() - started:.1f}s")
+    model = build_model()
+    score = fit(
+        model, x_train, y_train, loss, epochs=run.epochs, batch_size=batch_size, max_lr=3e-3, seed=run.seed,
+        spatial_targets=spatial_targets, evaluate=lambda: evaluate(model, x_val, y_val), log=log,
+    )
+    return training_result(model, run, metric_name=metric_name, metric=score, started=started)
+
+
+def train_classifier(
+    build_model: Callable[[], torch.nn.Module],
+    make_dataset: Callable[[int, int], tuple[np.ndarray, ...]],
+    run: TrainingRun,
+    *,
+    items: str,
+    log: Callable[[str], None],
+) -> TrainingResult:
+    """Train a classifier (``logits(*inputs)`` for the loss, class probabilities from
+    ``forward``) with cross-entropy, batches of 32, scored by the ROC AUC of class 1."""
+
+    def evaluate_auc(model: torch.nn.Module, inputs: list[np.ndarray], labels: np.ndarray) -> float:
+        return roc_auc(labels, predict(model, inputs, 64)[:, 1].numpy())
+
+    return train_from_scratch(
+        build_model, make_dataset, lambda m, batch, y: torch.nn.functional.cross_entropy(m.logits(*batch), y), evaluate_auc,
+        run, metric_name="auc", spatial_targets=False, batch_size=32, items=items, log=log,
+    )
 
 
 def train_label_segmenter(
     build_model: Callable[[], torch.nn.Module],
     make_dataset: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+    run: TrainingRun,
     *,
     classes: int,
-    seed: int,
-    train_count: int,
-    validation_count: int,
-    epochs: int,
     batch_size: int,
     evaluation_batch_size: int,
     items: str,
     log: Callable[[str], None],
 ) -> TrainingResult:
-    """Train a ``LabelSegmenter`` from scratch with cross-entropy + a foreground Dice over the
-    whole batch, deterministically for a seed. Nodules fill about 1 % of a slice and well
-    under 1 % of a volume, and many samples hold none: a Dice that counted the background, or
-    was averaged per sample, would teach the network to answer background everywhere.
-    ``items`` names the samples in the log ("phantom slices")."""
-    seed_everything(seed)
-    started = time.perf_counter()
-    x_train, y_train = make_dataset(seed * 2 + 1, train_count)
-    x_val, y_val = make_dataset(seed * 2 + 2, validation_count)
-    log(f"generated {train_count}+{validation_count} {items} in {time.perf_counter() - started:.1f}s")
-    model = build_model()
+    """Train a ``LabelSegmenter`` with cross-entropy + a foreground Dice over the whole batch,
+    scored by the foreground Dice. Nodules fill about 1 % of a slice and well under 1 % of a
+    volume, and many samples hold none: a Dice that counted the background, or was averaged
+    per sample, would teach the network to answer background everywhere."""
     criterion = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
-    score = fit(
-        model,
-        [x_train],
-        y_train,
-        lambda m, batch, y: criterion(m.logits(*batch), y.unsqueeze(1).long()),
-        epochs=epochs,
-        batch_size=batch_size,
-        max_lr=3e-3,
-        seed=seed,
-        spatial_targets=True,
-        evaluate=lambda: evaluate_dice(model, x_val, y_val, classes, evaluation_batch_size),
-        log=log,
-    )
-    return training_result(
-        model, seed=seed, train_count=train_count, validation_count=validation_count, epochs=epochs,
-        metric_name="dice", metric=score, started=started,
+
+    def evaluate_dice(model: torch.nn.Module, inputs: list[np.ndarray], masks: np.ndarray) -> float:
+        return dice(predict(model, inputs, evaluation_batch_size).numpy(), masks, classes)
+
+    return train_from_scratch(
+        build_model, make_dataset, lambda m, batch, y: criterion(m.logits(*batch), y.unsqueeze(1).long()), evaluate_dice,
+        run, metric_name="dice", spatial_targets=True, batch_size=batch_size, items=items, log=log,
     )
