@@ -1,65 +1,44 @@
-"""A real stack to fuzz: tritonserver (medserve.tritonserver) over the demo repository and
-the gateway as production starts it (``python -m gateway.server``), on free loopback ports,
-JSON logs to files. The gateway's upload cap is :data:`UPLOAD_CAP_BYTES`, which the ZIP
-bombs are sized against."""
+"""A real stack to fuzz: tritonserver (devtools.tritonserver) over the demo repository and
+the gateway as production starts it (``python -m gateway.server``, a
+:class:`devtools.processes.GatewayProcess`), on free loopback ports, JSON logs to files. The
+gateway's upload cap is :data:`UPLOAD_CAP_BYTES`, which the ZIP bombs are sized against."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from medserve.tritonserver import TritonPorts, TritonServer, stop_group
+from devtools.processes import GatewayProcess
+from devtools.tritonserver import TritonPorts, TritonServer
 
 from .families.uploads import UPLOAD_CAP_BYTES
 
-#: Settings of the fuzzed gateway (MEDSERVE_* variables).
-GATEWAY_SETTINGS = {"MEDSERVE_MAX_UPLOAD_BYTES": str(UPLOAD_CAP_BYTES), "MEDSERVE_LOG_LEVEL": "info", "MEDSERVE_MODEL_CACHE_TTL_S": "5"}
+#: Settings of the fuzzed gateway, by field name (``MEDSERVE_<NAME>``).
+GATEWAY_SETTINGS = {"max_upload_bytes": str(UPLOAD_CAP_BYTES), "log_level": "info", "model_cache_ttl_s": "5"}
 
 
-class GatewayServer:
-    """``python -m gateway.server`` in its own process group; stdout and stderr to ``log``."""
+def start_gateway(triton_grpc_url: str, work: Path, **settings: str) -> GatewayProcess:
+    """A gateway with :data:`GATEWAY_SETTINGS` (``settings`` over them), its log in ``work``,
+    serving once ``/healthz`` answers."""
+    gateway = GatewayProcess(triton_grpc_url, work, settings=GATEWAY_SETTINGS | settings)
+    gateway.start()
+    return gateway.wait_healthy()
 
-    def __init__(self, triton_grpc_url: str, work: Path, **settings: str) -> None:
-        self.port = TritonPorts.free().http
-        self.log = work / f"gateway-{self.port}.log"
-        env = dict(os.environ, MEDSERVE_TRITON_GRPC_URL=triton_grpc_url, MEDSERVE_HOST="127.0.0.1", MEDSERVE_PORT=str(self.port))
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        env.update(GATEWAY_SETTINGS | settings)
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "gateway.server"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self._wait_ready()
 
-    def _wait_ready(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"gateway did not start:\n{self.log.read_text(errors='replace')[-4000:]}")
-
-    def stop(self) -> None:
-        stop_group(self.process)
+#: The name ``fuzz/__main__.py`` restarts a dead gateway by (until it calls start_gateway).
+GatewayServer = start_gateway
 
 
 @contextmanager
-def fuzz_stack(repository: Path, work: Path) -> Iterator[tuple[TritonServer, list[GatewayServer]]]:
+def fuzz_stack(repository: Path, work: Path) -> Iterator[tuple[TritonServer, list[GatewayProcess]]]:
     """Triton and one gateway; the list grows when the runner restarts a dead gateway."""
     work.mkdir(parents=True, exist_ok=True)
     triton = TritonServer(repository, work / "triton", ports=TritonPorts.free(), poll_seconds=0)
     triton.start()
-    gateways: list[GatewayServer] = []
+    gateways: list[GatewayProcess] = []
     try:
-        gateways.append(GatewayServer(triton.grpc_url, work))
+        gateways.append(start_gateway(triton.grpc_url, work))
         yield triton, gateways
     finally:
         for gateway in gateways:

@@ -42,7 +42,7 @@ def fuzz_gateway(start_gateway):
     started = []
 
     def current():
-        if not started or started[-1].process.poll() is not None:
+        if not started or not started[-1].alive:
             started.append(start_gateway(max_upload_bytes=str(UPLOAD_CAP_BYTES), log_level="info"))
         return started[-1]
 
