@@ -34,15 +34,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmarks.serving import MARKDOWN, PROJECT_ROOT, RESULTS_DIR, Payload, closed_loop, wait_until_quiet
+from benchmarks.serving.servers import uncapped_env
+from devtools.processes import GatewayProcess
 from devtools.testdata import pydicom_test_file
-from devtools.tritonserver import TritonPorts, TritonServer, stop_group
+from devtools.tritonserver import TritonPorts, TritonServer
 
 BEGIN, END = "<!-- intake bench: begin (generated) -->", "<!-- intake bench: end -->"
 #: The last commit before issue 12's intake work (the session's starting point).
@@ -52,39 +52,15 @@ INPUTS = {"uncompressed": "693_UNCI.dcm", "jpeg2000": "693_J2KI.dcm"}
 TARGETS = {"uncompressed": 0.90, "jpeg2000": 0.80}
 
 
-class Gateway:
-    """``python -m gateway.server`` started from ``source`` (a checkout), in its own session."""
-
-    def __init__(self, source: Path, triton_grpc_url: str, log_file: Path) -> None:
-        self.port = TritonPorts.free().http
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "PROMETHEUS_MULTIPROC_DIR")}
-        env.update(
-            PYTHONPATH=str(source),
-            MEDSERVE_TRITON_GRPC_URL=triton_grpc_url,
-            MEDSERVE_HOST="127.0.0.1",
-            MEDSERVE_PORT=str(self.port),
-            MEDSERVE_WORKERS="1",
-            MEDSERVE_LOG_LEVEL="warning",
-        )
-        with open(log_file, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway.server"], cwd=source, env=env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the gateway from {source} exited:\n{log_file.read_text()[-3000:]}")
-            try:
-                if urllib.request.urlopen(f"{self.url}/readyz", timeout=2).status == 200:
-                    return
-            except OSError:
-                time.sleep(0.25)
-        raise RuntimeError(f"the gateway from {source} was not ready after 90 s")
-
-    def stop(self) -> None:
-        stop_group(self.process)
+def start_gateway(source: Path, triton_grpc_url: str, work: Path) -> GatewayProcess:
+    """``python -m gateway.server`` of the checkout ``source`` (one worker, without this
+    environment's thread caps), its log in ``work``, serving once ``/readyz`` answers."""
+    gateway = GatewayProcess(
+        triton_grpc_url, work, source=source, settings={"workers": "1", "log_level": "warning"}, env=uncapped_env()
+    )
+    gateway.start()
+    gateway.wait_serving(90)
+    return gateway
 
 
 @dataclass
@@ -118,12 +94,12 @@ def tree_cpu_seconds(root: int) -> float:
     return sum(stats[pid][1] for pid in tree if pid in stats) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(gateway: Gateway, payload: Payload, concurrency: int, seconds: float) -> Round:
+def measure(gateway: GatewayProcess, payload: Payload, concurrency: int, seconds: float) -> Round:
     url = f"{gateway.url}/v1/models/{MODEL}/predict"
     asyncio.run(closed_loop(url, [payload], concurrency, 10**9, 2.0))  # warm connections and caches
-    cpu_before = tree_cpu_seconds(gateway.process.pid)
+    cpu_before = tree_cpu_seconds(gateway.pid)
     result = asyncio.run(closed_loop(url, [payload], concurrency, 10**9, seconds))
-    cpu = tree_cpu_seconds(gateway.process.pid) - cpu_before
+    cpu = tree_cpu_seconds(gateway.pid) - cpu_before
     return Round(
         side="",
         throughput_rps=result.throughput_rps,
@@ -143,13 +119,11 @@ def run(base: str, rounds: int, seconds: float, concurrency: int, work: Path) ->
     payloads = {kind: Payload(kind, pydicom_test_file(name).read_bytes(), "application/dicom") for kind, name in INPUTS.items()}
     before_tree = worktree(base, work / "before")
     triton = TritonServer(PROJECT_ROOT / "model_repository", work / "triton", ports=TritonPorts.free(), poll_seconds=0)
-    gateways: dict[str, Gateway] = {}
+    gateways: dict[str, GatewayProcess] = {}
     try:
         triton.start()
-        gateways = {
-            "before": Gateway(before_tree, triton.grpc_url, work / "before.log"),
-            "after": Gateway(PROJECT_ROOT, triton.grpc_url, work / "after.log"),
-        }
+        for side, source in (("before", before_tree), ("after", PROJECT_ROOT)):
+            gateways[side] = start_gateway(source, triton.grpc_url, work / "gateways")
         results: dict[str, Any] = {}
         for kind, payload in payloads.items():
             measured: list[Round] = []

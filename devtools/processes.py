@@ -165,19 +165,22 @@ class ServerProcess:
             returncode = self.returncode
             if returncode is not None:
                 self.stop()
-                raise ServerStartFailed(f"{self.name} {describe_exit(returncode)} before it was ready:\n{self.log_tail()}")
+                raise self._failed(f"{self.name} {describe_exit(returncode)} before it was ready")
             if http_ok(url):
                 return True
             if time.monotonic() > deadline:
                 self.stop()
-                raise ServerStartFailed(f"{self.name} not ready after {timeout_s:g} s ({url}):\n{self.log_tail()}")
+                raise self._failed(f"{self.name} not ready after {timeout_s:g} s ({url})")
             cancel.wait(POLL_S)
         return False
 
+    def _failed(self, message: str) -> ServerStartFailed:
+        return ServerStartFailed(f"{message}:\n{self.log_tail()}" if self.log is not None else message)
+
     def log_tail(self, lines: int = 40) -> str:
-        """The last ``lines`` lines of the log."""
+        """The last ``lines`` lines of the log ("" when its output is this process's)."""
         if self.log is None:
-            return "(its output went to this process's)"
+            return ""
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
@@ -243,7 +246,8 @@ class GatewayProcess(ServerProcess):
         if self.metrics_dir is not None and int(environment.get("MEDSERVE_WORKERS", "1")) > 1:
             environment["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir)
         log = work_dir / f"gateway-{self.port}.log" if work_dir is not None else None
-        super().__init__("gateway", [sys.executable, "-m", "gateway.server"], env=environment, cwd=self.source, log=log)
+        name = "gateway" if self.source == CHECKOUT else f"gateway from {self.source}"
+        super().__init__(name, [sys.executable, "-m", "gateway.server"], env=environment, cwd=self.source, log=log)
 
     def wait_healthy(self, timeout_s: float = 60.0) -> "GatewayProcess":
         """Wait until ``/healthz`` answers (the process serves; Triton need not be ready)."""
