@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .processes import ServerProcess, ServerStartFailed, free_port, http_ok, stop_group  # noqa: F401 (stop_group: the benches')
+from .processes import ServerProcess, ServerStartFailed, free_port
 
 
 class TritonNotInstalled(RuntimeError):
@@ -175,9 +175,6 @@ class TritonServer:
     def stub_path(self) -> Path:
         """Where this server's Python-backend stub binary lives (it is launched from there)."""
         return self.work_dir / "backends" / "python" / "triton_python_backend_stub"
-
-    def is_ready(self) -> bool:
-        return http_ok(f"{self.http_url}/v2/health/ready")
 
     def wait_ready(self, timeout_s: float, cancel: threading.Event | None = None) -> bool:
         """Wait until the server is ready: True; False when ``cancel`` was set first. When it
