@@ -43,14 +43,14 @@ def main(argv: list[str] | None = None) -> int:
             print(request.headers[:8], request.body[:200])
         return 0
 
-    from .stack import GatewayServer, fuzz_stack
+    from .stack import fuzz_stack, start_gateway
 
     cases = (case_from_id(c) for c in args.case) if args.case else campaign(args.cases, args.seed, args.family)
     total = len(args.case) if args.case else args.cases
     with fuzz_stack(args.repository, args.work / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())) as (triton, gateways):
 
-        def restart() -> GatewayServer:
-            gateways.append(GatewayServer(triton.grpc_url, gateways[0].log.parent))
+        def restart():
+            gateways.append(start_gateway(triton.grpc_url, gateways[0].log.parent))
             return gateways[-1]
 
         def progress(done: int, result) -> None:

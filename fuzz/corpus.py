@@ -11,7 +11,7 @@ from pathlib import Path
 import pydicom
 from pydicom.dataset import FileDataset
 
-from medserve.testdata import pydicom_test_file, pynetdicom_test_file
+from devtools.testdata import pydicom_test_file, pynetdicom_test_file
 
 #: Single-frame, uncompressed, from four sources (explicit, implicit, big-endian; CT and MR).
 NATIVE = (

@@ -26,9 +26,6 @@ def start_gateway(triton_grpc_url: str, work: Path, **settings: str) -> GatewayP
     return gateway.wait_healthy()
 
 
-#: The name ``fuzz/__main__.py`` restarts a dead gateway by (until it calls start_gateway).
-GatewayServer = start_gateway
-
 
 @contextmanager
 def fuzz_stack(repository: Path, work: Path) -> Iterator[tuple[TritonServer, list[GatewayProcess]]]:
