@@ -208,12 +208,6 @@ def resize(
     return out[tuple(trim)]
 
 
-def resize_2d(image: np.ndarray, size: tuple[int, int], order: int = 1) -> np.ndarray:
-    """Resample a (rows, cols) image to ``size`` with spline interpolation of ``order``
-    (1 = bilinear). Returns the input unchanged when it already has that size."""
-    return resize(image, size, order=order)
-
-
 def resize_index_map(size_in: int, size_out: int) -> tuple[float, float]:
     """(start, step) in input index units of :func:`resize`'s pixel-edge-aligned grid."""
     step = size_in / size_out

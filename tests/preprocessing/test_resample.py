@@ -16,7 +16,6 @@ from preprocessing.resample import (
     position_taps,
     resample_to_spacing,
     resize,
-    resize_2d,
     resize_index_map,
     spacing_taps,
 )
@@ -115,7 +114,7 @@ class TestResize:
         image = rng.normal(0, 1, shape).astype(np.float32)
         factors = (size[0] / shape[0], size[1] / shape[1])
         expected = ndimage.zoom(image, factors, order=1, mode="nearest", grid_mode=True)[: size[0], : size[1]]
-        resized = resize_2d(image, size)
+        resized = resize(image, size)
         assert resized.dtype == np.float32 and resized.shape == expected.shape
         np.testing.assert_allclose(resized, expected, rtol=0, atol=1e-6)  # float32 rounding
 
@@ -131,7 +130,7 @@ class TestResize:
         stack = rng.normal(0, 1, (3, 50, 40)).astype(np.float32)
         resized = resize(stack, (32, 24), axes=(1, 2))
         for k in range(3):
-            np.testing.assert_allclose(resized[k], resize_2d(stack[k], (32, 24)), atol=1e-6)
+            np.testing.assert_allclose(resized[k], resize(stack[k], (32, 24)), atol=1e-6)
 
     def test_index_map_locates_the_resized_samples(self):
         ramp = np.arange(40, dtype=np.float64) * 3.0 + 7.0
