@@ -7,6 +7,8 @@ import io
 import random
 import zipfile
 
+from gateway.outputs.registry import OutputFormat
+
 from .cases import Request
 
 #: The demo models (model_repository/), each with the output formats it may be asked for.
@@ -17,7 +19,8 @@ MODELS = (
     "ct_nodule_segmenter_3d",
     "ct_pet_nodule_classifier",
 )
-FORMATS = ("json", "rle", "png", "nifti", "seg", "heatmap")
+#: Every output format the gateway registers: a new one is fuzzed as soon as it exists.
+FORMATS = tuple(f.value for f in OutputFormat)
 #: The 3D segmenter runs sliding-window inference (costly on 2 CPU cores): asked less often.
 MODEL_WEIGHTS = (4, 2, 3, 1, 2)
 STOW = "/dicomweb/studies"
