@@ -1,6 +1,7 @@
 """``python -m devtools``: the development commands of a medserve checkout.
 
-    python -m devtools run              # the demo repository if missing, Triton + gateway, supervised (make run)
+    python -m devtools run              # Triton + gateway on a repository as it is, supervised (make run);
+                                        # the demo zoo exported only into the default one or with --demo-models
     python -m devtools demo-repository  # export the demo zoo where missing or stale
     python -m devtools train NAME       # retrain a demo zoo model from its seed
     python -m devtools bench            # the serving benchmark (benchmarks/serving/)
@@ -46,7 +47,8 @@ def _run(args: argparse.Namespace) -> int:
     from .run import run
     from .tritonserver import TritonPorts
 
-    return run(Path(args.repository), Path(args.work_dir), args.host, args.port, TritonPorts(args.triton_http_port, args.triton_grpc_port, args.triton_metrics_port))
+    return run(Path(args.repository), Path(args.work_dir), args.host, args.port, TritonPorts(args.triton_http_port, args.triton_grpc_port, args.triton_metrics_port),
+               demo_models=args.demo_models)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -92,8 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(handler=_demo_repository)
 
-    run = commands.add_parser("run", help="build the demo repository if missing, start Triton and the gateway")
-    run.add_argument("--repository", default=str(PROJECT_ROOT / "model_repository"))
+    run = commands.add_parser("run", help="serve a model repository as it is: start Triton and the gateway, supervised")
+    run.add_argument("--repository", default=str(PROJECT_ROOT / "model_repository"),
+                     help="served as it is; the demo zoo is exported only into the default (%(default)s)")
+    run.add_argument("--demo-models", action=argparse.BooleanOptionalAction, default=None,
+                     help="export the demo zoo into the repository where missing or stale "
+                          "(default: only into the default repository); --no-demo-models leaves even that one as it is")
     run.add_argument("--work-dir", default=str(PROJECT_ROOT / "build" / "run"))
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8080)

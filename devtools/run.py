@@ -1,7 +1,13 @@
 """``medserve run``: the whole stack on one machine (what ``make run`` does), kept up.
 
-Builds the demo model repository if it is missing, starts the real tritonserver and the
-gateway, waits for both, prints a working ``curl``, then supervises them:
+Serves a model repository as it is: starts the real tritonserver on it and the gateway, waits
+for both, prints a working ``curl`` for a model the repository actually holds, then supervises
+them. The demo zoo is exported (where missing or stale, about 2 minutes the first time) only
+into the default repository (``model_repository/`` of the checkout) or when asked
+(``demo_models=True``, ``--demo-models``); a repository of one's own is never written to
+(``--no-demo-models`` also leaves the default one as it is).
+
+Supervision:
 
 - a **gateway** that exits (a native decoder that aborts, an OOM kill) is restarted; Triton
   keeps running and is not touched. The new gateway removes the shared-memory regions the
@@ -32,6 +38,8 @@ from .processes import GatewayProcess, ServerStartFailed, describe_exit
 from .tritonserver import TritonPorts, TritonServer
 
 DEMO_MODEL = "ct_nodule_classifier"
+#: The repository ``make run`` serves when given none: the demo zoo is exported into it.
+DEFAULT_REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
 #: How often the supervisor looks at its processes (seconds).
 POLL_S = 0.25
 
@@ -172,16 +180,65 @@ def write_demo_instance(path: Path) -> Path:
     return path
 
 
-def run(
-    repository: Path, work_dir: Path, host: str, port: int, triton_ports: TritonPorts, policy: RestartPolicy | None = None
-) -> int:
-    from devtools.zoo.repository import ensure_demo_repository
+def repository_models(repository: Path) -> list[str]:
+    """The models Triton will find in ``repository``: its folders holding a ``config.pbtxt``,
+    sorted by name (what the printed example picks from)."""
+    if not repository.is_dir():
+        return []
+    return sorted(entry.name for entry in repository.iterdir() if (entry / "config.pbtxt").is_file())
 
+
+def exports_demo_zoo(repository: Path, demo_models: bool | None) -> bool:
+    """Whether ``run`` exports the demo zoo into ``repository``: as asked, or when not asked,
+    only for :data:`DEFAULT_REPOSITORY` (compared resolved, so ``model_repository`` relative
+    to the checkout counts)."""
+    if demo_models is not None:
+        return demo_models
+    return repository.resolve() == DEFAULT_REPOSITORY.resolve()
+
+
+def example_lines(models: list[str], url: str, demo_instance: Path | None, poll_s: int = 5) -> list[str]:
+    """The ``predict`` lines of the ready message, for a model the repository serves: the demo
+    classifier with the demo chest-CT slice when it is there; otherwise the first model, with
+    what to send it (its card names the modality and the preprocessing); none when the
+    repository is empty (Triton polls it, so models added later are served)."""
+    if DEMO_MODEL in models and demo_instance is not None:
+        return [f"  predict:  curl -s -X POST -H 'Content-Type: application/dicom' --data-binary @{demo_instance} {url}/v1/models/{DEMO_MODEL}/predict"]
+    if not models:
+        return [f"  predict:  (the repository holds no model yet; Triton polls it every {poll_s} s, so a model directory added there is served)"]
+    name = models[0]
+    return [
+        f"  predict:  curl -s -X POST -H 'Content-Type: application/dicom' --data-binary @YOUR.dcm {url}/v1/models/{name}/predict",
+        f"            (send DICOM of the modality and kind {name} expects: curl -s {url}/v1/models/{name} lists its inputs;"
+        " a series as multipart/form-data, one file per part)",
+    ]
+
+
+def run(
+    repository: Path,
+    work_dir: Path,
+    host: str,
+    port: int,
+    triton_ports: TritonPorts,
+    policy: RestartPolicy | None = None,
+    demo_models: bool | None = None,
+) -> int:
+    """Serve ``repository`` until Ctrl-C; the exit status. ``demo_models``: export the demo zoo
+    into it where missing or stale (None: only when it is :data:`DEFAULT_REPOSITORY`)."""
     policy = policy or RestartPolicy.from_environment()
-    exported = ensure_demo_repository(repository)
-    if exported:
-        print(f"exported into {repository}: {', '.join(exported)}")
-    demo = write_demo_instance(work_dir / "demo" / "chest_ct_nodule.dcm")
+    repository = Path(repository)
+    if exports_demo_zoo(repository, demo_models):
+        from devtools.zoo.repository import ensure_demo_repository
+
+        exported = ensure_demo_repository(repository)
+        if exported:
+            print(f"exported into {repository}: {', '.join(exported)}")
+    elif not repository.is_dir():
+        say(f"no model repository at {repository}", error=True)
+        return 2
+    models = repository_models(repository)
+    say(f"serving {repository}: {', '.join(models) or 'no models yet'}")
+    demo = write_demo_instance(work_dir / "demo" / "chest_ct_nodule.dcm") if DEMO_MODEL in models else None
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -203,8 +260,8 @@ def run(
         print(
             "\nmedserve is ready.\n"
             f"  models:   curl -s {gateway.url}/v1/models\n"
-            f"  predict:  curl -s -X POST -H 'Content-Type: application/dicom' --data-binary @{demo} {gateway.url}/v1/models/{DEMO_MODEL}/predict\n"
-            f"  docs:     {gateway.url}/docs   metrics: {gateway.url}/metrics   Triton metrics: http://127.0.0.1:{triton_ports.metrics}/metrics\n"
+            + "".join(line + "\n" for line in example_lines(models, gateway.url, demo, server.poll_seconds))
+            + f"  docs:     {gateway.url}/docs   metrics: {gateway.url}/metrics   Triton metrics: http://127.0.0.1:{triton_ports.metrics}/metrics\n"
             "Press Ctrl-C to stop.\n",
             flush=True,
         )

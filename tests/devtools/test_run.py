@@ -1,12 +1,36 @@
 """``medserve run``'s supervisor: restart policy, exit descriptions, and restarts of real
-processes that die (the end-to-end kills of Triton and the gateway are in tests/e2e/test_recovery.py)."""
+processes that die (the end-to-end kills of Triton and the gateway are in tests/e2e/test_recovery.py);
+which repository it serves and what it writes there (a repository of one's own: nothing)."""
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
 
 from devtools.processes import ServerProcess
-from devtools.run import RestartHistory, RestartPolicy, supervise
+from devtools.run import (
+    DEFAULT_REPOSITORY,
+    DEMO_MODEL,
+    RestartHistory,
+    RestartPolicy,
+    example_lines,
+    exports_demo_zoo,
+    repository_models,
+    run,
+    supervise,
+)
+from devtools.tritonserver import TritonPorts
+from devtools.zoo.repository import DATA_DIR
 
 POLICY = RestartPolicy(max_restarts=3, window_s=60.0, backoff_initial_s=0.5, backoff_max_s=1.5)
 
@@ -69,3 +93,97 @@ def test_supervision_ends_when_asked_to_stop() -> None:
     finally:
         steady.stop()
     assert steady.launches == 1
+
+
+# --- which repository ``run`` serves, and what it writes into it -------------------------------------------------
+
+
+def test_only_the_default_repository_gets_the_demo_zoo_unless_asked(tmp_path: Path, monkeypatch) -> None:
+    assert exports_demo_zoo(DEFAULT_REPOSITORY, None)
+    monkeypatch.chdir(DEFAULT_REPOSITORY.parent)
+    assert exports_demo_zoo(Path("model_repository"), None)  # what ``make run`` passes, relative to the checkout
+    assert not exports_demo_zoo(DEFAULT_REPOSITORY, False)  # --no-demo-models
+    assert not exports_demo_zoo(tmp_path, None)
+    assert exports_demo_zoo(tmp_path, True)  # --demo-models
+
+
+def test_the_example_uses_a_model_the_repository_serves(tmp_path: Path) -> None:
+    for name in ("zeta_model", "alpha_model"):
+        (tmp_path / name / "1").mkdir(parents=True)
+        (tmp_path / name / "config.pbtxt").write_text(f'name: "{name}"\n')
+    (tmp_path / "not_a_model").mkdir()  # no config.pbtxt: Triton does not load it
+    assert repository_models(tmp_path) == ["alpha_model", "zeta_model"]
+
+    own = "\n".join(example_lines(repository_models(tmp_path), "http://h:1", None))
+    assert "http://h:1/v1/models/alpha_model/predict" in own and DEMO_MODEL not in own
+    assert "curl -s http://h:1/v1/models/alpha_model lists its inputs" in own  # what to send it
+
+    demo = "\n".join(example_lines(["alpha_model", DEMO_MODEL], "http://h:1", Path("/d/ct.dcm")))
+    assert f"--data-binary @/d/ct.dcm http://h:1/v1/models/{DEMO_MODEL}/predict" in demo
+
+    empty = "\n".join(example_lines([], "http://h:1", None, poll_s=5))
+    assert "/predict" not in empty and "no model yet" in empty and "every 5 s" in empty
+
+
+def test_a_missing_repository_is_refused_not_created(tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "nowhere"
+    assert run(missing, tmp_path / "work", "127.0.0.1", 0, TritonPorts.free()) == 2
+    assert not missing.exists() and not (tmp_path / "work").exists()
+    assert f"no model repository at {missing}" in capsys.readouterr().err
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` → (size, mtime ns); the Python backend's ``__pycache__`` aside
+    (the stub writes it when it imports ``model.py``)."""
+    return {
+        str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in root.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+@pytest.mark.e2e
+def test_a_repository_of_ones_own_is_served_as_it_is(model_repository: Path, real_ct_files, tmp_path: Path) -> None:
+    """One demo model copied into a repository of one's own: ``run`` starts in the usual time
+    for one model (ready within 120 s; exporting the zoo takes about 2 minutes more), writes no
+    model and no zoo data, serves the model, and its printed curl works as printed."""
+    repository = tmp_path / "my_repo"
+    shutil.copytree(model_repository / DEMO_MODEL, repository / DEMO_MODEL, ignore=shutil.ignore_patterns("__pycache__"))
+    before = _snapshot(repository)
+    zoo_data_before = sorted(p.name for p in DATA_DIR.iterdir()) if DATA_DIR.is_dir() else []
+
+    ports, port = TritonPorts.free(), TritonPorts.free().http
+    work, log = tmp_path / "work", tmp_path / "run.log"
+    command = [
+        sys.executable, "-m", "devtools", "run", "--repository", str(repository), "--work-dir", str(work),
+        "--port", str(port), "--triton-http-port", str(ports.http), "--triton-grpc-port", str(ports.grpc),
+        "--triton-metrics-port", str(ports.metrics),
+    ]  # fmt: skip
+    started = time.monotonic()
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=DEFAULT_REPOSITORY.parent)
+    try:
+        while "medserve is ready." not in log.read_text(errors="replace"):
+            assert process.poll() is None, f"run exited with {process.returncode}:\n{log.read_text()}"
+            assert time.monotonic() - started < 120, f"not ready after 120 s:\n{log.read_text()}"
+            time.sleep(0.2)
+        ready_s = time.monotonic() - started
+        text = log.read_text(errors="replace")
+        assert "exported" not in text and "writing" not in text, text  # nothing exported, no zoo data written
+        assert f"serving {repository}: {DEMO_MODEL}" in text
+
+        url = f"http://127.0.0.1:{port}"
+        models = httpx.get(f"{url}/v1/models", timeout=10).json()["models"]
+        assert [m["name"] for m in models] == [DEMO_MODEL]
+        printed = re.search(r"--data-binary @(\S+) (\S+/predict)", text)
+        assert printed and printed.group(2) == f"{url}/v1/models/{DEMO_MODEL}/predict"
+        for body in (Path(printed.group(1)).read_bytes(), real_ct_files["CT_small"].read_bytes()):
+            answer = httpx.post(printed.group(2), content=body, headers={"Content-Type": "application/dicom"}, timeout=30)
+            assert answer.status_code == 200, answer.text
+    finally:
+        os.kill(process.pid, signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    assert _snapshot(repository) == before  # no new model directories, nothing rewritten
+    assert sorted(p.name for p in repository.iterdir()) == [DEMO_MODEL]
+    assert (sorted(p.name for p in DATA_DIR.iterdir()) if DATA_DIR.is_dir() else []) == zoo_data_before
+    print(f"ready in {ready_s:.1f} s")
