@@ -212,3 +212,99 @@ def resize_index_map(size_in: int, size_out: int) -> tuple[float, float]:
     """(start, step) in input index units of :func:`resize`'s pixel-edge-aligned grid."""
     step = size_in / size_out
     return 0.5 * step - 0.5, step
+
+
+#: ``resize_mode`` values of a spec, each with the semantics of ``torch.nn.functional.interpolate``
+#: (``align_corners=False``, no antialias) on the same sizes: ``linear`` = (bi/tri)linear,
+#: ``nearest`` / ``nearest-exact`` = PyTorch's two nearest modes, ``cubic`` = bicubic
+#: (Keys, a = -0.75) applied separably on every axis, ``area`` = adaptive average pooling.
+RESIZE_MODES = ("linear", "nearest", "nearest-exact", "cubic", "area")
+
+#: Keys' cubic convolution coefficient PyTorch's bicubic uses.
+_CUBIC_A = -0.75
+
+
+def resize_with_mode(
+    array: np.ndarray, size: tuple[int, ...], mode: str = "linear", axes: tuple[int, ...] | None = None
+) -> np.ndarray:
+    """Resize ``axes`` of ``array`` (default: the leading ``len(size)`` ones) to ``size`` with
+    ``mode`` from :data:`RESIZE_MODES`, one axis at a time (every mode is separable); float32
+    out. ``linear`` is :func:`resize` (today's behaviour, bit for bit). The input is returned
+    unchanged when it already has that size, as PyTorch does for every mode.
+    """
+    if mode == "linear":
+        return resize(array, size, axes=axes)
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {mode!r}")
+    axes = tuple(range(len(size))) if axes is None else axes
+    out = np.asarray(array, dtype=np.float32)
+    for axis, s in zip(axes, (int(s) for s in size)):
+        n = out.shape[axis]
+        if n == s:
+            continue
+        if mode in ("nearest", "nearest-exact"):
+            out = np.take(out, nearest_indices(n, s, exact=mode == "nearest-exact"), axis=axis)
+        elif mode == "area":
+            out = _area_axis(out, s, axis)
+        else:
+            out = _cubic_axis(out, s, axis)
+    return out
+
+
+def nearest_indices(size_in: int, size_out: int, *, exact: bool = False) -> np.ndarray:
+    """Source index of every output sample, as PyTorch's CPU kernels compute it: the scale
+    ``size_in / size_out`` in float32; ``nearest`` takes ``floor(j * scale)`` (in float32),
+    ``nearest-exact`` ``floor((j + 0.5) * scale)``, also in float32 (which decides ties:
+    100 → 9 samples, j = 4 reads sample 50, not 49); both capped at the last sample."""
+    scale = np.float32(size_in) / np.float32(size_out)
+    j = np.arange(size_out, dtype=np.float32)
+    source = np.floor((j + np.float32(0.5)) * scale if exact else j * scale)
+    return np.minimum(source.astype(np.intp), size_in - 1)
+
+
+def _area_axis(array: np.ndarray, size_out: int, axis: int) -> np.ndarray:
+    """Adaptive average pooling along ``axis``: output j is the mean of input samples
+    ``[floor(j n / m), ceil((j + 1) n / m))`` (PyTorch's ``adaptive_avg_pool``), by a float64
+    running sum so that each output costs two gathers."""
+    n = array.shape[axis]
+    j = np.arange(size_out)
+    start = (j * n) // size_out
+    end = ((j + 1) * n + size_out - 1) // size_out
+    running = np.cumsum(array, axis=axis, dtype=np.float64)
+    zero_shape = list(array.shape)
+    zero_shape[axis] = 1
+    running = np.concatenate([np.zeros(zero_shape), running], axis=axis)
+    shape = [1] * array.ndim
+    shape[axis] = size_out
+    total = np.take(running, end, axis=axis) - np.take(running, start, axis=axis)
+    return (total / (end - start).reshape(shape)).astype(np.float32)
+
+
+def _cubic_axis(array: np.ndarray, size_out: int, axis: int) -> np.ndarray:
+    """PyTorch's bicubic along one axis: source coordinate ``(j + 0.5) * scale - 0.5`` (not
+    clamped), four taps around its floor clamped to the edge, Keys' weights with a = -0.75."""
+    n = array.shape[axis]
+    scale = n / size_out
+    x = (np.arange(size_out) + 0.5) * scale - 0.5
+    base = np.floor(x)
+    t = x - base
+    a = _CUBIC_A
+    near = lambda d: ((a + 2) * d - (a + 3)) * d * d + 1  # noqa: E731  |d| <= 1
+    far = lambda d: ((a * d - 5 * a) * d + 8 * a) * d - 4 * a  # noqa: E731  1 < |d| < 2
+    weights = (far(t + 1), near(t), near(1 - t), far(2 - t))
+    shape = [1] * array.ndim
+    shape[axis] = size_out
+    out = np.zeros(array.shape[:axis] + (size_out,) + array.shape[axis + 1 :], dtype=np.float64)
+    for offset, weight in zip((-1, 0, 1, 2), weights):
+        index = np.clip(base.astype(np.intp) + offset, 0, n - 1)
+        out += np.take(array, index, axis=axis) * weight.reshape(shape)
+    return out.astype(np.float32)
+
+
+def resize_grid(size_in: int, size_out: int, mode: str = "linear") -> tuple[float, float]:
+    """(start, step) in input index units of where :func:`resize_with_mode`'s samples sit, for
+    the affine: pixel centres ``(j + 0.5) * scale - 0.5`` for every mode but PyTorch's legacy
+    ``nearest``, whose sample j is input sample ``floor(j * scale)`` (start 0)."""
+    if mode == "nearest" and size_in != size_out:
+        return 0.0, size_in / size_out
+    return resize_index_map(size_in, size_out)
