@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .spec import NormalizeSpec
+from .pixels import apply_window
+from .spec import NormalizeSpec, NormalizeStep
 
 
 def clip_values(
@@ -51,3 +52,36 @@ def normalize(values: np.ndarray, spec: NormalizeSpec, *, inplace: bool = False)
     if spec.clip:
         np.clip(out, 0.0, 1.0, out=out)
     return out, {"lower_value": low, "upper_value": high}
+
+
+def apply_steps(
+    values: np.ndarray, steps: tuple[NormalizeStep, ...], *, inplace: bool = False
+) -> tuple[np.ndarray, list[dict[str, float | str]]]:
+    """Run an ordered ``normalize_steps`` chain on float32 ``values``; returns the array and,
+    per step, its op and the statistics it used (percentile values, mean and std), for the
+    record of what was applied. Each step sees the previous one's output, so "clip to the
+    0.5/99.5 percentiles, then z-score" takes the z-score's statistics on the clipped image,
+    as a MONAI ``Compose`` of ``ClipIntensityPercentiles`` and ``NormalizeIntensity`` does.
+    """
+    out = values if inplace else values.astype(np.float32, copy=True)
+    record: list[dict[str, float | str]] = []
+    for step in steps:
+        entry: dict[str, float | str] = {"op": step.op}
+        if step.op == "clip":
+            np.clip(out, step.low, step.high, out=out)
+        elif step.op == "clip_percentiles":
+            sample = out[out != 0] if step.nonzero else out
+            if sample.size:
+                low, high = (float(v) for v in np.percentile(sample, [step.low, step.high]))
+                np.clip(out, np.float32(low), np.float32(high), out=out)
+                entry.update(lower_value=low, upper_value=high)
+        elif step.op == "zscore":
+            out, stats = normalize(out, NormalizeSpec(method="zscore", nonzero=step.nonzero), inplace=True)
+            entry.update(stats)
+        elif step.op == "scale_shift":
+            out *= np.float32(step.scale)
+            out += np.float32(step.shift)
+        else:  # window
+            out = apply_window(out, float(step.center), float(step.width), "LINEAR", out=out)  # type: ignore[arg-type]
+        record.append(entry)
+    return out, record

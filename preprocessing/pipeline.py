@@ -3,7 +3,11 @@
 Read top to bottom; both paths run the stages of :mod:`preprocessing.spec` in the same order:
 
     check modality → decode → Modality LUT (HU) / padding / SUV → reorient → resample to spacing_mm
-                   → clip → window | normalize (MONOCHROME1 flipped) → output_size → layout, dtype
+                   → clip → window | normalize | normalize_steps (MONOCHROME1 flipped)
+                   → output_size (resize_mode | crop_pad) → layout, dtype
+
+(with ``stats_grid="output"`` the normalization moves after ``output_size``, so that its
+statistics are taken on the model's grid).
 
 ``prepare_slice`` is the array half of the 2D path, shared by training code so that a model is
 trained on exactly what the gateway sends it. ``preprocess_series`` is the series path: it
@@ -24,7 +28,7 @@ from .decode import Instance, InstanceSource, decode_frame, open_instance
 from .errors import InconsistentSeries, InputTooLarge, InvalidDicom, ModalityMismatch
 from .geometry import Reorientation, axis_codes, index_map_affine, pixel_spacing_mm, reorientation, spacing_of
 from .layout import crop_or_pad, image_to_chw, volume_to_cdhw, volume_to_slices
-from .normalize import clip_values, normalize
+from .normalize import apply_steps, clip_values, normalize
 from .pixels import (
     apply_dicom_voi,
     apply_window,
@@ -40,7 +44,8 @@ from .pixels import (
 )
 from .limits import current_limits
 from .resample import (
-    AxisTaps, identity_taps, output_length, position_taps, resample_to_spacing, resize, resize_index_map, spacing_taps,
+    AxisTaps, identity_taps, output_length, position_taps, resample_to_spacing, resize_grid, resize_with_mode,
+    spacing_taps,
 )
 from .series import SeriesPlan, plan_series
 from .spec import PreprocessingSpec
@@ -122,11 +127,15 @@ def prepare_slice(
     values = _intensity(values, spec, ds, applied, inplace=False)
     if spec.output_size is not None:
         if spec.size_mode == "resize":
-            values = resize(values, spec.output_size)
+            values = resize_with_mode(values, spec.output_size, spec.resize_mode)
             applied["resized_to"] = list(spec.output_size)
+            if spec.resize_mode != "linear":
+                applied["resize_mode"] = spec.resize_mode
         else:
             values, _ = crop_or_pad(values, spec.output_size, (0, 1), spec.pad_value)
             applied["cropped_or_padded_to"] = list(spec.output_size)
+    if spec.stats_grid == "output":
+        values = _normalization(values, spec, applied, inplace=False)  # may still be the caller's array
     array = np.ascontiguousarray(image_to_chw(values, spec.channels), dtype=spec.dtype)
     _check_finite(array)
     applied["output_shape"] = list(array.shape)
@@ -232,6 +241,8 @@ def preprocess_series(sources: Sequence[InstanceSource] | SeriesPlan, spec: Prep
         affine = turn.apply_affine(plan.affine_lps, plan.shape)
     volume = _intensity(volume, spec, reference, applied, inplace=True)
     volume, affine = _fit_output_size(volume, affine, spec, applied)
+    if spec.stats_grid == "output":
+        volume = _normalization(volume, spec, applied, inplace=True)
     if spec.layout == "CDHW":
         array = volume_to_cdhw(volume, spec.channels)
     else:
@@ -315,8 +326,10 @@ def _check_finite(array: np.ndarray) -> None:
 def _intensity(
     values: np.ndarray, spec: PreprocessingSpec, ds: Dataset | None, applied: dict[str, Any], *, inplace: bool
 ) -> np.ndarray:
-    """clip → window (MONOCHROME1 flips the windowed output) or normalize (MONOCHROME1 flips
-    the values first), on float32 modality values."""
+    """clip → window (MONOCHROME1 flips the windowed output) or normalize / normalize_steps
+    (MONOCHROME1 flips the values first), on float32 modality values; the normalization only
+    when its statistics are taken on the input grid (``stats_grid="input"``), else the caller
+    runs :func:`_normalization` after the resize."""
     monochrome1 = ds is not None and is_monochrome1(ds)
     if monochrome1 and spec.window is None:
         values = invert_monochrome1(values, ds)  # type: ignore[arg-type]
@@ -341,9 +354,24 @@ def _intensity(
         if monochrome1:
             values = invert_windowed_monochrome1(values, ds)  # type: ignore[arg-type]
             applied["monochrome1_inverted"] = True
-    elif spec.normalize is not None:
+    elif spec.stats_grid == "input":
+        values = _normalization(values, spec, applied, inplace=inplace)
+    return values
+
+
+def _normalization(values: np.ndarray, spec: PreprocessingSpec, applied: dict[str, Any], *, inplace: bool) -> np.ndarray:
+    """``normalize`` or the ``normalize_steps`` chain on whatever grid the caller is at, the
+    statistics recorded in ``applied`` with the grid they were taken on."""
+    if spec.normalize is not None:
         values, stats = normalize(values, spec.normalize, inplace=inplace)
         applied["normalize"] = {"method": spec.normalize.method, **stats}
+    elif spec.normalize_steps:
+        values, record = apply_steps(values, spec.normalize_steps, inplace=inplace)
+        applied["normalize_steps"] = record
+    else:
+        return values
+    if spec.stats_grid != "input":
+        applied["stats_grid"] = spec.stats_grid
     return values
 
 
@@ -361,10 +389,12 @@ def _fit_output_size(
     axes = (0, 1, 2) if spec.layout == "CDHW" else (1, 2)
     if spec.size_mode == "resize":
         sizes_in = [volume.shape[a] for a in axes]
-        volume = resize(volume, spec.output_size, axes=axes)
+        volume = resize_with_mode(volume, spec.output_size, spec.resize_mode, axes=axes)
         for axis, n_in, n_out in zip(axes, sizes_in, spec.output_size):
-            affine = index_map_affine(affine, axis, *resize_index_map(n_in, n_out))
+            affine = index_map_affine(affine, axis, *resize_grid(n_in, n_out, spec.resize_mode))
         applied["resized_to"] = list(spec.output_size)
+        if spec.resize_mode != "linear":
+            applied["resize_mode"] = spec.resize_mode
     else:
         volume, starts = crop_or_pad(volume, spec.output_size, axes, spec.pad_value)
         for axis, start in zip(axes, starts):

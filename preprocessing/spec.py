@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
+import math
+
 from .errors import InvalidSpec
 
 #: Named CT windows as (center_hu, width_hu), the values radiology viewers ship with.
@@ -39,6 +41,20 @@ LAYOUTS = ("CHW", "CDHW")
 DTYPES = ("float32", "float16")
 SIZE_MODES = ("resize", "crop_pad")
 NORMALIZE_METHODS = ("zscore", "percentile")
+#: ``resize_mode`` values (see :data:`preprocessing.resample.RESIZE_MODES`, kept equal by a test):
+#: ``torch.nn.functional.interpolate``'s semantics on the same sizes.
+RESIZE_MODES = ("linear", "nearest", "nearest-exact", "cubic", "area")
+#: Operations of a ``normalize_steps`` chain and the keys each takes (see :class:`NormalizeStep`).
+NORMALIZE_OPS: dict[str, tuple[str, ...]] = {
+    "clip": ("low", "high"),
+    "clip_percentiles": ("low", "high", "nonzero"),
+    "zscore": ("nonzero",),
+    "scale_shift": ("scale", "shift"),
+    "window": ("center", "width"),
+}
+#: Where the statistics of ``normalize`` / ``normalize_steps`` are taken: ``input`` — before the
+#: resize to ``output_size`` (today's order), ``output`` — after it, on the model's grid.
+STATS_GRIDS = ("input", "output")
 SUV_KINDS = ("bw",)
 #: Orientation letters by patient axis, in the LPS convention of DICOM (PS3.3 C.7.6.2.1.1).
 ORIENTATION_AXES = ("LR", "PA", "SI")
@@ -129,20 +145,95 @@ class NormalizeSpec:
 
 
 @dataclass(frozen=True)
+class NormalizeStep:
+    """One step of an ordered intensity chain (``PreprocessingSpec.normalize_steps``).
+
+    ``clip``: clip to [``low``, ``high``] in the values the step receives (either may be null).
+    ``clip_percentiles``: clip to the ``low`` / ``high`` percentiles (0-100, numpy's linear
+    definition) of the image, of its voxels != 0 when ``nonzero`` — MONAI's
+    ``ClipIntensityPercentiles``.
+    ``zscore``: (v - mean) / std (population std), over the image or, with ``nonzero``, over and
+    only on voxels != 0 — MONAI's ``NormalizeIntensity``. A constant image is only shifted.
+    ``scale_shift``: v * ``scale`` + ``shift``.
+    ``window``: the DICOM LINEAR VOI window (``center``, ``width`` in the values the step
+    receives) onto [0, 1].
+    Statistics are taken on the grid ``stats_grid`` names, in float64.
+    """
+
+    op: str
+    low: float | None = None
+    high: float | None = None
+    nonzero: bool = False
+    scale: float = 1.0
+    shift: float = 0.0
+    center: float | None = None
+    width: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.op not in NORMALIZE_OPS:
+            raise InvalidSpec(f"normalize_steps: op must be one of {tuple(NORMALIZE_OPS)}, got {self.op!r}")
+        if self.op == "clip":
+            if self.low is None and self.high is None:
+                raise InvalidSpec("normalize_steps: 'clip' needs 'low' or 'high'")
+            if self.low is not None and self.high is not None and self.low >= self.high:
+                raise InvalidSpec(f"normalize_steps: 'clip' needs low < high, got {self.low!r}, {self.high!r}")
+        if self.op == "clip_percentiles" and not (
+            self.low is not None and self.high is not None and 0.0 <= self.low < self.high <= 100.0
+        ):
+            raise InvalidSpec(
+                f"normalize_steps: 'clip_percentiles' needs 0 <= low < high <= 100, got {self.low!r}, {self.high!r}"
+            )
+        if self.op == "scale_shift" and not (math.isfinite(self.scale) and math.isfinite(self.shift)):
+            raise InvalidSpec("normalize_steps: 'scale_shift' needs finite 'scale' and 'shift'")
+        if self.op == "window" and (self.center is None or self.width is None or self.width < 1):
+            raise InvalidSpec("normalize_steps: 'window' needs 'center' and 'width' >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The op and only the keys it takes."""
+        return {"op": self.op, **{key: getattr(self, key) for key in NORMALIZE_OPS[self.op]}}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "NormalizeStep":
+        if not isinstance(data, Mapping):
+            raise InvalidSpec(f"normalize_steps: each step must be a mapping, got {type(data).__name__}")
+        op = data.get("op")
+        if op not in NORMALIZE_OPS:
+            raise InvalidSpec(f"normalize_steps: op must be one of {tuple(NORMALIZE_OPS)}, got {op!r}")
+        unknown = set(data) - {"op", *NORMALIZE_OPS[op]}
+        if unknown:
+            raise InvalidSpec(f"normalize_steps: {op!r} does not take {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {}
+        for key in NORMALIZE_OPS[op]:
+            if key in data and data[key] is not None:
+                values[key] = bool(data[key]) if key == "nonzero" else float(data[key])
+        return cls(op=op, **values)
+
+
+@dataclass(frozen=True)
 class PreprocessingSpec:
     """How one model input is prepared from a DICOM instance or series.
 
     ``modalities``: accepted (0008,0060) *Modality* values; empty accepts any.
     ``window``: VOI window to [0, 1]; None leaves modality values (e.g. HU) unwindowed.
     ``output_size``: final (rows, columns) for ``CHW`` or (depth, rows, columns) for ``CDHW``;
-    reached by linear resize (``size_mode="resize"``) or by centered crop/pad with
-    ``pad_value`` (``size_mode="crop_pad"``). None keeps the size.
+    reached by resize (``size_mode="resize"``, interpolation ``resize_mode``) or by centered
+    crop/pad with ``pad_value`` (``size_mode="crop_pad"``). None keeps the size.
+    ``resize_mode``: one of :data:`RESIZE_MODES`, with ``torch.nn.functional.interpolate``'s
+    semantics (``align_corners=False``): ``"linear"`` (the default, today's), ``"nearest"``,
+    ``"nearest-exact"``, ``"cubic"`` (bicubic, applied per axis) or ``"area"`` (adaptive
+    average pooling).
     ``layout``: ``"CHW"`` — 2D, channels first: [C, H, W] for one instance and [N, C, H, W]
     (one item per slice) for a series; ``"CDHW"`` — 3D: [C, D, H, W].
     ``dtype``: numpy dtype name of the model input tensor.
     ``extra``: free-form, model-specific data carried along untouched.
     ``clip_range``: [lower, upper] in modality units (HU, SUV), either may be null.
     ``normalize``: z-score or percentile scaling; excludes ``window``.
+    ``normalize_steps``: an ordered chain of :class:`NormalizeStep` (clip by values or
+    percentiles, z-score, scale/shift, window) as a model's own pipeline writes it; excludes
+    ``window`` and ``normalize``.
+    ``stats_grid``: ``"input"`` (default) takes the statistics of ``normalize`` /
+    ``normalize_steps`` before the resize to ``output_size``, ``"output"`` after it (the
+    normalization then runs after the resize).
     ``suv``: ``"bw"`` converts PET activity (Bq/ml) to body-weight SUV.
     ``spacing_mm``: target spacing (rows, columns) or (slices, rows, columns) in mm; physical
     linear resampling on modality values.
@@ -170,6 +261,9 @@ class PreprocessingSpec:
     pad_value: float = 0.0
     stack_slices: int = 1
     channels: int = 1
+    resize_mode: str = "linear"
+    normalize_steps: tuple[NormalizeStep, ...] = ()
+    stats_grid: str = "input"
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -206,6 +300,14 @@ class PreprocessingSpec:
             raise InvalidSpec(f"channels: must be 1 (grayscale) or 3 (RGB), got {self.channels!r}")
         if self.channels == 3 and self.stack_slices > 1:
             raise InvalidSpec("channels: 2.5D stacks use the channels for slices; set channels to 1")
+        if self.resize_mode not in RESIZE_MODES:
+            raise InvalidSpec(f"resize_mode: must be one of {RESIZE_MODES}, got {self.resize_mode!r}")
+        if self.stats_grid not in STATS_GRIDS:
+            raise InvalidSpec(f"stats_grid: must be one of {STATS_GRIDS}, got {self.stats_grid!r}")
+        if self.normalize_steps and (self.window is not None or self.normalize is not None):
+            raise InvalidSpec("give 'normalize_steps' alone, without 'window' or 'normalize' (a chain can hold a window)")
+        if not all(isinstance(step, NormalizeStep) for step in self.normalize_steps):
+            raise InvalidSpec("normalize_steps: each step must be a NormalizeStep")
 
     @property
     def volumetric(self) -> bool:
@@ -219,6 +321,12 @@ class PreprocessingSpec:
             value = getattr(self, key)
             out[key] = list(value) if value is not None else None
         out["extra"] = dict(self.extra)
+        out["normalize_steps"] = [step.to_dict() for step in self.normalize_steps]
+        # keys added after contract 1.0 are written only when set, so that a spec that does
+        # not use them serializes exactly as before (exported models' configs are unchanged)
+        for key, default in (("resize_mode", "linear"), ("normalize_steps", []), ("stats_grid", "input")):
+            if out[key] == default:
+                del out[key]
         return out
 
     @classmethod
@@ -246,6 +354,9 @@ class PreprocessingSpec:
                 pad_value=float(data.get("pad_value", 0.0)),
                 stack_slices=int(data.get("stack_slices", 1)),
                 channels=int(data.get("channels", 1)),
+                resize_mode=data.get("resize_mode", "linear"),
+                normalize_steps=_steps(data.get("normalize_steps")),
+                stats_grid=data.get("stats_grid", "input"),
             )
         except (TypeError, ValueError) as exc:
             raise InvalidSpec(f"malformed spec: {exc}") from exc
@@ -257,6 +368,14 @@ def _nested(kind: type, value: Any, name: str) -> Any:
     if not isinstance(value, Mapping):
         raise InvalidSpec(f"{name}: expected a mapping, got {type(value).__name__}")
     return kind(**value)
+
+
+def _steps(value: Any) -> tuple[NormalizeStep, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+        raise InvalidSpec(f"normalize_steps: expected a list of steps, got {type(value).__name__}")
+    return tuple(NormalizeStep.from_dict(step) for step in value)
 
 
 def _ints(value: Any) -> tuple[int, ...] | None:
