@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 .PHONY: help install install-system-tools model-repository run test bench fuzz clean
 
 help:
-	@echo "make run    - set up, build the demo model repository if missing, start Triton + gateway"
+	@echo "make run    - set up, start Triton + gateway on REPOSITORY as it is (default model_repository: demo zoo built if missing)"
 	@echo "make test   - set up and run the test suite (unit + end-to-end against a real tritonserver)"
 	@echo "make bench  - benchmarks: preprocessing, medserve vs the naive baseline, intake before/after (docs/benchmarks.md)"
 	@echo "make fuzz   - 10,000 fuzz cases against a fresh Triton + gateway; writes docs/reliability.md"
@@ -39,8 +39,12 @@ install-system-tools:
 model-repository: $(STAMP)
 	$(BIN)/python -m devtools demo-repository --output $(REPOSITORY)
 
-run: model-repository
-	$(BIN)/python -m devtools run --repository $(REPOSITORY)
+# `make run` serves $(REPOSITORY) as it is; `devtools run` itself exports the demo zoo where missing,
+# but only into the default model_repository (or with RUN_ARGS=--demo-models):
+# `make run REPOSITORY=my_repo` starts on my_repo at once and writes nothing into it.
+RUN_ARGS ?=
+run: $(STAMP)
+	$(BIN)/python -m devtools run --repository $(REPOSITORY) $(RUN_ARGS)
 
 test: install-system-tools model-repository
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -229,8 +229,10 @@ def run(
     repository = Path(repository)
     if exports_demo_zoo(repository, demo_models):
         from devtools.zoo.repository import ensure_demo_repository
+        from export.pipeline import ExportOptions
 
-        exported = ensure_demo_repository(repository)
+        # progress bars on a terminal (make run), none in a log file (the tests)
+        exported = ensure_demo_repository(repository, options=ExportOptions(progress=sys.stderr.isatty()))
         if exported:
             print(f"exported into {repository}: {', '.join(exported)}")
     elif not repository.is_dir():
