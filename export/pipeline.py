@@ -11,8 +11,9 @@ Steps run top to bottom, each recorded with a status (OK / SKIPPED / FAIL) and i
 FP32 is the reference and the default variant (``<name>``); it must match PyTorch within
 tolerance or the export fails. Every variant passes the same judgement (:class:`_Evaluation`):
 its outputs against PyTorch's within its tolerance, where it has one, then its task metric
-against the reference's: a variant that loses more than the accuracy budget is not written,
-and the report says why. Variants are
+against the reference's: a variant that loses more than the accuracy budget, or worsens a
+clinical metric (:mod:`export.metrics`) by more than its gate in ``accuracy_budget.gates``,
+is not written, and the report says why. Variants are
 assembled in a hidden folder beside the repository and renamed into place at the end,
 so a polling Triton never sees a half-written model; a variant that is no longer produced is
 removed, so Triton never serves one the current report does not vouch for.
@@ -36,7 +37,7 @@ from .benchmark import measure_onnxruntime, measure_torch_eager
 from .data import PreparedSet, load_calibration_set, load_validation_set
 from .drift_reference import drift_reference
 from .errors import ExportError, ExportFailed, ExportSpecError
-from .metrics import TaskMetric, task_metric
+from .metrics import DEFINITIONS, TaskMetric, clinical_metrics, gate_failures, task_metric
 from .report import ExportReport, StepRecord, StepStatus, VariantRecord, VariantStatus, environment, report_digest
 from .spec import ExportSpec, Precision, PythonSource
 from .torch2onnx import load_torch_model, torch_outputs
@@ -127,6 +128,7 @@ class _Context:
     reference: list[np.ndarray] = field(default_factory=list)
     output_shapes: list[list[int]] = field(default_factory=list)
     reference_metric: TaskMetric | None = None  # the FP32 reference's, which the others are gated on
+    reference_clinical: dict[str, float] = field(default_factory=dict)  # the FP32 reference's clinical metrics
     directories: dict[str, VariantDirectory] = field(default_factory=dict)  # by Triton model name
     accepted: dict[str, Artifact] = field(default_factory=dict)  # by variant key, in the order written
 
@@ -160,6 +162,9 @@ def export_model(
         benchmark_threads=options.benchmark_threads,
         max_metric_drop=spec.accuracy_budget.max_metric_drop,
         environment=environment(),
+        gates=dict(spec.accuracy_budget.gates),
+        metric_definitions=DEFINITIONS["segmentation" if spec.is_segmentation else "classification"],
+        metric_settings=_metric_settings(spec),
     )
     uncalibrated = next((v for v in VARIANTS if v.needs_calibration and v.precision in precisions), None)
     if uncalibrated is not None and spec.calibration is None:
@@ -179,6 +184,16 @@ def export_model(
         raise ExportFailed(f"export of {spec.name!r} failed in step {failed}: {type(exc).__name__}: {exc}") from exc
     finally:
         shutil.rmtree(context.staging, ignore_errors=True)
+
+
+def _metric_settings(spec: ExportSpec) -> str:
+    """One sentence for the report: how the clinical metrics were taken."""
+    budget = spec.accuracy_budget
+    if spec.is_segmentation:
+        return (f"Surface Dice tolerance {budget.surface_dice_tolerance_mm} mm; distances in mm from each validation case's "
+                "prepared voxel spacing; per class over the foreground classes, the unsuffixed figure their mean.")
+    positive = budget.positive_class or (spec.metric_output.labels[-1] if spec.metric_output.labels else "the last class")
+    return f"Operating threshold {budget.operating_threshold} on the probability of {positive!r}."
 
 
 def _prepare(context: _Context, steps: _Steps) -> None:
@@ -297,8 +312,13 @@ class _Evaluation:
         assert self.artifact is not None
         validation = context.prepared_validation
         metric = task_metric(spec.metric_output, self.actual[0], validation.labels, validation.masks)
+        clinical = self._clinical()
         if variant.is_reference:
-            context.reference_metric = metric
+            context.reference_metric, context.reference_clinical = metric, clinical
+            try:  # a gate naming a metric this model does not report is a spec error, found on FP32
+                gate_failures(clinical, clinical, spec.accuracy_budget.gates)
+            except ValueError as exc:
+                raise ExportSpecError(f"{spec.name}: {exc}") from exc
         assert context.reference_metric is not None
         drop = context.reference_metric.value - metric.value
         budget = spec.accuracy_budget.max_metric_drop
@@ -306,16 +326,34 @@ class _Evaluation:
             precision=variant.precision.value, runtime=variant.runtime.value, model_name=self.name, status=VariantStatus.WRITTEN,
             file=f"{self.name}/1/{self.artifact.path.name}", size_bytes=self.artifact.path.stat().st_size,
             max_difference=[d.to_dict() for d in self.differences], metric_name=metric.name, metric=metric.value, metric_drop=drop,
-            is_default=variant.is_reference,
+            is_default=variant.is_reference, clinical_metrics=clinical,
         )
         if variant.is_reference:
             return f"{metric.name} {metric.value:.4f}"
         detail = f"{metric.name} {metric.value:.4f}, drop {drop:+.4f} (budget {budget})"
-        if drop > budget:
+        reasons = [f"{metric.name} dropped by {drop:.4f} against FP32, more than the budget {budget}"] if drop > budget else []
+        reasons += gate_failures(context.reference_clinical, clinical, spec.accuracy_budget.gates)
+        if reasons:
             self.record.status, self.record.file = VariantStatus.REJECTED, None
-            self.record.reason = f"{metric.name} dropped by {drop:.4f} against FP32, more than the budget {budget}"
+            self.record.reason = "; ".join(reasons)
             detail += f"; rejected: {self.record.reason}"
         return detail
+
+    def _clinical(self) -> dict[str, float]:
+        """The clinical metrics of this variant's metric output (:mod:`export.metrics`), with
+        each validation case's prepared spacing (mm) for the distances."""
+        spec, validation, budget = self.context.spec, self.context.prepared_validation, self.context.spec.accuracy_budget
+        sources = validation.sources.get(spec.inputs[0].name, [])
+        spacings = [s.prepared_spacing_mm for s in sources] if len(sources) == len(validation) else None
+        try:
+            return clinical_metrics(
+                spec.metric_output, self.actual[0], validation.labels, validation.masks, spacings,
+                threshold=budget.operating_threshold, positive_class=budget.positive_class, tolerance_mm=budget.surface_dice_tolerance_mm,
+            )
+        except ValueError as exc:
+            if "positive_class" in str(exc):
+                raise ExportSpecError(f"{spec.name}: {exc}") from exc
+            raise
 
 
 def _measure(onnx_path: Path, context: _Context, record: VariantRecord, step: StepRecord) -> None:

@@ -58,6 +58,8 @@ class VariantRecord:
     latency_ms_p99_batch1: float | None = None
     throughput_per_s_batch8: float | None = None
     is_default: bool = False
+    # name → value on the validation set (export.metrics.clinical_metrics); HD95 in mm
+    clinical_metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -71,6 +73,9 @@ class ExportReport:
     variants: list[VariantRecord] = field(default_factory=list)
     torch_eager_throughput_per_s_batch8: float | None = None
     environment: dict[str, str] = field(default_factory=dict)
+    gates: dict[str, float] = field(default_factory=dict)  # secondary gates: metric → max worsening vs FP32
+    metric_settings: str = ""  # operating threshold / surface tolerance / spacing the clinical metrics used
+    metric_definitions: list[str] = field(default_factory=list)  # export.metrics.DEFINITIONS of the task
 
     def variant(self, precision: str, runtime: str = "onnxruntime") -> VariantRecord | None:
         return next((v for v in self.variants if v.precision == precision and v.runtime == runtime), None)
@@ -123,7 +128,9 @@ class ExportReport:
             "",
             f"Accuracy budget: a variant may lose at most {self.max_metric_drop} of the metric against FP32. "
             f"Timings: onnxruntime CPU, {self.benchmark_threads} thread(s), on this machine.",
-            "",
+        ]
+        lines += self._clinical_markdown()
+        lines += [
             "## Figures",
             "",
             f"- INT8 / FP32 onnxruntime throughput at batch 8: {_number(figures['int8_over_fp32_throughput_batch8'], '.2f')}x",
@@ -140,6 +147,26 @@ class ExportReport:
         lines += ["", "## Environment", ""] + [f"- {k}: {v}" for k, v in self.environment.items()]
         lines += ["", f"Source digest (spec + precisions + weights + export format): `{self.source_digest}`"]
         return "\n".join(lines) + "\n"
+
+    def _clinical_markdown(self) -> list[str]:
+        """The clinical metrics, one row per metric and one column per variant that has
+        them, then the secondary gates, the settings and the definitions."""
+        measured = [v for v in self.variants if v.clinical_metrics]
+        if not measured:
+            return [""]
+        names = list(dict.fromkeys(name for v in measured for name in v.clinical_metrics))
+        lines = ["", "## Clinical metrics", ""]
+        lines.append("| metric | " + " | ".join(f"{v.precision} {v.runtime}" for v in measured) + " | gate (max worsening vs FP32) |")
+        lines.append("|---" * (len(measured) + 2) + "|")
+        for name in names:
+            cells = [_number(v.clinical_metrics.get(name), ".4f") for v in measured]
+            gate = str(self.gates[name]) if name in self.gates else ""
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {gate} |")
+        lines.append("")
+        if self.metric_settings:
+            lines += [self.metric_settings, ""]
+        lines += [f"- {definition}" for definition in self.metric_definitions]
+        return lines + [""]
 
     def write(self, directory: Path) -> None:
         (directory / "export_report.json").write_text(self.to_json())

@@ -184,11 +184,37 @@ class ToleranceSpec(_Strict):
     label_mismatch: float = Field(1e-3, ge=0, lt=1, description="fraction of integer label values allowed to differ (argmax ties)")
 
 
+_GATED_METRICS = ("auc", "dice", "hd95_mm", "surface_dice", "sensitivity", "specificity", "ppv", "npv")
+
+
 class AccuracyBudget(_Strict):
     """A lower-precision variant may lose at most ``max_metric_drop`` (absolute) of the task
-    metric (AUC for classification, Dice for segmentation) against FP32 on the validation set."""
+    metric (AUC for classification, Dice for segmentation) against FP32 on the validation set.
+
+    ``gates`` adds secondary gates on the clinical metrics (:mod:`export.metrics`): metric name
+    → the most it may worsen against FP32, in the metric's unit (a fraction, or mm for
+    ``hd95_mm``, where worse is higher). A name is ``dice``, ``hd95_mm``, ``surface_dice``,
+    ``sensitivity``, ``specificity``, ``ppv``, ``npv`` or ``auc`` — averaged over foreground
+    classes — or ``name[label]`` for one segmentation class. Classification rates are taken
+    at ``operating_threshold`` on the probability of ``positive_class`` (default: the last
+    label); surface Dice at ``surface_dice_tolerance_mm``."""
 
     max_metric_drop: float = Field(0.01, gt=0, le=1)
+    gates: dict[str, float] = Field(default_factory=dict)
+    operating_threshold: float = Field(0.5, gt=0, lt=1)
+    positive_class: str | None = None
+    surface_dice_tolerance_mm: float = Field(1.0, gt=0, le=100)
+
+    @field_validator("gates")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, budget in value.items():
+            base = name.split("[", 1)[0]
+            if base not in _GATED_METRICS or ("[" in name and not name.endswith("]")):
+                raise ValueError(f"gates: unknown metric {name!r}; one of {', '.join(_GATED_METRICS)}, optionally with [label]")
+            if not budget >= 0 or budget == float("inf"):
+                raise ValueError(f"gates.{name}: a budget is a finite number >= 0")
+        return value
 
 
 class QuantizationSpec(_Strict):
