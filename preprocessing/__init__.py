@@ -21,7 +21,8 @@ from .errors import (
 from .limits import InputLimits, configure_limits, current_limits
 from .pipeline import PreparedInput, VolumeGeometry, prepare_slice, preprocess_instance, preprocess_series
 from .series import Series, SeriesPlan, SeriesWarning, assemble_series, group_series, plan_series
-from .spec import WINDOW_PRESETS_HU, NormalizeSpec, PreprocessingSpec, WindowSpec
+from .resample import resize_with_mode
+from .spec import WINDOW_PRESETS_HU, NormalizeSpec, NormalizeStep, PreprocessingSpec, WindowSpec
 
 __all__ = [
     "WINDOW_PRESETS_HU",
@@ -35,6 +36,7 @@ __all__ = [
     "MissingPixelData",
     "ModalityMismatch",
     "NormalizeSpec",
+    "NormalizeStep",
     "PreparedInput",
     "PreprocessingError",
     "PreprocessingSpec",
@@ -56,4 +58,5 @@ __all__ = [
     "preprocess_instance",
     "preprocess_series",
     "read_dataset",
+    "resize_with_mode",
 ]
