@@ -29,18 +29,23 @@ Geometry entries whose header attribute no case had are left out.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
+from pydicom.dataset import Dataset
 
 from contract import OutputMeaning
 from preprocessing import PreprocessingSpec
 
-from .data import PreparedSet, SourceInfo
+from preprocessing.frames import frame_headers, is_enhanced
+
 from .metrics import segmentation_labels
 from .spec import ExportSpec, OutputSpec
 
-__all__ = ["GEOMETRY_EDGES", "INTENSITY_BINS", "PROBABILITY_BINS", "drift_reference"]
+if TYPE_CHECKING:  # annotations only: export/data.py may import this module's header helpers
+    from .data import PreparedSet, SourceInfo
+
+__all__ = ["GEOMETRY_EDGES", "INTENSITY_BINS", "PROBABILITY_BINS", "drift_reference", "header_geometry", "volume_slices"]
 
 VERSION = 1
 INTENSITY_BINS = 20
@@ -59,7 +64,34 @@ GEOMETRY_EDGES: dict[str, list[float]] = {
 }
 #: Mask sizes: the first bin holds empty masks, then roughly doubling steps.
 MASK_AREA_EDGES_MM2 = [0, 1e-6, 10, 25, 50, 100, 200, 400, 800, 1600, 3200, _OPEN]
-MASK_VOLUME_EDGES_ML = [0, 1e-6, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, _OPEN]
+#: Mask volumes (mL): the empty bin, then doubling steps from 0.05 mL (a 4 mm lesion) to
+#: 6553.6 mL, so that whole organs (a brain ~1.2–1.5 L, a liver ~1.5 L, both lungs ~5–6 L)
+#: fall in bins of their own instead of all in one "over 64 mL" bin: 20 bins, log-spaced.
+MASK_VOLUME_EDGES_ML = [0, 1e-6, *(round(0.05 * 2**k, 6) for k in range(18)), _OPEN]
+
+
+def header_geometry(header: Dataset) -> tuple[tuple[float, float] | None, float | None]:
+    """(0028,0030) *Pixel Spacing* (row, column) and (0018,0050) *Slice Thickness*, in mm, of
+    an instance as the drift reference records them: from the top level of a single-frame
+    header, from the functional groups (Pixel Measures, shared or of the first frame) of an
+    enhanced multi-frame one, where that IOD keeps them; None where absent or empty. The
+    gateway reads the same attributes the same way (``gateway.drift.geometry_header``)."""
+    if is_enhanced(header):
+        header = frame_headers(header, 1)[0]
+    spacing = header.get("PixelSpacing")
+    thickness = header.get("SliceThickness")
+    return (
+        (float(spacing[0]), float(spacing[1])) if spacing else None,
+        float(thickness) if thickness not in (None, "") else None,
+    )
+
+
+def volume_slices(headers: Iterable[Dataset]) -> int:
+    """Slices of one volume: its frames, summed over its instances ((0028,0008) *Number of
+    Frames*, 1 when absent). The unit the gateway counts (one observation per volume, its
+    frames as ``slices``): a 176-frame enhanced MR is 176 slices, as its 176-file classic
+    equivalent is."""
+    return sum(int(h.get("NumberOfFrames") or 1) for h in headers)
 
 
 def _round(value: float) -> float:

@@ -33,6 +33,7 @@ from prometheus_client import REGISTRY, Gauge
 from prometheus_client.metrics_core import GaugeMetricFamily
 
 from preprocessing.attributes import header_text, header_value
+from preprocessing.frames import frame_headers, is_enhanced
 
 from .metrics import multiprocess_mode
 
@@ -287,12 +288,20 @@ def monitor_from_reference(model: str, reference: Mapping, window_size: int = 20
 
 
 def input_features(input_name: str, prepared: np.ndarray, header, slices: int = 1) -> DriftObservation:
-    """Features of one prepared input and its DICOM header (values, not identities)."""
+    """Features of one prepared input and its DICOM header (values, not identities).
+
+    One call is one observation: one 2D image, or one volume, whose ``slices`` counts its
+    frames (a series of single-frame instances and one enhanced multi-frame instance of the
+    same volume count alike; export's reference counts the same way). Pixel Spacing (mm) and
+    Slice Thickness (mm) of an enhanced multi-frame header are read from its functional groups
+    (:func:`geometry_header`), where that IOD keeps them.
+    """
     flat = prepared.reshape(-1)
     stride = max(1, flat.size // MAX_INTENSITY_SAMPLES)
     numeric: dict[str, np.ndarray | float] = {f"{input_name}.intensity": flat[::stride], f"{input_name}.slices": float(slices)}
+    geometry = geometry_header(header)
     for feature, keyword in (("rows", "Rows"), ("columns", "Columns"), ("pixel_spacing_mm", "PixelSpacing"), ("slice_thickness_mm", "SliceThickness")):
-        value = _header_number(header, keyword)
+        value = _header_number(geometry, keyword)
         if value is not None:
             numeric[f"{input_name}.{feature}"] = value
     categorical = {
@@ -300,6 +309,19 @@ def input_features(input_name: str, prepared: np.ndarray, header, slices: int = 
         f"{input_name}.manufacturer": header_text(header, "Manufacturer"),
     }
     return DriftObservation(numeric, categorical)
+
+
+def geometry_header(header):
+    """The header to read geometry from: ``header`` itself, or for an enhanced multi-frame
+    instance its first frame flattened by :func:`preprocessing.frames.frame_headers` (Shared
+    and Per-Frame Functional Groups: Pixel Measures carry Pixel Spacing and Slice Thickness).
+    A malformed functional group leaves ``header`` as it is: drift never fails a request."""
+    try:
+        if is_enhanced(header):
+            return frame_headers(header, 1)[0]
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError):
+        pass
+    return header
 
 
 def _header_number(header, keyword: str) -> float | None:

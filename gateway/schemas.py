@@ -104,13 +104,28 @@ class MeasurementPublic(BaseModel):
     largest_diameter_mm: float = Field(description="Largest voxel-centre distance within one component, in mm.")
 
 
+class SliceFramePublic(BaseModel):
+    """Where one slice of the answer's grid comes from in a multi-frame source."""
+
+    instance: int = Field(description="Index into grid.sop_instance_uids")
+    frame: int = Field(description="Frame number within that instance, 1-based")
+
+
 class GridPublic(BaseModel):
     """The voxel grid of the answer: the series as sent, slices sorted along the normal."""
 
     shape: list[int] = Field(description="[slices, rows, columns]")
     spacing_mm: list[float] = Field(description="[slice, row, column] spacing in mm")
     affine_lps: list[list[float]] = Field(description="4x4 matrix: (slice, row, column, 1) → LPS mm")
-    sop_instance_uids: list[str] = Field(description="Source instance of each slice, in slice order")
+    sop_instance_uids: list[str] = Field(
+        description="The distinct source instances, in the slice order of their first slice: one UID per "
+        "single-frame instance, the one UID of a multi-frame (e.g. enhanced MR/CT) instance once, not once per frame"
+    )
+    frames: list[SliceFramePublic] | None = Field(
+        None,
+        description="Only when a source is multi-frame: per slice (slice order), the index of its instance in "
+        "sop_instance_uids and its frame number (1-based, as DICOM's Referenced Frame Number)",
+    )
 
 
 class SegmentationPublic(BaseModel):

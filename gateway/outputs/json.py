@@ -3,15 +3,17 @@ segmentation, per-class measurements in physical units and the grid of the answe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from preprocessing.attributes import header_text
+from preprocessing.frames import Frame
 
 from ..schemas import (
     ClassificationPublic,
     GridPublic,
+    SliceFramePublic,
     InstanceClassificationPublic,
     LabelProbability,
     MeasurementPublic,
@@ -47,11 +49,27 @@ def classification_body(answer: Answer) -> ClassificationPublic:
     )
 
 
+def slice_sources(frames: Sequence[Frame]) -> tuple[list[str], list[SliceFramePublic] | None]:
+    """The distinct instances of the slices ``frames`` (slice order) by SOP Instance UID, in the
+    order of their first slice, and, when one of them is multi-frame, each slice's instance index
+    and 1-based frame number (a single-frame series needs none: its slices are its instances)."""
+    uids: list[str] = []
+    index: dict[int, int] = {}
+    for frame in frames:
+        if id(frame.instance) not in index:
+            index[id(frame.instance)] = len(uids)
+            uids.append(header_text(frame.instance.header, "SOPInstanceUID"))
+    if all(frame.instance.pixels.number_of_frames == 1 for frame in frames):
+        return uids, None
+    return uids, [SliceFramePublic(instance=index[id(f.instance)], frame=f.index + 1) for f in frames]
+
+
 def segmentation_body(answer: Answer, masks: dict[str, dict[str, Any]] | None = None) -> SegmentationPublic:
     """Measurements and the grid (shape, spacing in mm, LPS affine, instance per slice);
     ``masks``: per class label, what ``format=rle`` adds."""
     card, result = answer.card, answer.result
     spacing = np.linalg.norm(result.affine_lps[:3, :3], axis=0)
+    uids, frames = slice_sources(result.frames)
     return SegmentationPublic(
         model=card.name,
         model_version=result.model_version,
@@ -62,7 +80,8 @@ def segmentation_body(answer: Answer, masks: dict[str, dict[str, Any]] | None = 
             shape=list(result.labels_map.shape),
             spacing_mm=[round(float(v), 6) for v in spacing],
             affine_lps=np.round(result.affine_lps, 6).tolist(),
-            sop_instance_uids=[header_text(i.header, "SOPInstanceUID") for i in result.instances],
+            sop_instance_uids=uids,
+            frames=frames,
         ),
         masks=masks,
         patches=result.patches,

@@ -118,3 +118,24 @@ def test_scores_are_published_when_scraped_and_a_newer_monitor_replaces_an_older
     assert registry.get_sample_value("medserve_drift_window_samples", {"model": "m"}) == 1
     assert registry.get_sample_value("medserve_drift_score", {"model": "m", "feature": "x", "stat": "psi"}) is None  # < min_samples
     assert b"medserve_drift_score" in generate_latest(registry)
+
+
+def test_input_features_read_spacing_and_thickness_from_functional_groups() -> None:
+    """pydicom-data's Enhanced CT keeps Pixel Spacing and Slice Thickness only in its Shared
+    Functional Groups (Pixel Measures): drift reads them there, as export does."""
+    import pydicom
+
+    from devtools.testdata import pydicom_test_file
+    from gateway.drift import input_features
+
+    header = pydicom.dcmread(pydicom_test_file("eCT_Supplemental.dcm"), stop_before_pixels=True)
+    assert "PixelSpacing" not in header and "SliceThickness" not in header
+    features = input_features("volume", np.zeros((1, 2, 4, 4), np.float32), header, slices=2).numeric
+    assert features["volume.pixel_spacing_mm"] == pytest.approx(0.388672)
+    assert features["volume.slice_thickness_mm"] == pytest.approx(10.0)
+    assert (features["volume.rows"], features["volume.columns"], features["volume.slices"]) == (512, 512, 2)
+    # a single-frame header is read at its top level, as before
+    single = pydicom.dcmread(pydicom_test_file("CT_small.dcm"), stop_before_pixels=True)
+    features = input_features("image", np.zeros((1, 4, 4), np.float32), single).numeric
+    assert features["image.pixel_spacing_mm"] == pytest.approx(float(single.PixelSpacing[0]))
+    assert features["image.slice_thickness_mm"] == pytest.approx(float(single.SliceThickness))
