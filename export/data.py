@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from preprocessing import PreprocessingError, PreprocessingSpec, preprocess_instance, preprocess_series, read_dataset
 
+from .drift_reference import header_geometry, volume_slices
 from .errors import ExportDataError
 from .spec import ExportSpec
 
@@ -34,7 +35,9 @@ class SourceInfo:
     """What the DICOM header says about one prepared input (for drift monitoring).
 
     ``pixel_spacing_mm`` is (0028,0030) *Pixel Spacing* (row, column); ``slice_thickness_mm``
-    is (0018,0050) *Slice Thickness*; ``slices`` counts the instances of a series (1 for 2D).
+    is (0018,0050) *Slice Thickness* (both from the functional groups of an enhanced multi-frame
+    instance); ``slices`` counts the frames of a series, all frames of a multi-frame instance
+    included (1 for 2D).
     ``prepared_spacing_mm`` is the spacing of the prepared array's spatial axes ((row, column)
     or (slice, row, column)), None when the header gives no spacing.
     """
@@ -69,16 +72,15 @@ class PreparedSet:
 
 
 def source_info(header: Dataset, slices: int, prepared_spacing_mm: tuple[float, ...] | None) -> SourceInfo:
-    spacing = header.get("PixelSpacing")
-    thickness = header.get("SliceThickness")
+    spacing, thickness = header_geometry(header)
     return SourceInfo(
         modality=str(header.get("Modality", "")).upper() or "unknown",
         manufacturer=str(header.get("Manufacturer", "")).strip() or "unknown",
         rows=int(header.get("Rows", 0)),
         columns=int(header.get("Columns", 0)),
         slices=slices,
-        pixel_spacing_mm=(float(spacing[0]), float(spacing[1])) if spacing else None,
-        slice_thickness_mm=float(thickness) if thickness not in (None, "") else None,
+        pixel_spacing_mm=spacing,
+        slice_thickness_mm=thickness,
         prepared_spacing_mm=prepared_spacing_mm,
     )
 
@@ -113,7 +115,8 @@ def prepare_input(path: Path, spec: PreprocessingSpec) -> tuple[np.ndarray, Sour
                 raise ExportDataError(f"{path}: a volumetric input needs a folder of *.dcm files (one series)")
             prepared = preprocess_series(files, spec)
             spacing = prepared.geometry.spacing_mm if prepared.geometry is not None else None
-            return prepared.array, source_info(pydicom.dcmread(files[0], stop_before_pixels=True), len(files), spacing)
+            headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+            return prepared.array, source_info(headers[0], volume_slices(headers), spacing)
         if not path.is_file():
             raise ExportDataError(f"{path}: not a DICOM file")
         ds = read_dataset(path.read_bytes())
