@@ -40,9 +40,20 @@ class ServerStartFailed(RuntimeError):
 
 def free_port() -> int:
     """A loopback TCP port nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different loopback TCP ports nothing listens on now: all bound at once, so the
+    kernel cannot hand out one port twice (closing one before asking for the next could)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def http_ok(url: str) -> bool:

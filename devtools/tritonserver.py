@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .processes import ServerProcess, ServerStartFailed, free_port
+from .processes import ServerProcess, ServerStartFailed, free_ports
 
 
 class TritonNotInstalled(RuntimeError):
@@ -44,8 +44,8 @@ class TritonPorts:
 
     @classmethod
     def free(cls) -> "TritonPorts":
-        """Three currently unused loopback ports (for tests running beside a dev server)."""
-        return cls(*(free_port() for _ in range(3)))
+        """Three different, currently unused loopback ports (for tests running beside a dev server)."""
+        return cls(*free_ports(3))
 
 
 @dataclass(frozen=True)

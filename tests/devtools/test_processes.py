@@ -107,3 +107,12 @@ def test_the_gateway_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
     to_stdout = GatewayProcess("127.0.0.1:8001", port=8080)
     assert to_stdout.log is None and to_stdout.metrics_dir is None and to_stdout.url == "http://127.0.0.1:8080"
+
+
+def test_free_ports_are_all_different() -> None:
+    """Triton refuses to start when two of its ports coincide; asked for together they never do."""
+    from devtools.processes import free_ports
+
+    for _ in range(50):
+        ports = free_ports(3)
+        assert len(set(ports)) == 3

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devtools.processes import ServerProcess
+from devtools.processes import ServerProcess, free_ports
 from devtools.run import (
     DEFAULT_REPOSITORY,
     DEMO_MODEL,
@@ -152,7 +152,8 @@ def test_a_repository_of_ones_own_is_served_as_it_is(model_repository: Path, rea
     before = _snapshot(repository)
     zoo_data_before = sorted(p.name for p in DATA_DIR.iterdir()) if DATA_DIR.is_dir() else []
 
-    ports, port = TritonPorts.free(), TritonPorts.free().http
+    *triton_ports, port = free_ports(4)  # all different: chosen together
+    ports = TritonPorts(*triton_ports)
     work, log = tmp_path / "work", tmp_path / "run.log"
     command = [
         sys.executable, "-m", "devtools", "run", "--repository", str(repository), "--work-dir", str(work),

@@ -29,6 +29,7 @@ import pytest
 
 from devtools.dicomgen import write_ct_series
 from devtools.phantoms import chest_volume
+from devtools.processes import free_ports
 from devtools.tritonserver import TritonPorts, running_stubs
 
 pytestmark = pytest.mark.e2e
@@ -46,8 +47,8 @@ class Stack:
     """``python -m devtools run`` (what ``make run`` starts) on free ports, its output in a log file."""
 
     def __init__(self, work: Path) -> None:
-        ports = TritonPorts.free()
-        self.port = TritonPorts.free().http
+        *triton_ports, self.port = free_ports(4)  # all different: chosen together
+        ports = TritonPorts(*triton_ports)
         self.url = f"http://127.0.0.1:{self.port}"
         self.triton_http = f"http://127.0.0.1:{ports.http}"
         self.stub_path = (work / "triton" / "backends" / "python" / "triton_python_backend_stub").resolve()
