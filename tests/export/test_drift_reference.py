@@ -33,15 +33,20 @@ def test_classifier_reference(tiny_classifier_spec) -> None:
     assert reference["predictions"]["top_label_mix"] == {"no_nodule": 0.5, "nodule": 0.5}
 
 
-def test_segmentation_reference_measures_mask_volumes(tiny_classifier_spec) -> None:
+def _segmentation_spec(tiny_classifier_spec, depth: int, label: str):
+    """The tiny classifier's spec turned into a 3D segmenter of [depth, 10, 10] with one class."""
     spec = load_spec(tiny_classifier_spec())
-    spec = spec.model_copy(
+    return spec.model_copy(
         update={
             "task": "segmentation-3d",
-            "inputs": [spec.inputs[0].model_copy(update={"name": "volume", "shape": [-1, 1, 4, 10, 10]})],
-            "outputs": [OutputSpec(name="labels", meaning="segmentation_labels", labels=["background", "nodule"], dtype="uint8")],
+            "inputs": [spec.inputs[0].model_copy(update={"name": "volume", "shape": [-1, 1, depth, 10, 10]})],
+            "outputs": [OutputSpec(name="labels", meaning="segmentation_labels", labels=["background", label], dtype="uint8")],
         }
     )
+
+
+def test_segmentation_reference_measures_mask_volumes(tiny_classifier_spec) -> None:
+    spec = _segmentation_spec(tiny_classifier_spec, depth=4, label="nodule")
     info = SourceInfo("CT", "x", 10, 10, 4, (2.0, 2.0), 2.0, (2.0, 2.0, 2.0))
     cases = PreparedSet(cases=["a", "b"], inputs={"volume": np.zeros((2, 1, 4, 10, 10), np.float32)}, sources={"volume": [info, info]})
     labels = np.zeros((2, 4, 10, 10), np.uint8)
@@ -107,14 +112,7 @@ def test_mask_volume_bins_cover_whole_organs() -> None:
 
 def test_segmentation_reference_of_organ_sized_masks(tiny_classifier_spec) -> None:
     """A brain-sized (1.3 L) and a liver-sized (0.26 L after halving) mask land in different bins."""
-    spec = load_spec(tiny_classifier_spec())
-    spec = spec.model_copy(
-        update={
-            "task": "segmentation-3d",
-            "inputs": [spec.inputs[0].model_copy(update={"name": "volume", "shape": [-1, 1, 10, 10, 10]})],
-            "outputs": [OutputSpec(name="labels", meaning="segmentation_labels", labels=["background", "brain"], dtype="uint8")],
-        }
-    )
+    spec = _segmentation_spec(tiny_classifier_spec, depth=10, label="brain")
     info = SourceInfo("MR", "x", 10, 10, 10, (10.0, 10.0), 13.0, (13.0, 10.0, 10.0))  # 1.3 mL voxels
     cases = PreparedSet(cases=["a", "b"], inputs={"volume": np.zeros((2, 1, 10, 10, 10), np.float32)}, sources={"volume": [info, info]})
     labels = np.ones((2, 10, 10, 10), np.uint8)
