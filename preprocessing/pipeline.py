@@ -29,6 +29,7 @@ from .errors import InconsistentSeries, InputTooLarge, InvalidDicom, ModalityMis
 from .geometry import Reorientation, axis_codes, index_map_affine, pixel_spacing_mm, reorientation, spacing_of
 from .layout import crop_or_pad, image_to_chw, volume_to_cdhw, volume_to_slices
 from .normalize import apply_steps, clip_values, normalize
+from .quality import input_statistics
 from .pixels import (
     apply_dicom_voi,
     apply_window,
@@ -329,7 +330,9 @@ def _intensity(
     """clip → window (MONOCHROME1 flips the windowed output) or normalize / normalize_steps
     (MONOCHROME1 flips the values first), on float32 modality values; the normalization only
     when its statistics are taken on the input grid (``stats_grid="input"``), else the caller
-    runs :func:`_normalization` after the resize."""
+    runs :func:`_normalization` after the resize. The modality values' statistics are
+    recorded first (``input_statistics``, for the model's input quality gate)."""
+    applied["input_statistics"] = input_statistics(values)
     monochrome1 = ds is not None and is_monochrome1(ds)
     if monochrome1 and spec.window is None:
         values = invert_monochrome1(values, ds)  # type: ignore[arg-type]
