@@ -13,7 +13,7 @@ drift reference.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +22,21 @@ from pydicom.dataset import Dataset
 from tqdm import tqdm
 
 from preprocessing import PreprocessingError, PreprocessingSpec, preprocess_instance, preprocess_series, read_dataset
+from preprocessing.quality import quality_features
 
 from .drift_reference import header_geometry, volume_slices
 from .errors import ExportDataError
 from .spec import ExportSpec
 
-__all__ = ["PreparedSet", "SourceInfo", "load_calibration_set", "load_validation_set", "prepare_input"]
+__all__ = [
+    "CALIBRATION_ADVICE",
+    "PreparedSet",
+    "SourceInfo",
+    "calibration_shortfall",
+    "load_calibration_set",
+    "load_validation_set",
+    "prepare_input",
+]
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,7 @@ class SourceInfo:
     pixel_spacing_mm: tuple[float, float] | None
     slice_thickness_mm: float | None
     prepared_spacing_mm: tuple[float, ...] | None
+    quality: dict[str, float] = field(default_factory=dict)  # preprocessing.quality.quality_features, for the input quality gate
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,9 @@ class PreparedSet:
         return {name: array[start:stop] for name, array in self.inputs.items()}
 
 
-def source_info(header: Dataset, slices: int, prepared_spacing_mm: tuple[float, ...] | None) -> SourceInfo:
+def source_info(
+    header: Dataset, slices: int, prepared_spacing_mm: tuple[float, ...] | None, quality: dict[str, float] | None = None
+) -> SourceInfo:
     spacing, thickness = header_geometry(header)
     return SourceInfo(
         modality=str(header.get("Modality", "")).upper() or "unknown",
@@ -82,6 +94,7 @@ def source_info(header: Dataset, slices: int, prepared_spacing_mm: tuple[float, 
         pixel_spacing_mm=spacing,
         slice_thickness_mm=thickness,
         prepared_spacing_mm=prepared_spacing_mm,
+        quality=quality or {},
     )
 
 
@@ -116,12 +129,13 @@ def prepare_input(path: Path, spec: PreprocessingSpec) -> tuple[np.ndarray, Sour
             prepared = preprocess_series(files, spec)
             spacing = prepared.geometry.spacing_mm if prepared.geometry is not None else None
             headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
-            return prepared.array, source_info(headers[0], volume_slices(headers), spacing)
+            return prepared.array, source_info(headers[0], volume_slices(headers), spacing, quality_features(prepared.applied))
         if not path.is_file():
             raise ExportDataError(f"{path}: not a DICOM file")
         ds = read_dataset(path.read_bytes())
-        array = preprocess_instance(ds, spec).array
-        return array, source_info(ds, 1, _prepared_spacing(ds, spec, array.shape))
+        prepared = preprocess_instance(ds, spec)
+        array = prepared.array
+        return array, source_info(ds, 1, _prepared_spacing(ds, spec, array.shape), quality_features(prepared.applied, ds))
     except PreprocessingError as exc:
         raise ExportDataError(f"{path}: {exc}") from exc
 
@@ -165,8 +179,25 @@ def _prepare_cases(
     return {name: np.stack(parts) for name, parts in arrays.items()}, sources
 
 
+#: What the report and the log add when fewer calibration cases are found than asked for.
+CALIBRATION_ADVICE = (
+    "min-max calibration takes each activation's extremes, so the cases must span the intensities and anatomy "
+    "served rather than be many: 16-32 varied 3D series (64+ 2D images) usually settle the ranges. The INT8 variant "
+    "is still gated on the task metric against FP32; if it is rejected, add varied cases or drop int8"
+)
+
+
+def calibration_shortfall(spec: ExportSpec, prepared: PreparedSet) -> str | None:
+    """The warning for a calibration set smaller than ``calibration.samples``, or None."""
+    asked = spec.calibration.samples if spec.calibration is not None else 0
+    if len(prepared) >= asked:
+        return None
+    return f"calibration: {asked} cases asked for, {len(prepared)} found; calibrated on {len(prepared)}. Advice: {CALIBRATION_ADVICE}"
+
+
 def load_calibration_set(spec: ExportSpec, progress: bool = False) -> PreparedSet:
-    """The first ``calibration.samples`` cases of the calibration data, prepared."""
+    """The first ``calibration.samples`` cases of the calibration data, prepared; fewer are
+    all taken (:func:`calibration_shortfall` words the warning), none is an error."""
     calibration = spec.calibration
     if calibration is None:
         raise ExportDataError("the spec has no calibration data")
@@ -179,10 +210,8 @@ def load_calibration_set(spec: ExportSpec, progress: bool = False) -> PreparedSe
         rows = [{names[0]: p} for p in _discover(calibration.dicom_dir, spec.preprocessing_spec.volumetric)]
     else:
         raise ExportDataError("calibration: a multi-input model needs a manifest naming each input's DICOM per case")
-    if len(rows) < calibration.samples:
-        raise ExportDataError(
-            f"calibration: {calibration.samples} samples requested, {calibration.dicom_dir} holds {len(rows)}"
-        )
+    if not rows:
+        raise ExportDataError(f"calibration: {calibration.dicom_dir} holds no cases; INT8 calibration needs at least one")
     rows = rows[: calibration.samples]
     inputs, sources = _prepare_cases(spec, calibration.dicom_dir, rows, "calibration DICOM", progress)
     return PreparedSet(cases=[rows[i][names[0]] for i in range(len(rows))], inputs=inputs, sources=sources)

@@ -34,16 +34,17 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from .benchmark import measure_onnxruntime, measure_torch_eager
-from .data import PreparedSet, load_calibration_set, load_validation_set
+from .data import PreparedSet, calibration_shortfall, load_calibration_set, load_validation_set
 from .drift_reference import drift_reference
 from .errors import ExportError, ExportFailed, ExportSpecError
 from .metrics import DEFINITIONS, TaskMetric, clinical_metrics, gate_failures, task_metric
+from .quality import derive_gate
 from .report import ExportReport, StepRecord, StepStatus, VariantRecord, VariantStatus, environment, report_digest
 from .spec import ExportSpec, Precision, PythonSource
 from .torch2onnx import load_torch_model, torch_outputs
 from .triton.model_dir import ONNX_FILE, VariantDirectory, write_configs
 from .triton.parameters import gateway_parameters
-from .variants import VARIANTS, Artifact, Conversion, ExportVariant, model_names
+from .variants import VARIANTS, Artifact, Conversion, ExportVariant, Runtime, model_names
 from .verify import OutputDifference, compare_outputs, onnx_outputs
 
 __all__ = ["ExportOptions", "ExportResult", "export_model", "source_digest"]
@@ -110,6 +111,11 @@ class _Steps:
             with self.run(name) as record:
                 record.detail = "; ".join(detail for detail in (phase() for _, phase in group) if detail)
 
+    def warn(self, message: str) -> None:
+        """A warning kept in the report and logged; the export goes on."""
+        self.report.warnings.append(message)
+        self.log(f"[{self.report.model}] warning: {message}")
+
     def skip(self, name: str, reason: str) -> None:
         self.report.steps.append(StepRecord(name=name, status=StepStatus.SKIPPED, detail=reason))
         self.log(f"[{self.report.model}] {name}: SKIPPED {reason}")
@@ -169,6 +175,7 @@ def export_model(
     uncalibrated = next((v for v in VARIANTS if v.needs_calibration and v.precision in precisions), None)
     if uncalibrated is not None and spec.calibration is None:
         raise ExportSpecError(f"{spec.name}: {uncalibrated.precision.value} needs calibration DICOM and the spec has no calibration section")
+    _check_tensorrt_settings(spec, precisions)
     steps = _Steps(report, log)
     # Staged beside the repository, not in it: a polling Triton would try to load any folder in it.
     staging = Path(tempfile.mkdtemp(prefix=f".{repository.name}-{spec.name}-", dir=repository.parent))
@@ -184,6 +191,15 @@ def export_model(
         raise ExportFailed(f"export of {spec.name!r} failed in step {failed}: {type(exc).__name__}: {exc}") from exc
     finally:
         shutil.rmtree(context.staging, ignore_errors=True)
+
+
+def _check_tensorrt_settings(spec: ExportSpec, precisions: list[Precision]) -> None:
+    """The spec's TensorRT settings, checked only when an engine will be built (a TensorRT
+    variant asked for on a host that can build it): a CPU-only export never fails on them."""
+    building = any(v.runtime == Runtime.TENSORRT and v.precision in precisions and v.unavailable() is None for v in VARIANTS)
+    problems = spec.tensorrt_problems() if building else []
+    if problems:
+        raise ExportSpecError(f"{spec.name}: " + "; ".join(problems))
 
 
 def _metric_settings(spec: ExportSpec) -> str:
@@ -208,6 +224,9 @@ def _prepare(context: _Context, steps: _Steps) -> None:
         with steps.run("prepare_calibration_data") as record:
             context.calibration = load_calibration_set(spec, progress)
             record.detail = f"{len(context.calibration)} cases from {spec.calibration.dicom_dir}"
+        shortfall = calibration_shortfall(spec, context.calibration)
+        if shortfall is not None:
+            steps.warn(shortfall)
     with steps.run("pytorch_reference") as record:
         context.reference = torch_outputs(context.model, context.validation.feeds())
         context.output_shapes = _output_shapes(spec, context.reference)
@@ -378,11 +397,12 @@ def _publish(context: _Context, steps: _Steps, report: ExportReport, repository:
     """Write report and configs into every written variant, then move them into place."""
     spec = context.spec
     reference = _drift_reference(context, steps)
+    report.input_quality = derive_gate(spec.quality_gate, [s.sources for s in (context.validation, context.calibration) if s is not None])
     for variant in context.written:
         report.write(variant.directory)
         parameters = gateway_parameters(
             spec, precision=variant.precision, output_shapes=context.output_shapes, onnx_file=ONNX_FILE,
-            report_digest=report_digest(variant.directory), drift_reference=reference,
+            report_digest=report_digest(variant.directory), drift_reference=reference, input_quality=report.input_quality,
         )
         write_configs(variant, spec, context.output_shapes, parameters)
         variant.directory.chmod(0o755)

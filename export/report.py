@@ -76,6 +76,8 @@ class ExportReport:
     gates: dict[str, float] = field(default_factory=dict)  # secondary gates: metric → max worsening vs FP32
     metric_settings: str = ""  # operating threshold / surface tolerance / spacing the clinical metrics used
     metric_definitions: list[str] = field(default_factory=list)  # export.metrics.DEFINITIONS of the task
+    input_quality: dict[str, Any] | None = None  # the card's input quality gate (export.quality.derive_gate); None: disabled
+    warnings: list[str] = field(default_factory=list)  # what the export accepted but the reader should know (e.g. few calibration cases)
 
     def variant(self, precision: str, runtime: str = "onnxruntime") -> VariantRecord | None:
         return next((v for v in self.variants if v.precision == precision and v.runtime == runtime), None)
@@ -129,7 +131,10 @@ class ExportReport:
             f"Accuracy budget: a variant may lose at most {self.max_metric_drop} of the metric against FP32. "
             f"Timings: onnxruntime CPU, {self.benchmark_threads} thread(s), on this machine.",
         ]
+        if self.warnings:
+            lines += ["", "## Warnings", ""] + [f"- {warning}" for warning in self.warnings]
         lines += self._clinical_markdown()
+        lines += self._quality_markdown()
         lines += [
             "## Figures",
             "",
@@ -166,6 +171,24 @@ class ExportReport:
         if self.metric_settings:
             lines += [self.metric_settings, ""]
         lines += [f"- {definition}" for definition in self.metric_definitions]
+        return lines + [""]
+
+    def _quality_markdown(self) -> list[str]:
+        """The input quality gate: its action and every accepted range."""
+        lines = ["## Input quality gate", ""]
+        gate = self.input_quality
+        if gate is None:
+            return lines + ["Disabled (`quality_gate.enabled: false`): the gateway checks no input against what export saw.", ""]
+        lines += [
+            f"Action `{gate['action']}` (reject: 422 `input_out_of_range`; warn: 200 with `warnings`), margin {gate['margin']}; "
+            "ranges from the validation and calibration cases' modality values (before clip/window/normalization) and geometry; "
+            "a blank input (std 0 or no foreground) is always outside.",
+            "",
+            "| input | cases | feature | low | high |",
+            "|---|---|---|---|---|",
+        ]
+        for name, ranges in gate["inputs"].items():
+            lines += [f"| {name} | {gate['cases'][name]} | {feature} | {low:g} | {high:g} |" for feature, (low, high) in ranges.items()]
         return lines + [""]
 
     def write(self, directory: Path) -> None:

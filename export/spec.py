@@ -158,13 +158,20 @@ class CalibrationSpec(_Strict):
     """DICOM for INT8 calibration: a folder and optionally a manifest CSV with one column per
     model input (a file, or a series folder for volumetric inputs). Without a manifest, every
     ``*.dcm`` file (2D input) or every folder holding ``*.dcm`` files (volumetric input) under
-    ``dicom_dir`` is one sample. The first ``samples`` (sorted) are used; fewer is an error.
-    Every case must prepare to the input's shape exactly: a sliding-window model is
-    calibrated and validated on patch-sized volumes."""
+    ``dicom_dir`` is one sample. The first ``samples`` (sorted) are used; fewer are accepted
+    with a warning (logged and in the report, :data:`export.data.CALIBRATION_ADVICE`), none is
+    an error. Every case must prepare to the input's shape exactly: a sliding-window model is
+    calibrated and validated on patch-sized volumes.
+
+    How many are enough: min-max calibration takes each activation's extremes, so what matters
+    is that the cases span the intensities and anatomy served, not their count; 16-32 varied 3D
+    series (or 64+ 2D images) usually settle the ranges. Fewer may do: the INT8 variant is
+    still gated on the task metric against FP32, and is rejected, not served, when it drops
+    more than ``accuracy_budget.max_metric_drop``."""
 
     dicom_dir: Path
     manifest: Path | None = None
-    samples: int = Field(64, ge=64, le=100_000)
+    samples: int = Field(64, ge=1, le=100_000)
 
 
 class ValidationSpec(_Strict):
@@ -177,11 +184,17 @@ class ValidationSpec(_Strict):
 
 
 class ToleranceSpec(_Strict):
-    """How far an artifact may be from PyTorch on the validation inputs."""
+    """How far an artifact may be from PyTorch on the validation inputs, judged by task
+    (:mod:`export.verify`): segmentation outputs by their labels (``label_mismatch`` and
+    ``min_class_dice``; the float max-abs is recorded only), every other float output by
+    ``fp32_abs`` / ``fp16_abs``."""
 
-    fp32_abs: float = Field(1e-4, gt=0, description="max |ONNX - PyTorch| per float output element")
-    fp16_abs: float = Field(2e-2, gt=0, description="max |TensorRT FP16 - PyTorch| per float output element")
-    label_mismatch: float = Field(1e-3, ge=0, lt=1, description="fraction of integer label values allowed to differ (argmax ties)")
+    fp32_abs: float = Field(1e-4, gt=0, description="max |ONNX - PyTorch| per float output element (non-segmentation outputs)")
+    fp16_abs: float = Field(2e-2, gt=0, description="max |TensorRT FP16 - PyTorch| per float output element (non-segmentation outputs)")
+    label_mismatch: float = Field(
+        1e-3, ge=0, lt=1, description="fraction of segmentation voxels whose label (argmax) may differ from PyTorch's (ties within float error)"
+    )
+    min_class_dice: float = Field(0.99, gt=0, le=1, description="least Dice of each class's voxels against PyTorch's labels, pooled over the validation cases")
 
 
 _GATED_METRICS = ("auc", "dice", "hd95_mm", "surface_dice", "sensitivity", "specificity", "ppv", "npv")
@@ -244,6 +257,24 @@ class TensorRTSpec(_Strict):
     opt_batch_size: int = Field(8, ge=1)
 
 
+class QualityGateSpec(_Strict):
+    """The input quality gate export derives from what the validation and calibration cases
+    look like (:mod:`export.quality`) and writes into the card (``input_quality``): per input,
+    accepted ranges of the modality values' spread and percentiles, the foreground fraction,
+    and the spacing and field of view (mm), each widened by ``margin``. The gateway answers an
+    input outside them 422 ``input_out_of_range`` (``action: reject``) or 200 with a
+    ``warnings`` entry (``action: warn``); a blank input (no spread or no foreground) is
+    always outside."""
+
+    enabled: bool = True
+    action: Literal["warn", "reject"] = "warn"
+    margin: float = Field(
+        1.0, ge=0, le=100,
+        description="widening of the ranges seen: spreads, spacings and extents to [min / (1 + margin), max * (1 + margin)], "
+        "the foreground fraction to [min / (1 + margin), 1], percentiles and mean by margin x the intensity range seen",
+    )
+
+
 class ExportSpec(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$")
     task: Task
@@ -260,6 +291,7 @@ class ExportSpec(_Strict):
     quantization: QuantizationSpec = QuantizationSpec()
     tensorrt: TensorRTSpec = TensorRTSpec()
     batching: BatchingSpec = BatchingSpec()
+    quality_gate: QualityGateSpec = QualityGateSpec()
     instance_count: int = Field(1, ge=1, le=64)
     opset: int = Field(17, ge=17, le=23)
 
@@ -281,9 +313,14 @@ class ExportSpec(_Strict):
             _check_input_preprocessing(tensor, self.input_preprocessing(tensor.name), tiled=self.task == Task.SEGMENTATION_3D)
         if Precision.INT8 in self.precisions and self.calibration is None:
             raise ValueError("calibration: int8 is among the precisions, so calibration DICOM are required")
-        if self.tensorrt.opt_batch_size > self.batching.max_batch_size:
-            raise ValueError("tensorrt.opt_batch_size must not exceed batching.max_batch_size")
         return self
+
+    def tensorrt_problems(self) -> list[str]:
+        """What is wrong with the TensorRT settings; checked by export only when a TensorRT
+        engine is to be built, so that a CPU-only export never fails on them."""
+        if self.tensorrt.opt_batch_size > self.batching.max_batch_size:
+            return ["tensorrt.opt_batch_size must not exceed batching.max_batch_size"]
+        return []
 
     def _check_names(self) -> None:
         names = [t.name for t in self.inputs] + [o.name for o in self.outputs]
@@ -400,8 +437,9 @@ def _describe(error: dict[str, Any]) -> str:
 
 
 def load_spec(path: Path | str, overrides: dict[str, Any] | None = None) -> ExportSpec:
-    """Read and validate a spec file. ``overrides`` replace top-level keys (e.g. the
-    precisions chosen on the command line); paths in them resolve like the file's own."""
+    """Read and validate a spec file. ``overrides`` replace top-level keys before validation
+    (e.g. the precisions chosen on the command line, so that ``--precision fp32`` loads a spec
+    that lists int8 without calibration data); paths in them resolve like the file's own."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())

@@ -17,12 +17,12 @@ def _export(args: argparse.Namespace) -> int:
     from export.spec import load_spec, parse_precisions
 
     try:
-        options = ExportOptions(
-            precisions=parse_precisions(args.precision) if args.precision else None,
-            benchmark_threads=args.benchmark_threads,
-            progress=not args.no_progress,
-        )
-        result = export_model(load_spec(args.spec), Path(args.output), options=options)
+        precisions = parse_precisions(args.precision) if args.precision else None
+        options = ExportOptions(precisions=precisions, benchmark_threads=args.benchmark_threads, progress=not args.no_progress)
+        # The chosen precisions replace the spec's before it is validated: `--precision fp32`
+        # loads a spec listing int8 without calibration data.
+        overrides = {"precisions": [p.value for p in precisions]} if precisions else None
+        result = export_model(load_spec(args.spec, overrides), Path(args.output), options=options)
     except ExportError as exc:
         print(f"export failed: {exc}", file=sys.stderr)
         return 2

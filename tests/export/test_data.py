@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.data import load_calibration_set, load_validation_set, prepare_input
+from export.data import CALIBRATION_ADVICE, calibration_shortfall, load_calibration_set, load_validation_set, prepare_input
 from export.errors import ExportDataError
 from export.spec import ExportSpec, load_spec
 from preprocessing import PreprocessingSpec, preprocess_instance, read_dataset
@@ -138,9 +138,26 @@ def test_bad_validation_manifests(tmp_path: Path, classifier_data: Path, tiny_cl
         load_validation_set(spec)
 
 
-def test_too_few_calibration_samples(tiny_classifier_spec, classifier_data: Path) -> None:
+def test_fewer_calibration_cases_than_asked_are_all_taken_with_advice(tiny_classifier_spec, classifier_data: Path) -> None:
     spec = load_spec(tiny_classifier_spec(calibration={"dicom_dir": str(classifier_data / "validation")}))
-    with pytest.raises(ExportDataError, match=r"calibration: 64 samples requested, .*validation holds 16"):
+    prepared = load_calibration_set(spec)
+
+    assert len(prepared) == 16
+    warning = calibration_shortfall(spec, prepared)
+    assert warning is not None and warning.startswith("calibration: 64 cases asked for, 16 found; calibrated on 16. Advice: ")
+    assert CALIBRATION_ADVICE in warning
+
+
+def test_calibration_with_enough_cases_has_no_warning(tiny_classifier_spec, classifier_data: Path) -> None:
+    spec = load_spec(tiny_classifier_spec(calibration={"dicom_dir": str(classifier_data / "validation"), "samples": 8}))
+    prepared = load_calibration_set(spec)
+    assert len(prepared) == 8 and calibration_shortfall(spec, prepared) is None
+
+
+def test_a_calibration_folder_without_cases_is_an_error(tiny_classifier_spec, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    spec = load_spec(tiny_classifier_spec(calibration={"dicom_dir": str(tmp_path / "empty")}))
+    with pytest.raises(ExportDataError, match=r"calibration: .*empty holds no cases; INT8 calibration needs at least one"):
         load_calibration_set(spec)
 
 

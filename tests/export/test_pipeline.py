@@ -143,3 +143,16 @@ def test_without_calibration_the_drift_reference_comes_from_validation(tiny_clas
     result = export_model(spec, tmp_path / "repository", log=lambda _: None)
     parameters = _parameters(_config(result.model_dir))
     assert (json.loads(parameters["drift_reference"])["source"], json.loads(parameters["drift_reference"])["cases"]) == ("validation", 16)
+
+
+def test_fewer_calibration_cases_are_calibrated_on_with_a_warning_in_log_and_report(tiny_classifier_spec, classifier_data: Path, tmp_path: Path) -> None:
+    lines: list[str] = []
+    spec = load_spec(tiny_classifier_spec(calibration={"dicom_dir": str(classifier_data / "validation")}, precisions=["fp32", "int8"]))
+    result = export_model(spec, tmp_path / "repository", log=lines.append)
+
+    (warning,) = result.report.warnings
+    assert warning.startswith("calibration: 64 cases asked for, 16 found; calibrated on 16.")
+    assert f"[tiny_classifier] warning: {warning}" in lines
+    assert result.report.variant("int8") is not None
+    assert f"## Warnings\n\n- {warning}" in (result.model_dir / "export_report.md").read_text()
+    assert json.loads((result.model_dir / "export_report.json").read_text())["warnings"] == [warning]

@@ -107,14 +107,14 @@ def test_multi_input_inputs_carry_their_own_preprocessing(tmp_path: Path) -> Non
         (_set("task", "segmentation-2d"), r"first output of a segmentation-2d model must be one of"),
         (_set("outputs.0.name", "image"), r"tensor names must be unique, repeated: image"),
         (_set("calibration", None), r"int8 is among the precisions, so calibration DICOM are required"),
-        (_set("calibration.samples", 32), r"calibration.samples: Input should be greater than or equal to 64"),
+        (_set("calibration.samples", 0), r"calibration.samples: Input should be greater than or equal to 1"),
         (_set("precisions", ["int8"]), r"fp32 must be among the precisions"),
         (_set("precisions", ["fp32", "bf16"]), r"precisions.1: Input should be 'fp32', 'fp16' or 'int8'"),
         (_set("accuracy_budget", {"max_metric_drop": 0}), r"accuracy_budget.max_metric_drop: Input should be greater than 0"),
         (_set("tolerance", {"fp32_abs": -1}), r"tolerance.fp32_abs: Input should be greater than 0"),
         (_set("quantization", {"calibration_method": "kl"}), r"quantization.calibration_method: Input should be 'minmax'"),
         (_set("batching", {"max_batch_size": 4, "preferred_batch_sizes": [8]}), r"preferred_batch_sizes must lie in 1..max_batch_size"),
-        (_set("tensorrt", {"opt_batch_size": 64}), r"tensorrt.opt_batch_size must not exceed batching.max_batch_size"),
+        (_set("tolerance", {"min_class_dice": 1.5}), r"tolerance.min_class_dice: Input should be less than or equal to 1"),
         (_set("opset", 13), r"opset: Input should be greater than or equal to 17"),
         (_set("validation", None), r"validation: Field required"),
         (_set("validation.manifest", None), r"validation.manifest: Field required"),
@@ -152,6 +152,21 @@ def test_a_3d_segmentation_input_may_leave_its_size_to_the_sliding_window(tmp_pa
     data["preprocessing"] = {"modalities": ["CT"], "window": {"preset": "lung"}, "spacing_mm": [2.0, 2.0, 2.0], "layout": "CDHW"}
     spec = load_spec(_write(tmp_path, data))
     assert spec.preprocessing_spec.output_size is None
+
+
+def test_tensorrt_settings_are_not_a_load_error_but_reported_for_a_tensorrt_build(tmp_path: Path) -> None:
+    data = copy.deepcopy(BASE) | {"tensorrt": {"opt_batch_size": 64}}
+    spec = load_spec(_write(tmp_path, data))  # a CPU-only export must not fail on them
+    assert spec.tensorrt_problems() == ["tensorrt.opt_batch_size must not exceed batching.max_batch_size"]
+    assert load_spec(_write(tmp_path, BASE)).tensorrt_problems() == []
+
+
+def test_precision_overrides_apply_before_validation(tmp_path: Path) -> None:
+    data = copy.deepcopy(BASE)
+    data.pop("calibration")  # int8 listed, no calibration data: invalid as written
+    with pytest.raises(ExportSpecError, match="int8 is among the precisions"):
+        load_spec(_write(tmp_path, data))
+    assert load_spec(_write(tmp_path, data), {"precisions": ["fp32"]}).precisions == [Precision.FP32]
 
 
 def test_overrides_replace_top_level_keys(tmp_path: Path) -> None:
