@@ -22,7 +22,9 @@ def clip_values(
     return np.clip(values, lower, upper, out=values if inplace else None)
 
 
-def normalize(values: np.ndarray, spec: NormalizeSpec, *, inplace: bool = False) -> tuple[np.ndarray, dict[str, float]]:
+def normalize(
+    values: np.ndarray, spec: NormalizeSpec, *, inplace: bool = False, ddof: int = 0
+) -> tuple[np.ndarray, dict[str, float]]:
     """Z-score or percentile scaling of ``values`` (float32); returns the array and the
     statistics used, for the record of what was applied.
 
@@ -37,7 +39,7 @@ def normalize(values: np.ndarray, spec: NormalizeSpec, *, inplace: bool = False)
         return out, {}
     if spec.method == "zscore":
         mean = float(sample.mean(dtype=np.float64))
-        std = float(sample.std(dtype=np.float64))
+        std = float(sample.std(dtype=np.float64, ddof=ddof)) if sample.size > ddof else 0.0
         scale = 1.0 / std if std > 0 else 1.0
         if mask is None:
             out -= np.float32(mean)
@@ -55,13 +57,21 @@ def normalize(values: np.ndarray, spec: NormalizeSpec, *, inplace: bool = False)
 
 
 def apply_steps(
-    values: np.ndarray, steps: tuple[NormalizeStep, ...], *, inplace: bool = False
+    values: np.ndarray,
+    steps: tuple[NormalizeStep, ...],
+    *,
+    inplace: bool = False,
+    localiser_percentiles: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, list[dict[str, float | str]]]:
     """Run an ordered ``normalize_steps`` chain on float32 ``values``; returns the array and,
     per step, its op and the statistics it used (percentile values, mean and std), for the
     record of what was applied. Each step sees the previous one's output, so "clip to the
     0.5/99.5 percentiles, then z-score" takes the z-score's statistics on the clipped image,
     as a MONAI ``Compose`` of ``ClipIntensityPercentiles`` and ``NormalizeIntensity`` does.
+
+    ``localiser_percentiles`` are the (lower, upper) values a cascade's localiser computed: a
+    ``clip_percentiles`` step with ``of="localiser"`` clips to them instead of its own (and,
+    run outside a cascade, falls back to its own image, which the record says).
     """
     out = values if inplace else values.astype(np.float32, copy=True)
     record: list[dict[str, float | str]] = []
@@ -70,13 +80,18 @@ def apply_steps(
         if step.op == "clip":
             np.clip(out, step.low, step.high, out=out)
         elif step.op == "clip_percentiles":
-            sample = out[out != 0] if step.nonzero else out
-            if sample.size:
-                low, high = (float(v) for v in np.percentile(sample, [step.low, step.high]))
+            if step.of == "localiser" and localiser_percentiles is not None:
+                low, high = localiser_percentiles
                 np.clip(out, np.float32(low), np.float32(high), out=out)
-                entry.update(lower_value=low, upper_value=high)
+                entry.update(lower_value=low, upper_value=high, of="localiser")
+            else:
+                sample = out[out != 0] if step.nonzero else out
+                if sample.size:
+                    low, high = (float(v) for v in np.percentile(sample, [step.low, step.high]))
+                    np.clip(out, np.float32(low), np.float32(high), out=out)
+                    entry.update(lower_value=low, upper_value=high)
         elif step.op == "zscore":
-            out, stats = normalize(out, NormalizeSpec(method="zscore", nonzero=step.nonzero), inplace=True)
+            out, stats = normalize(out, NormalizeSpec(method="zscore", nonzero=step.nonzero), inplace=True, ddof=step.ddof)
             entry.update(stats)
         elif step.op == "scale_shift":
             out *= np.float32(step.scale)
@@ -85,3 +100,12 @@ def apply_steps(
             out = apply_window(out, float(step.center), float(step.width), "LINEAR", out=out)  # type: ignore[arg-type]
         record.append(entry)
     return out, record
+
+
+def clip_percentile_values(record: list[dict[str, float | str]]) -> tuple[float, float] | None:
+    """The (lower, upper) values of the first ``clip_percentiles`` step of an ``apply_steps``
+    record: what a cascade's localiser hands its later stages."""
+    for entry in record:
+        if entry.get("op") == "clip_percentiles" and "lower_value" in entry:
+            return float(entry["lower_value"]), float(entry["upper_value"])
+    return None

@@ -25,6 +25,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from .decode import Instance, InstanceSource, decode_frame, open_instance
+from .foreground import foreground_box
 from .errors import InconsistentSeries, InputTooLarge, InvalidDicom, ModalityMismatch
 from .geometry import Reorientation, axis_codes, index_map_affine, pixel_spacing_mm, reorientation, spacing_of
 from .layout import crop_or_pad, image_to_chw, volume_to_cdhw, volume_to_slices
@@ -125,6 +126,14 @@ def prepare_slice(
         )
         values = resample_to_spacing(values, source, target)
         applied["resampled_to_spacing_mm"] = list(target)
+    if spec.crop_foreground is not None:
+        spacing = tuple(spec.spacing_mm[-2:]) if spec.spacing_mm is not None else (
+            pixel_spacing or (pixel_spacing_mm(ds) if ds is not None else None) or (1.0, 1.0)
+        )
+        box = foreground_box(values, spec.crop_foreground, spacing)
+        if box is not None:
+            values = values[box]
+        applied["cropped_to_foreground"] = None if box is None else [[b.start, b.stop] for b in box]
     values = _intensity(values, spec, ds, applied, inplace=False)
     if spec.output_size is not None:
         if spec.size_mode == "resize":
@@ -211,6 +220,27 @@ def preprocess_series(sources: Sequence[InstanceSource] | SeriesPlan, spec: Prep
     (several series, mixed orientation or size, duplicate positions, missing slices).
     """
     plan = sources if isinstance(sources, SeriesPlan) else plan_series(sources)
+    return finish_volume(load_series_volume(plan, spec), spec, keep_values=False)
+
+
+@dataclass(frozen=True)
+class SeriesVolume:
+    """A series as modality values (HU, SUV, signal) on the grid a spec asks for —
+    reoriented and resampled to ``spacing_mm`` — before any intensity step or resize: what
+    every stage of a cascade starts from. ``values`` is (D, H, W) float32 (or (D, H, W, 3)
+    RGB), ``affine_lps`` maps its (d, h, w, 1) to LPS mm, ``reference`` is the middle frame's
+    header (VOI, MONOCHROME1), ``source`` the series as sent."""
+
+    values: np.ndarray
+    affine_lps: np.ndarray
+    applied: dict[str, Any]
+    reference: Dataset
+    source: VolumeGeometry
+
+
+def load_series_volume(plan: SeriesPlan, spec: PreprocessingSpec) -> SeriesVolume:
+    """Decode, apply the Modality LUT / SUV, reorient and resample a planned series as
+    ``spec`` asks (its ``orientation`` and ``spacing_mm``; nothing of its intensity or size)."""
     reference = plan.frames[len(plan.frames) // 2].header
     modality = check_modality(plan.frames[0].instance.header, spec)
     _check_color(plan.is_color, spec, reference)
@@ -240,10 +270,43 @@ def preprocess_series(sources: Sequence[InstanceSource] | SeriesPlan, spec: Prep
             )
         volume = turn.apply(load_volume(plan.frames, scales))
         affine = turn.apply_affine(plan.affine_lps, plan.shape)
-    volume = _intensity(volume, spec, reference, applied, inplace=True)
+    source = VolumeGeometry(
+        affine_lps=plan.affine_lps, spacing_mm=plan.spacing_mm, shape=plan.shape, orientation=axis_codes(plan.affine_lps)
+    )
+    return SeriesVolume(volume, affine, applied, reference, source)
+
+
+def finish_volume(
+    base: SeriesVolume,
+    spec: PreprocessingSpec,
+    *,
+    region: tuple[slice, slice, slice] | None = None,
+    localiser_percentiles: tuple[float, float] | None = None,
+    keep_values: bool = True,
+) -> PreparedInput:
+    """The rest of the series path on a loaded volume: crop to ``region`` (index slices of
+    ``base``'s grid: a cascade's stage on what its localiser found) or to the foreground →
+    intensity → output_size → layout and dtype. ``keep_values`` leaves ``base.values``
+    untouched (a cascade prepares several stages from it); ``localiser_percentiles`` feed the
+    ``clip_percentiles`` steps taken ``of="localiser"``."""
+    applied = dict(base.applied)
+    volume, affine = base.values, base.affine_lps
+    if region is not None:
+        volume, affine = _crop(volume, affine, region)
+        applied["cropped_to_region"] = [[r.start, r.stop] for r in region]
+    if spec.crop_foreground is not None:
+        box = foreground_box(volume, spec.crop_foreground, spacing_of(affine))
+        if box is not None:
+            volume, affine = _crop(volume, affine, box)
+        applied["cropped_to_foreground"] = None if box is None else [[b.start, b.stop] for b in box]
+    if keep_values and np.may_share_memory(volume, base.values):
+        volume = volume.copy()
+    volume = _intensity(volume, spec, base.reference, applied, inplace=True, localiser_percentiles=localiser_percentiles)
     volume, affine = _fit_output_size(volume, affine, spec, applied)
     if spec.stats_grid == "output":
-        volume = _normalization(volume, spec, applied, inplace=True)
+        if np.may_share_memory(volume, base.values) and keep_values:
+            volume = volume.copy()
+        volume = _normalization(volume, spec, applied, inplace=True, localiser_percentiles=localiser_percentiles)
     if spec.layout == "CDHW":
         array = volume_to_cdhw(volume, spec.channels)
     else:
@@ -253,11 +316,15 @@ def preprocess_series(sources: Sequence[InstanceSource] | SeriesPlan, spec: Prep
     geometry = VolumeGeometry(
         affine_lps=affine, spacing_mm=spacing_of(affine), shape=tuple(volume.shape[:3]), orientation=axis_codes(affine)  # type: ignore[arg-type]
     )
-    source = VolumeGeometry(
-        affine_lps=plan.affine_lps, spacing_mm=plan.spacing_mm, shape=plan.shape, orientation=axis_codes(plan.affine_lps)
-    )
     applied.update({"output_shape": list(array.shape), **geometry.to_dict()})
-    return PreparedInput(array=array, applied=applied, geometry=geometry, source_geometry=source)
+    return PreparedInput(array=array, applied=applied, geometry=geometry, source_geometry=base.source)
+
+
+def _crop(volume: np.ndarray, affine: np.ndarray, box: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``volume[box]`` (a view) and the affine of its voxels."""
+    for axis, part in enumerate(box):
+        affine = index_map_affine(affine, axis, float(part.start or 0), 1.0)
+    return volume[tuple(box)], affine
 
 
 def _check_color(color: bool, spec: PreprocessingSpec, ds: Dataset) -> None:
@@ -325,7 +392,13 @@ def _check_finite(array: np.ndarray) -> None:
 
 
 def _intensity(
-    values: np.ndarray, spec: PreprocessingSpec, ds: Dataset | None, applied: dict[str, Any], *, inplace: bool
+    values: np.ndarray,
+    spec: PreprocessingSpec,
+    ds: Dataset | None,
+    applied: dict[str, Any],
+    *,
+    inplace: bool,
+    localiser_percentiles: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """clip → window (MONOCHROME1 flips the windowed output) or normalize / normalize_steps
     (MONOCHROME1 flips the values first), on float32 modality values; the normalization only
@@ -358,18 +431,25 @@ def _intensity(
             values = invert_windowed_monochrome1(values, ds)  # type: ignore[arg-type]
             applied["monochrome1_inverted"] = True
     elif spec.stats_grid == "input":
-        values = _normalization(values, spec, applied, inplace=inplace)
+        values = _normalization(values, spec, applied, inplace=inplace, localiser_percentiles=localiser_percentiles)
     return values
 
 
-def _normalization(values: np.ndarray, spec: PreprocessingSpec, applied: dict[str, Any], *, inplace: bool) -> np.ndarray:
+def _normalization(
+    values: np.ndarray,
+    spec: PreprocessingSpec,
+    applied: dict[str, Any],
+    *,
+    inplace: bool,
+    localiser_percentiles: tuple[float, float] | None = None,
+) -> np.ndarray:
     """``normalize`` or the ``normalize_steps`` chain on whatever grid the caller is at, the
     statistics recorded in ``applied`` with the grid they were taken on."""
     if spec.normalize is not None:
         values, stats = normalize(values, spec.normalize, inplace=inplace)
         applied["normalize"] = {"method": spec.normalize.method, **stats}
     elif spec.normalize_steps:
-        values, record = apply_steps(values, spec.normalize_steps, inplace=inplace)
+        values, record = apply_steps(values, spec.normalize_steps, inplace=inplace, localiser_percentiles=localiser_percentiles)
         applied["normalize_steps"] = record
     else:
         return values

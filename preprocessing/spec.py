@@ -47,14 +47,21 @@ RESIZE_MODES = ("linear", "nearest", "nearest-exact", "cubic", "area")
 #: Operations of a ``normalize_steps`` chain and the keys each takes (see :class:`NormalizeStep`).
 NORMALIZE_OPS: dict[str, tuple[str, ...]] = {
     "clip": ("low", "high"),
-    "clip_percentiles": ("low", "high", "nonzero"),
-    "zscore": ("nonzero",),
+    "clip_percentiles": ("low", "high", "nonzero", "of"),
+    "zscore": ("nonzero", "ddof"),
     "scale_shift": ("scale", "shift"),
     "window": ("center", "width"),
 }
 #: Where the statistics of ``normalize`` / ``normalize_steps`` are taken: ``input`` — before the
 #: resize to ``output_size`` (today's order), ``output`` — after it, on the model's grid.
 STATS_GRIDS = ("input", "output")
+#: Where a ``clip_percentiles`` step takes its percentiles: ``image`` — the image it clips;
+#: ``localiser`` — in a cascade's later stage, the values the localiser stage's own
+#: ``clip_percentiles`` step computed on its input (as deepbet normalizes its second stage).
+PERCENTILE_SOURCES = ("image", "localiser")
+#: Keys of a step written only when they differ from their default, so that chains written
+#: before the keys existed serialize exactly as before.
+_STEP_KEY_DEFAULTS: dict[str, Any] = {"ddof": 0, "of": "image"}
 SUV_KINDS = ("bw",)
 #: Orientation letters by patient axis, in the LPS convention of DICOM (PS3.3 C.7.6.2.1.1).
 ORIENTATION_AXES = ("LR", "PA", "SI")
@@ -150,10 +157,13 @@ class NormalizeStep:
 
     ``clip``: clip to [``low``, ``high``] in the values the step receives (either may be null).
     ``clip_percentiles``: clip to the ``low`` / ``high`` percentiles (0-100, numpy's linear
-    definition) of the image, of its voxels != 0 when ``nonzero`` — MONAI's
-    ``ClipIntensityPercentiles``.
-    ``zscore``: (v - mean) / std (population std), over the image or, with ``nonzero``, over and
-    only on voxels != 0 — MONAI's ``NormalizeIntensity``. A constant image is only shifted.
+    definition, which is also ``torch.quantile``'s) of the image, of its voxels != 0 when
+    ``nonzero`` — MONAI's ``ClipIntensityPercentiles``; with ``of="localiser"`` the percentile
+    values are those the localiser stage of a cascade computed (:data:`PERCENTILE_SOURCES`).
+    ``zscore``: (v - mean) / std, over the image or, with ``nonzero``, over and only on
+    voxels != 0 — MONAI's ``NormalizeIntensity``. ``ddof`` 0 is the population std (MONAI,
+    numpy), 1 the sample std (``torch.Tensor.std()``'s default). A constant image is only
+    shifted.
     ``scale_shift``: v * ``scale`` + ``shift``.
     ``window``: the DICOM LINEAR VOI window (``center``, ``width`` in the values the step
     receives) onto [0, 1].
@@ -168,8 +178,14 @@ class NormalizeStep:
     shift: float = 0.0
     center: float | None = None
     width: float | None = None
+    ddof: int = 0
+    of: str = "image"
 
     def __post_init__(self) -> None:
+        if self.ddof not in (0, 1):
+            raise InvalidSpec(f"normalize_steps: 'ddof' must be 0 or 1, got {self.ddof!r}")
+        if self.of not in PERCENTILE_SOURCES:
+            raise InvalidSpec(f"normalize_steps: 'of' must be one of {PERCENTILE_SOURCES}, got {self.of!r}")
         if self.op not in NORMALIZE_OPS:
             raise InvalidSpec(f"normalize_steps: op must be one of {tuple(NORMALIZE_OPS)}, got {self.op!r}")
         if self.op == "clip":
@@ -189,8 +205,12 @@ class NormalizeStep:
             raise InvalidSpec("normalize_steps: 'window' needs 'center' and 'width' >= 1")
 
     def to_dict(self) -> dict[str, Any]:
-        """The op and only the keys it takes."""
-        return {"op": self.op, **{key: getattr(self, key) for key in NORMALIZE_OPS[self.op]}}
+        """The op and only the keys it takes (``ddof`` and ``of`` only when not their default)."""
+        keys = NORMALIZE_OPS[self.op]
+        return {"op": self.op, **{
+            key: getattr(self, key) for key in keys
+            if key not in _STEP_KEY_DEFAULTS or getattr(self, key) != _STEP_KEY_DEFAULTS[key]
+        }}
 
     @classmethod
     def from_dict(cls, data: Any) -> "NormalizeStep":
@@ -205,8 +225,34 @@ class NormalizeStep:
         values: dict[str, Any] = {}
         for key in NORMALIZE_OPS[op]:
             if key in data and data[key] is not None:
-                values[key] = bool(data[key]) if key == "nonzero" else float(data[key])
+                values[key] = _step_value(key, data[key])
         return cls(op=op, **values)
+
+
+@dataclass(frozen=True)
+class ForegroundCrop:
+    """Crop to the bounding box of the foreground, plus a margin (MONAI's ``CropForeground``).
+
+    Foreground is every voxel whose modality value (HU, SUV, MR signal; after reorientation
+    and ``spacing_mm`` resampling, before the intensity steps) is greater than ``above``.
+    The box grows by ``margin_mm`` (converted per axis to whole voxels, rounded up) plus
+    ``margin_voxels`` on each side and is clipped to the image, as MONAI's
+    ``CropForeground(select_fn=lambda x: x > above, margin=..., allow_smaller=True)`` does. An
+    image without foreground is kept whole (and recorded so): the quality gate, not the crop,
+    judges a blank input.
+    """
+
+    above: float = 0.0
+    margin_mm: float = 0.0
+    margin_voxels: int = 0
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.above):
+            raise InvalidSpec("crop_foreground: 'above' must be a finite number")
+        if not (math.isfinite(self.margin_mm) and self.margin_mm >= 0):
+            raise InvalidSpec(f"crop_foreground: 'margin_mm' must be >= 0, got {self.margin_mm!r}")
+        if isinstance(self.margin_voxels, bool) or not isinstance(self.margin_voxels, int) or self.margin_voxels < 0:
+            raise InvalidSpec(f"crop_foreground: 'margin_voxels' must be an integer >= 0, got {self.margin_voxels!r}")
 
 
 @dataclass(frozen=True)
@@ -234,6 +280,8 @@ class PreprocessingSpec:
     ``stats_grid``: ``"input"`` (default) takes the statistics of ``normalize`` /
     ``normalize_steps`` before the resize to ``output_size``, ``"output"`` after it (the
     normalization then runs after the resize).
+    ``crop_foreground``: crop to the foreground's bounding box plus a margin
+    (:class:`ForegroundCrop`), before the intensity steps.
     ``suv``: ``"bw"`` converts PET activity (Bq/ml) to body-weight SUV.
     ``spacing_mm``: target spacing (rows, columns) or (slices, rows, columns) in mm; physical
     linear resampling on modality values.
@@ -264,6 +312,7 @@ class PreprocessingSpec:
     resize_mode: str = "linear"
     normalize_steps: tuple[NormalizeStep, ...] = ()
     stats_grid: str = "input"
+    crop_foreground: ForegroundCrop | None = None
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -308,6 +357,13 @@ class PreprocessingSpec:
             raise InvalidSpec("give 'normalize_steps' alone, without 'window' or 'normalize' (a chain can hold a window)")
         if not all(isinstance(step, NormalizeStep) for step in self.normalize_steps):
             raise InvalidSpec("normalize_steps: each step must be a NormalizeStep")
+        if self.crop_foreground is not None and not isinstance(self.crop_foreground, ForegroundCrop):
+            raise InvalidSpec("crop_foreground: must be a ForegroundCrop")
+
+    @property
+    def uses_localiser_statistics(self) -> bool:
+        """Whether a ``clip_percentiles`` step takes its values from a cascade's localiser."""
+        return any(step.op == "clip_percentiles" and step.of == "localiser" for step in self.normalize_steps)
 
     @property
     def volumetric(self) -> bool:
@@ -324,7 +380,7 @@ class PreprocessingSpec:
         out["normalize_steps"] = [step.to_dict() for step in self.normalize_steps]
         # keys added after contract 1.0 are written only when set, so that a spec that does
         # not use them serializes exactly as before (exported models' configs are unchanged)
-        for key, default in (("resize_mode", "linear"), ("normalize_steps", []), ("stats_grid", "input")):
+        for key, default in (("resize_mode", "linear"), ("normalize_steps", []), ("stats_grid", "input"), ("crop_foreground", None)):
             if out[key] == default:
                 del out[key]
         return out
@@ -357,9 +413,23 @@ class PreprocessingSpec:
                 resize_mode=data.get("resize_mode", "linear"),
                 normalize_steps=_steps(data.get("normalize_steps")),
                 stats_grid=data.get("stats_grid", "input"),
+                crop_foreground=_nested(ForegroundCrop, data.get("crop_foreground"), "crop_foreground"),
             )
         except (TypeError, ValueError) as exc:
             raise InvalidSpec(f"malformed spec: {exc}") from exc
+
+
+def _step_value(key: str, value: Any) -> Any:
+    """A step key's value in its type: a flag, a count, a name or a number."""
+    if key == "nonzero":
+        return bool(value)
+    if key == "ddof":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidSpec(f"normalize_steps: 'ddof' must be 0 or 1, got {value!r}")
+        return value
+    if key == "of":
+        return str(value)
+    return float(value)
 
 
 def _nested(kind: type, value: Any, name: str) -> Any:
