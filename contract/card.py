@@ -16,6 +16,8 @@ Triton parameters are strings. Keys of contract 1.x and what their strings hold:
     drift_reference        JSON   reference distributions (export.drift_reference); optional
     precision              text   "fp32" | "int8" | "fp16": the artifact this config serves; optional
     variant_of             text   the base (FP32, default) model's name; optional
+    input_quality          JSON   the input quality gate (export.quality): {"action": "warn"|"reject",
+                                  "inputs": {name: {feature: [low, high]}}, ...}; optional
 
 Only the keys marked JSON are parsed as JSON (:data:`JSON_KEYS`); other keys (the runner's
 ``onnx_model_filename``, keys of a later minor) are ignored. The card's ``name`` and
@@ -42,7 +44,7 @@ __all__ = ["CONTRACT_KEY", "JSON_KEYS", "ModelCard", "ModelInput", "ModelOutput"
 #: The parameter that marks a config as written by ``medserve export``, and under which version.
 CONTRACT_KEY = "medserve_contract"
 #: The parameters whose strings are JSON documents; every other value is plain text.
-JSON_KEYS = frozenset({"inputs", "outputs", "preprocessing", "drift_reference"})
+JSON_KEYS = frozenset({"inputs", "outputs", "preprocessing", "drift_reference", "input_quality"})
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class ModelCard:
     drift_reference: dict[str, Any] | None = None
     precision: str | None = None
     variant_of: str | None = None
+    input_quality: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", _member(Task, self.task, "task"))
@@ -133,6 +136,8 @@ class ModelCard:
         }
         if self.drift_reference is not None:
             documents["drift_reference"] = self.drift_reference
+        if self.input_quality is not None:
+            documents["input_quality"] = self.input_quality
         texts = {
             CONTRACT_KEY: CONTRACT_VERSION,
             "task": self.task.value,
@@ -172,6 +177,7 @@ class ModelCard:
                 drift_reference=_mapping(docs["drift_reference"], "drift_reference") if docs.get("drift_reference") else None,
                 precision=texts.get("precision"),
                 variant_of=texts.get("variant_of"),
+                input_quality=_mapping(docs["input_quality"], "input_quality") if docs.get("input_quality") else None,
             )
         except (KeyError, TypeError, ValueError, InvalidSpec) as exc:  # json.JSONDecodeError and MalformedCard are ValueErrors
             detail = exc.message if isinstance(exc, InvalidSpec) else str(exc)
