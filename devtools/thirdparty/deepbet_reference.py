@@ -18,6 +18,7 @@ is sorted along the slice normal, the order medserve answers masks in.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -49,7 +50,9 @@ def _brain_extraction():  # noqa: ANN202 - deepbet.bet.BrainExtraction, imported
 
     torch.set_num_threads(TORCH_THREADS)
     bbox_model, model = deepbet_weights()
-    return BrainExtraction(no_gpu=True, model_path=str(model), bbox_model_path=str(bbox_model))
+    with warnings.catch_warnings():  # deepbet loads with torch.jit.load, which torch 2.13 deprecates
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return BrainExtraction(no_gpu=True, model_path=str(model), bbox_model_path=str(bbox_model))
 
 
 @dataclass(frozen=True)
