@@ -321,10 +321,11 @@ class _Evaluation:
         self.differences = compare_outputs(
             spec.outputs, context.reference, self.actual, artifact=self.variant.label,
             tolerance_abs=tolerance.abs if tolerance else None, label_mismatch=tolerance.label_mismatch if tolerance else None,
+            min_class_dice=tolerance.min_class_dice if tolerance else None,
         )
         if tolerance is None:
             return ""  # recorded in the variant's max_difference, gated on the metric alone
-        return "; ".join(f"{d.name}: max abs {d.max_abs:.2e}, max rel {d.max_rel:.2e}" for d in self.differences)
+        return "; ".join(f"{d.name}: {d.decided_by}" for d in self.differences)
 
     def judge(self) -> str:
         context, spec, variant = self.context, self.context.spec, self.variant

@@ -131,6 +131,7 @@ class ExportReport:
             f"Accuracy budget: a variant may lose at most {self.max_metric_drop} of the metric against FP32. "
             f"Timings: onnxruntime CPU, {self.benchmark_threads} thread(s), on this machine.",
         ]
+        lines += self._verification_markdown()
         if self.warnings:
             lines += ["", "## Warnings", ""] + [f"- {warning}" for warning in self.warnings]
         lines += self._clinical_markdown()
@@ -152,6 +153,18 @@ class ExportReport:
         lines += ["", "## Environment", ""] + [f"- {k}: {v}" for k, v in self.environment.items()]
         lines += ["", f"Source digest (spec + precisions + weights + export format): `{self.source_digest}`"]
         return "\n".join(lines) + "\n"
+
+    def _verification_markdown(self) -> list[str]:
+        """Per variant and output, which check against PyTorch decided (:mod:`export.verify`):
+        labels for segmentation, max abs for other float outputs, the task metric for INT8."""
+        rows = [
+            f"| {v.precision} {v.runtime} | {d['name']} | {d.get('decided_by') or 'max abs ' + format(d['max_abs'], '.2e')} |"
+            for v in self.variants
+            for d in v.max_difference
+        ]
+        if not rows:
+            return []
+        return ["", "## Verification against PyTorch", "", "| variant | output | check |", "|---|---|---|", *rows]
 
     def _clinical_markdown(self) -> list[str]:
         """The clinical metrics, one row per metric and one column per variant that has

@@ -61,11 +61,13 @@ class Runtime(StrEnum):
 
 @dataclass(frozen=True)
 class Tolerance:
-    """How far a variant's outputs may be from PyTorch's: ``abs`` for float outputs, the
-    fraction ``label_mismatch`` of differing values for integer label outputs."""
+    """How far a variant's outputs may be from PyTorch's (:mod:`export.verify`): ``abs`` for
+    non-segmentation float outputs; for segmentation outputs the fraction ``label_mismatch``
+    of voxels whose label differs and the least per-class Dice ``min_class_dice``."""
 
     abs: float
     label_mismatch: float
+    min_class_dice: float
 
 
 @dataclass(frozen=True)
@@ -164,11 +166,11 @@ def _onnx2trt(precision: Precision) -> Callable[[Conversion], Artifact]:
 
 
 def _fp32_tolerance(t: ToleranceSpec) -> Tolerance:
-    return Tolerance(t.fp32_abs, t.label_mismatch)
+    return Tolerance(t.fp32_abs, t.label_mismatch, t.min_class_dice)
 
 
 def _fp16_tolerance(t: ToleranceSpec) -> Tolerance:
-    return Tolerance(t.fp16_abs, t.label_mismatch)
+    return Tolerance(t.fp16_abs, t.label_mismatch, t.min_class_dice)
 
 
 def _metric_only(t: ToleranceSpec) -> None:

@@ -19,11 +19,11 @@ def _report() -> ExportReport:
     ]
     report.variants = [
         VariantRecord("fp32", "onnxruntime", "m", VariantStatus.WRITTEN, file="m/1/model.onnx", size_bytes=8_000_000,
-                      max_difference=[{"name": "p", "max_abs": 2e-7, "max_rel": 1e-6, "mismatch_fraction": None}],
+                      max_difference=[{"name": "p", "max_abs": 2e-7, "max_rel": 1e-6, "decided_by": "max abs 2.00e-07 <= 1e-04 (decided)"}],
                       metric_name="auc", metric=0.99, metric_drop=0.0, latency_ms_p50_batch1=4.0, latency_ms_p99_batch1=6.0,
                       throughput_per_s_batch8=200.0, is_default=True),
         VariantRecord("int8", "onnxruntime", "m_int8", VariantStatus.WRITTEN, file="m_int8/1/model.onnx", size_bytes=2_000_000,
-                      max_difference=[{"name": "p", "max_abs": 0.02, "max_rel": 0.1, "mismatch_fraction": None}],
+                      max_difference=[{"name": "p", "max_abs": 0.02, "max_rel": 0.1, "decided_by": "max abs 2.00e-02 recorded (gated on the task metric)"}],
                       metric_name="auc", metric=0.985, metric_drop=0.005, latency_ms_p50_batch1=1.5, latency_ms_p99_batch1=2.0,
                       throughput_per_s_batch8=600.0),
         VariantRecord("fp16", "tensorrt", "m", VariantStatus.SKIPPED, reason="tensorrt is not installed"),
@@ -55,6 +55,13 @@ def test_markdown_has_a_row_per_variant_and_says_which_is_default() -> None:
     assert "INT8 / FP32 onnxruntime throughput at batch 8: 3.00x" in text
     assert "onnxruntime FP32 / PyTorch eager: 2.00x" in text
     assert "| tensorrt_fp16 | SKIPPED | 0.0 | tensorrt is not installed |" in text
+
+
+def test_markdown_says_for_each_variant_and_output_which_check_decided() -> None:
+    text = _report().to_markdown()
+    assert "## Verification against PyTorch" in text
+    assert "| fp32 onnxruntime | p | max abs 2.00e-07 <= 1e-04 (decided) |" in text
+    assert "| int8 onnxruntime | p | max abs 2.00e-02 recorded (gated on the task metric) |" in text
 
 
 def test_written_json_round_trips_and_its_digest_is_its_sha256(tmp_path: Path) -> None:
