@@ -26,6 +26,7 @@ WORKDIR /opt/medserve
 COPY pyproject.toml README.md ./
 COPY contract/ contract/
 COPY preprocessing/ preprocessing/
+COPY postprocessing/ postprocessing/
 COPY export/ export/
 COPY medserve/ medserve/
 RUN python -m pip install --no-cache-dir "./[export]" \

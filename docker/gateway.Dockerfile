@@ -6,7 +6,7 @@
 #   docker build -f docker/gateway.Dockerfile -t medserve/gateway:0.1.0 .
 #
 # Build context: the repository root; docker/gateway.Dockerfile.dockerignore lets only
-# pyproject.toml, README.md, gateway/ and preprocessing/ in.
+# pyproject.toml, README.md, contract/, gateway/, preprocessing/ and postprocessing/ in.
 
 FROM python:3.11.10-slim-bookworm AS build
 
@@ -22,6 +22,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY contract/ contract/
 COPY preprocessing/ preprocessing/
+COPY postprocessing/ postprocessing/
 COPY gateway/ gateway/
 # A regular (non-editable) install: the runtime stage needs /opt/venv only, not /src.
 RUN pip install --no-cache-dir "./[gateway]"

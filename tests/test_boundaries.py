@@ -14,6 +14,7 @@ import pytest
         ("gateway.main", ["torch", "export", "monai"]),  # the gateway image has no torch
         ("contract", ["torch", "fastapi", "tritonclient", "export", "gateway"]),  # both sides import it; it imports neither
         ("preprocessing", ["torch", "fastapi", "tritonclient", "gateway", "export"]),  # pure numpy + pydicom
+        ("postprocessing", ["torch", "monai", "cc3d", "fill_voids", "skimage", "fastapi", "tritonclient", "gateway", "export"]),  # numpy + scipy.ndimage
         ("medserve.cli", ["torch", "fastapi", "tritonclient"]),  # heavy imports happen per command
     ],
 )
@@ -37,7 +38,7 @@ def test_export_and_gateway_share_the_contract() -> None:
     assert catalog.ModelCard is contract.ModelCard and parameters.CONTRACT_VERSION == contract.CONTRACT_VERSION
 
 
-PRODUCT = ("contract", "preprocessing", "export", "gateway", "medserve")
+PRODUCT = ("contract", "preprocessing", "postprocessing", "export", "gateway", "medserve")
 TOOLING = ("devtools", "benchmarks", "fuzz", "tests")
 
 
