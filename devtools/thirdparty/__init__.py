@@ -3,6 +3,7 @@
 - :mod:`.brain_mr` writes a real brain MR (the MNI ICBM152 2009a T1 template that ships in
   the ``nilearn`` wheel) into the real header of a Philips enhanced multi-frame oblique MPRAGE
   (``nibabel``'s test file), as one enhanced file or as a classic single-frame series.
+- :mod:`.geometry` reads where every pixel of an enhanced image lies (its functional groups).
 - :mod:`.dicom_nifti` turns such DICOM into a NIfTI image with pydicom alone, independently of
   ``preprocessing/``.
 - :mod:`.deepbet_reference` runs deepbet (PyPI ``deepbet==1.0.2``, MIT licence, University of

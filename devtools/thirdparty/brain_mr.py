@@ -18,7 +18,8 @@ Pixel Measures of its functional groups, DICOM's LPS patient axes), converted to
 template is sampled there trilinearly (``scipy.ndimage.map_coordinates``, order 1, 0 outside)
 after a translation that puts the template's centre on the centre of the Philips volume.
 Stored values are the template × 4 (0..1020, a real MR's range, within the header's 12 stored
-bits); the header's Rescale Slope (2.108) is kept, so modality values reach about 2150.
+bits); the header's Rescale Slope (2.108) is kept, so modality values reach about 2150, and its
+Frame VOI LUT (centre 13, width 23, made for blank pixels) is replaced by a window spanning them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import copy
 import gzip
 import io
-from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -36,6 +36,8 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import MRImageStorage, PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
 from scipy import ndimage
+
+from .geometry import FrameGeometry, enhanced_geometry, functional_item
 
 #: stored value per template unit: 255 → 1020, a real T1 MR's range within 12 bits.
 TEMPLATE_GAIN = 4.0
@@ -62,66 +64,6 @@ def mni_t1_path() -> Path:
 def read_philips_header() -> Dataset:
     with gzip.open(philips_header_path()) as f:
         return pydicom.dcmread(io.BytesIO(f.read()))
-
-
-@dataclass(frozen=True)
-class FrameGeometry:
-    """Where frame ``k``'s pixel (row i, column j) lies, in LPS mm:
-    ``position[k] + j · column_spacing · row_cosine + i · row_spacing · column_cosine``."""
-
-    position_mm: np.ndarray  # (frames, 3) LPS, (0020,0032) of each frame
-    row_cosine: np.ndarray  # (frames, 3) direction of increasing column index
-    column_cosine: np.ndarray  # (frames, 3) direction of increasing row index
-    spacing_mm: np.ndarray  # (frames, 2) (0028,0030): between rows, between columns
-    thickness_mm: np.ndarray  # (frames,) (0018,0050)
-    rows: int
-    columns: int
-
-    def voxel_lps(self, k: int) -> np.ndarray:
-        """(rows, columns, 3) LPS positions of frame ``k``'s pixel centres, in mm."""
-        i = np.arange(self.rows, dtype=float)[:, None, None]
-        j = np.arange(self.columns, dtype=float)[None, :, None]
-        return (
-            self.position_mm[k]
-            + j * self.spacing_mm[k, 1] * self.row_cosine[k]
-            + i * self.spacing_mm[k, 0] * self.column_cosine[k]
-        )
-
-    def centre_lps(self) -> np.ndarray:
-        """The centre of the volume (mean of its corner pixel centres), LPS mm."""
-        corners = [
-            self.voxel_lps(k)[[0, 0, -1, -1], [0, -1, 0, -1]] for k in (0, len(self.position_mm) - 1)
-        ]
-        return np.concatenate(corners).mean(axis=0)
-
-
-def _functional_item(ds: Dataset, frame: Dataset, sequence: str) -> Dataset:
-    """A functional group macro of one frame: per-frame first, then shared."""
-    if sequence in frame:
-        return frame[sequence].value[0]
-    return ds.SharedFunctionalGroupsSequence[0][sequence].value[0]
-
-
-def enhanced_geometry(ds: Dataset) -> FrameGeometry:
-    """The per-frame geometry of an enhanced (multi-frame) image, from its functional groups."""
-    frames = ds.PerFrameFunctionalGroupsSequence
-    position, orientation, spacing, thickness = [], [], [], []
-    for frame in frames:
-        position.append(_functional_item(ds, frame, "PlanePositionSequence").ImagePositionPatient)
-        orientation.append(_functional_item(ds, frame, "PlaneOrientationSequence").ImageOrientationPatient)
-        measures = _functional_item(ds, frame, "PixelMeasuresSequence")
-        spacing.append(measures.PixelSpacing)
-        thickness.append(measures.SliceThickness)
-    cosines = np.asarray(orientation, dtype=float)
-    return FrameGeometry(
-        position_mm=np.asarray(position, dtype=float),
-        row_cosine=cosines[:, :3],
-        column_cosine=cosines[:, 3:],
-        spacing_mm=np.asarray(spacing, dtype=float),
-        thickness_mm=np.asarray(thickness, dtype=float),
-        rows=int(ds.Rows),
-        columns=int(ds.Columns),
-    )
 
 
 def brain_volume(geometry: FrameGeometry) -> np.ndarray:
@@ -176,7 +118,18 @@ def brain_mr_dataset() -> Dataset:
     _renew_uids(ds)
     _set_image_pixels(ds, volume)
     ds.NumberOfFrames = len(volume)
+    _set_window(ds, volume)
     return ds
+
+
+def _set_window(ds: Dataset, volume: np.ndarray) -> None:
+    """The header's Frame VOI LUT (centre 13, width 23, for its blank pixels) replaced by one
+    that spans the brain's modality values, in every frame that carries one."""
+    for frame in ds.PerFrameFunctionalGroupsSequence:
+        slope = float(functional_item(ds, frame, "PixelValueTransformationSequence").get("RescaleSlope", 1.0))
+        width = float(volume.max()) * slope
+        for voi in frame.get("FrameVOILUTSequence", []):
+            voi.WindowCenter, voi.WindowWidth = round(width / 2, 2), round(width, 2)
 
 
 def write_brain_mr(path: str | Path) -> Path:
@@ -213,14 +166,17 @@ def _classic_frame(ds: Dataset, frame: Dataset, k: int, series_uid: str) -> Data
     out.ImageType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
     out.ScanningSequence, out.SequenceVariant, out.ScanOptions, out.MRAcquisitionType = "GR", "MP", "", "3D"
     out.InstanceNumber = k + 1
-    out.ImagePositionPatient = list(_functional_item(ds, frame, "PlanePositionSequence").ImagePositionPatient)
-    out.ImageOrientationPatient = list(_functional_item(ds, frame, "PlaneOrientationSequence").ImageOrientationPatient)
-    measures = _functional_item(ds, frame, "PixelMeasuresSequence")
+    out.ImagePositionPatient = list(functional_item(ds, frame, "PlanePositionSequence").ImagePositionPatient)
+    out.ImageOrientationPatient = list(functional_item(ds, frame, "PlaneOrientationSequence").ImageOrientationPatient)
+    measures = functional_item(ds, frame, "PixelMeasuresSequence")
     out.PixelSpacing = list(measures.PixelSpacing)
     out.SliceThickness = measures.SliceThickness
     out.SpacingBetweenSlices = measures.SliceThickness  # contiguous 3D slab: 1 mm apart, 1 mm thick
-    transform = _functional_item(ds, frame, "PixelValueTransformationSequence")
+    transform = functional_item(ds, frame, "PixelValueTransformationSequence")
     out.RescaleIntercept, out.RescaleSlope = transform.RescaleIntercept, transform.RescaleSlope
+    voi = functional_item(ds, frame, "FrameVOILUTSequence")
+    if "WindowCenter" in voi:
+        out.WindowCenter, out.WindowWidth = voi.WindowCenter, voi.WindowWidth
     return out
 
 

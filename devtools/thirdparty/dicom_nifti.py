@@ -20,7 +20,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
-from .brain_mr import FrameGeometry, _functional_item, enhanced_geometry
+from .geometry import FrameGeometry, enhanced_geometry, functional_item
 
 LPS_TO_RAS_4 = np.diag([-1.0, -1.0, 1.0, 1.0])
 #: how far orientations and spacings may differ between frames of one volume
@@ -41,12 +41,16 @@ class DicomVolume:
     def affine_lps(self) -> np.ndarray:
         """4 × 4 voxel (column, row, slice in slice order) → LPS mm."""
         g, order = self.geometry, self.slice_order()
-        if np.ptp(g.row_cosine, axis=0).max() > GEOMETRY_TOLERANCE or np.ptp(g.column_cosine, axis=0).max() > GEOMETRY_TOLERANCE:
+        cosines = np.hstack([g.row_cosine, g.column_cosine])
+        if np.ptp(cosines, axis=0).max() > GEOMETRY_TOLERANCE:
             raise ValueError("frames of differing orientation are not one volume")
         if np.ptp(g.spacing_mm, axis=0).max() > GEOMETRY_TOLERANCE:
             raise ValueError("frames of differing pixel spacing are not one volume")
         first, last = g.position_mm[order[0]], g.position_mm[order[-1]]
-        step = (last - first) / max(len(order) - 1, 1) if len(order) > 1 else np.cross(g.row_cosine[0], g.column_cosine[0]) * g.thickness_mm[0]
+        if len(order) > 1:  # the mean step between slices, as the positions say
+            step = (last - first) / (len(order) - 1)
+        else:  # one slice: its thickness along the normal
+            step = np.cross(g.row_cosine[0], g.column_cosine[0]) * g.thickness_mm[0]
         affine = np.eye(4)
         affine[:3, 0] = g.row_cosine[0] * g.spacing_mm[0, 1]
         affine[:3, 1] = g.column_cosine[0] * g.spacing_mm[0, 0]
@@ -76,9 +80,7 @@ def _modality(stored: np.ndarray, transform: Dataset) -> np.ndarray:
 def _read_enhanced(ds: Dataset) -> DicomVolume:
     stored = ds.pixel_array.reshape(int(ds.NumberOfFrames), int(ds.Rows), int(ds.Columns))
     pixels = np.stack([
-        _modality(stored[k], _functional_item(ds, frame, "PixelValueTransformationSequence"))
-        if "PixelValueTransformationSequence" in frame or "PixelValueTransformationSequence" in ds.SharedFunctionalGroupsSequence[0]
-        else stored[k].astype(np.float32)
+        _modality(stored[k], functional_item(ds, frame, "PixelValueTransformationSequence"))
         for k, frame in enumerate(ds.PerFrameFunctionalGroupsSequence)
     ])
     return DicomVolume(pixels=pixels, geometry=enhanced_geometry(ds))

@@ -12,15 +12,10 @@ import pydicom
 import pytest
 from pydicom.uid import MRImageStorage
 
-from devtools.thirdparty.brain_mr import (
-    DICOM_UID_ROOT,
-    enhanced_geometry,
-    read_philips_header,
-    write_brain_mr,
-    write_brain_series,
-)
+from devtools.thirdparty.brain_mr import DICOM_UID_ROOT, read_philips_header, write_brain_mr, write_brain_series
 from devtools.thirdparty.deepbet_reference import deepbet_mask, deepbet_reference, deepbet_weights
 from devtools.thirdparty.dicom_nifti import read_volume
+from devtools.thirdparty.geometry import enhanced_geometry
 
 ENHANCED_MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
 FRAMES, ROWS, COLUMNS = 176, 256, 256
@@ -68,7 +63,9 @@ def test_enhanced_file_holds_a_brain_in_a_real_mr_range(enhanced) -> None:
     assert 1.6e6 < brain.sum() < 2.2e6  # voxels of 1 mm³: an adult brain's 1.6 to 2.2 L
     mid_sagittal = brain[FRAMES // 2]
     assert mid_sagittal[ROWS // 2, COLUMNS // 2]  # the template's centre on the volume's centre
-    assert cc3d.connected_components(brain.astype(np.uint8)).max() >= 1
+    voi = ds.PerFrameFunctionalGroupsSequence[0].FrameVOILUTSequence[0]  # a window on the brain
+    assert float(voi.WindowWidth) == pytest.approx(pixels.max() * float(
+        ds.PerFrameFunctionalGroupsSequence[0].PixelValueTransformationSequence[0].RescaleSlope), abs=0.01)
 
 
 def test_classic_series_holds_the_same_volume_as_the_enhanced_file(enhanced, series) -> None:
