@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from .data import PreparedSet
 from .errors import ExportFailed
+from .ort_quiet import silence_onnxruntime_logging
 from .spec import QuantizationSpec
 
 __all__ = ["PreparedCalibrationReader", "quantize_int8"]
@@ -85,7 +86,7 @@ def quantize_int8(
 
     types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}
-    with tempfile.TemporaryDirectory(prefix="medserve-int8-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="medserve-int8-") as scratch, silence_onnxruntime_logging():
         prepared_model = Path(scratch) / "preprocessed.onnx"
         # onnxruntime's own pre-processing: constant folding and shape inference, so that the
         # quantizer sees fused Conv+BN and knows every tensor's type. Symbolic shape inference

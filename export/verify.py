@@ -36,9 +36,10 @@ import numpy as np
 from contract import OutputMeaning
 
 from .errors import ExportFailed
+from .ort_quiet import quiet_onnxruntime
 from .spec import OutputSpec
 
-__all__ = ["OutputDifference", "compare_outputs", "onnx_outputs", "ort_session", "quiet_onnxruntime"]
+__all__ = ["OutputDifference", "class_dice", "compare_outputs", "onnx_outputs", "ort_session"]
 
 
 @dataclass(frozen=True)
@@ -57,19 +58,6 @@ class OutputDifference:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def quiet_onnxruntime() -> None:
-    """Keep onnxruntime's own warnings (graph optimizer, quantizer shape inference, sessions
-    the calibrator opens) off the terminal: errors still show. Export logs what matters in
-    its own words."""
-    import logging
-
-    import onnxruntime as ort
-
-    ort.set_default_logger_severity(3)
-    for name in ("onnxruntime", "onnxruntime.quantization"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def ort_session(path: Path, threads: int = 0):

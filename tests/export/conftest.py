@@ -3,6 +3,7 @@ specs of small, randomly initialised zoo networks (fast to export, real in every
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -79,3 +80,45 @@ def tiny_classifier_spec(classifier_data: Path, tiny_classifier_weights: Path, w
         return write_spec(classifier_spec_data(classifier_data, tiny_classifier_weights, **changes))
 
     return make
+
+
+def _instance_norm_unet(seed: int):
+    """MONAI's 3D UNet with instance norm and a softmax head. Convolution weights are scaled
+    by 100 so that its logits are as confident as a trained network's (a random one's sit
+    near 0, where no float difference shows): the regime where ONNX probabilities move."""
+    import torch
+    from monai.networks.nets import UNet
+
+    torch.manual_seed(seed)
+    unet = UNet(spatial_dims=3, in_channels=1, out_channels=3, channels=(8, 16, 32), strides=(2, 2), num_res_units=1, norm="instance")
+    with torch.no_grad():
+        for module in unet.modules():
+            if isinstance(module, (torch.nn.Conv3d, torch.nn.ConvTranspose3d)):
+                module.weight.mul_(100.0)
+    return torch.nn.Sequential(unet, torch.nn.Softmax(dim=1)).eval()
+
+
+def _export_unet(model, path: Path) -> Path:
+    import torch
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's notice on InstanceNorm's training mode
+        torch.onnx.export(
+            model, torch.zeros(1, 1, 48, 48, 48), str(path), input_names=["image"], output_names=["probabilities"],
+            dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=17, do_constant_folding=True, dynamo=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def instance_norm_unet() -> Callable[[int], Any]:
+    """``instance_norm_unet(seed)``: MONAI's 3D InstanceNorm UNet (1 → 3 classes, softmax) with
+    confident logits, initialised from ``seed``."""
+    return _instance_norm_unet
+
+
+@pytest.fixture(scope="session")
+def export_unet() -> Callable[[Any, Path], Path]:
+    """``export_unet(model, path)``: the UNet as ONNX (opset 17, dynamic batch, input ``image``
+    [N, 1, 48, 48, 48], output ``probabilities``), exported by PyTorch."""
+    return _export_unet

@@ -15,35 +15,8 @@ from export.errors import ExportFailed
 from export.spec import OutputSpec, ToleranceSpec
 from export.verify import compare_outputs, onnx_outputs
 
-OUTPUT = OutputSpec(name="probabilities", meaning="segmentation_probabilities", labels=["background", "organ", "lesion"])
+OUTPUT = OutputSpec(name="probabilities", meaning="segmentation_probabilities", labels=["background", "organ", "lesion"])  # the UNet's 3 classes
 DEFAULTS = ToleranceSpec()
-
-
-def _unet(seed: int):
-    """MONAI's 3D UNet with instance norm and a softmax head. Convolution weights are scaled
-    by 100 so that its logits are as confident as a trained network's (a random one's sit
-    near 0, where no float difference shows): the regime where ONNX probabilities move."""
-    import torch
-    from monai.networks.nets import UNet
-
-    torch.manual_seed(seed)
-    unet = UNet(spatial_dims=3, in_channels=1, out_channels=3, channels=(8, 16, 32), strides=(2, 2), num_res_units=1, norm="instance")
-    with torch.no_grad():
-        for module in unet.modules():
-            if isinstance(module, (torch.nn.Conv3d, torch.nn.ConvTranspose3d)):
-                module.weight.mul_(100.0)
-    return torch.nn.Sequential(unet, torch.nn.Softmax(dim=1)).eval()
-
-
-def _export(model, path: Path) -> Path:
-    import torch
-
-    with torch.no_grad():
-        torch.onnx.export(
-            model, torch.zeros(1, 1, 48, 48, 48), str(path), input_names=["image"], output_names=[OUTPUT.name],
-            dynamic_axes={"image": {0: "batch"}, OUTPUT.name: {0: "batch"}}, opset_version=17, do_constant_folding=True, dynamo=False,
-        )
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +29,14 @@ def volumes() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def unet_export(volumes: np.ndarray, tmp_path_factory: pytest.TempPathFactory):
+def unet_export(volumes: np.ndarray, tmp_path_factory: pytest.TempPathFactory, instance_norm_unet, export_unet):
     """(PyTorch's probabilities, the ONNX file) of the seed-0 UNet."""
     import torch
 
-    model = _unet(0)
+    model = instance_norm_unet(0)
     with torch.no_grad():
         reference = model(torch.from_numpy(volumes)).numpy()
-    return reference, _export(model, tmp_path_factory.mktemp("unet") / "unet.onnx")
+    return reference, export_unet(model, tmp_path_factory.mktemp("unet") / "unet.onnx")
 
 
 def _verify(reference: np.ndarray, onnx_path: Path, volumes: np.ndarray):
@@ -101,7 +74,7 @@ def test_an_export_with_perturbed_weights_fails(unet_export, volumes: np.ndarray
         _verify(reference, tmp_path / "perturbed.onnx", volumes)
 
 
-def test_an_export_of_another_checkpoint_fails(unet_export, volumes: np.ndarray, tmp_path: Path) -> None:
+def test_an_export_of_another_checkpoint_fails(unet_export, volumes: np.ndarray, tmp_path: Path, instance_norm_unet, export_unet) -> None:
     reference, _ = unet_export
     with pytest.raises(ExportFailed, match=r"ONNX FP32 output 'probabilities': \d+\.\d+% of labels differ from PyTorch \(tolerance 0.10%\)"):
-        _verify(reference, _export(_unet(1), tmp_path / "other.onnx"), volumes)
+        _verify(reference, export_unet(instance_norm_unet(1), tmp_path / "other.onnx"), volumes)
