@@ -10,7 +10,8 @@ Triton parameters are strings. Keys of contract 1.x and what their strings hold:
     task                   text   a :class:`Task` value
     description            text   free text, never parsed
     inputs                 JSON   [{"name", "shape": [-1, ...], "dtype", "modality", "preprocessing": {...}}]
-    outputs                JSON   [{"name", "meaning", "labels", "shape": [-1, ...], "dtype"}]
+    outputs                JSON   [{"name", "meaning", "labels", "shape": [-1, ...], "dtype"}], and
+                                  "postprocessing": PostprocessingSpec.to_dict() when the output has one
     preprocessing          JSON   the first input's PreprocessingSpec.to_dict()
     export_report_digest   text   sha256 of export_report.json beside the config
     drift_reference        JSON   reference distributions (export.drift_reference); optional
@@ -18,6 +19,8 @@ Triton parameters are strings. Keys of contract 1.x and what their strings hold:
     variant_of             text   the base (FP32, default) model's name; optional
     input_quality          JSON   the input quality gate (export.quality): {"action": "warn"|"reject",
                                   "inputs": {name: {feature: [low, high]}}, ...}; optional
+    cascade                JSON   {"localiser": model name, "region": {...}}: this model is the last
+                                  stage of a cascade (contract.cascade.CascadeSpec); optional
 
 Only the keys marked JSON are parsed as JSON (:data:`JSON_KEYS`); other keys (the runner's
 ``onnx_model_filename``, keys of a later minor) are ignored. The card's ``name`` and
@@ -32,8 +35,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from preprocessing.errors import InvalidSpec
+from postprocessing.spec import PostprocessingSpec
 from preprocessing.spec import PreprocessingSpec
 
+from .cascade import CascadeSpec
 from .errors import MalformedCard, MissingContract
 from .meanings import OutputMeaning
 from .tasks import Task
@@ -44,7 +49,7 @@ __all__ = ["CONTRACT_KEY", "JSON_KEYS", "ModelCard", "ModelInput", "ModelOutput"
 #: The parameter that marks a config as written by ``medserve export``, and under which version.
 CONTRACT_KEY = "medserve_contract"
 #: The parameters whose strings are JSON documents; every other value is plain text.
-JSON_KEYS = frozenset({"inputs", "outputs", "preprocessing", "drift_reference", "input_quality"})
+JSON_KEYS = frozenset({"inputs", "outputs", "preprocessing", "drift_reference", "input_quality", "cascade"})
 
 
 @dataclass(frozen=True)
@@ -78,19 +83,25 @@ class ModelInput:
 @dataclass(frozen=True)
 class ModelOutput:
     """One model output, what it means, and its class ``labels`` (for segmentation every
-    label value, background first); ``shape`` with -1 for the batch axis first, when known."""
+    label value, background first); ``shape`` with -1 for the batch axis first, when known;
+    ``postprocessing``: how a segmentation output's class scores become the answer's labels
+    (None: argmax, nothing else — and no key in the document, as before it existed)."""
 
     name: str
     meaning: OutputMeaning
     labels: list[str] = field(default_factory=list)
     shape: list[int] | None = None
     dtype: str = "float32"
+    postprocessing: PostprocessingSpec | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "meaning", _member(OutputMeaning, self.meaning, "meaning"))
 
     def to_document(self) -> dict[str, Any]:
-        return {"name": self.name, "meaning": self.meaning.value, "labels": self.labels, "shape": self.shape, "dtype": self.dtype}
+        document = {"name": self.name, "meaning": self.meaning.value, "labels": self.labels, "shape": self.shape, "dtype": self.dtype}
+        if self.postprocessing is not None:
+            document["postprocessing"] = self.postprocessing.to_dict()
+        return document
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> "ModelOutput":
@@ -98,7 +109,8 @@ class ModelOutput:
         if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
             raise MalformedCard("labels: expected a list of strings")
         shape = _ints(doc, "shape") if doc.get("shape") is not None else None
-        return cls(_text(doc, "name"), doc.get("meaning"), labels, shape, str(doc.get("dtype") or "float32"))
+        postprocessing = PostprocessingSpec.from_dict(doc["postprocessing"]) if doc.get("postprocessing") is not None else None
+        return cls(_text(doc, "name"), doc.get("meaning"), labels, shape, str(doc.get("dtype") or "float32"), postprocessing)
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,7 @@ class ModelCard:
     precision: str | None = None
     variant_of: str | None = None
     input_quality: dict[str, Any] | None = None
+    cascade: CascadeSpec | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", _member(Task, self.task, "task"))
@@ -138,6 +151,8 @@ class ModelCard:
             documents["drift_reference"] = self.drift_reference
         if self.input_quality is not None:
             documents["input_quality"] = self.input_quality
+        if self.cascade is not None:
+            documents["cascade"] = self.cascade.to_document()
         texts = {
             CONTRACT_KEY: CONTRACT_VERSION,
             "task": self.task.value,
@@ -178,6 +193,7 @@ class ModelCard:
                 precision=texts.get("precision"),
                 variant_of=texts.get("variant_of"),
                 input_quality=_mapping(docs["input_quality"], "input_quality") if docs.get("input_quality") else None,
+                cascade=CascadeSpec.from_document(docs["cascade"]) if docs.get("cascade") else None,
             )
         except (KeyError, TypeError, ValueError, InvalidSpec) as exc:  # json.JSONDecodeError and MalformedCard are ValueErrors
             detail = exc.message if isinstance(exc, InvalidSpec) else str(exc)

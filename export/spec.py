@@ -23,6 +23,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from contract import CLASSIFICATION_MEANINGS, LABELLED_MEANINGS, SEGMENTATION_MEANINGS, OutputMeaning, Task
+from postprocessing import PostprocessingSpec
+from postprocessing.region import RegionSpec
 from preprocessing import InvalidSpec, PreprocessingSpec
 
 from .errors import ExportSpecError
@@ -125,6 +127,33 @@ class OutputSpec(_Strict):
     labels: list[str] = Field(default_factory=list)
     shape: list[int] | None = None
     dtype: Literal["float32", "float16", "uint8", "int64"] = "float32"
+    #: How a segmentation output's class scores become the answer's labels
+    #: (:class:`postprocessing.PostprocessingSpec` as JSON); None: argmax, nothing else.
+    postprocessing: dict[str, Any] | None = None
+
+    def postprocessing_spec(self) -> PostprocessingSpec | None:
+        return PostprocessingSpec.from_dict(self.postprocessing) if self.postprocessing is not None else None
+
+    @model_validator(mode="after")
+    def _postprocessing_fits(self) -> "OutputSpec":
+        if self.postprocessing is None:
+            return self
+        if self.meaning not in SEGMENTATION_MEANINGS:
+            raise ValueError(f"output {self.name!r}: postprocessing applies to segmentation outputs only, not {self.meaning}")
+        try:
+            spec = PostprocessingSpec.from_dict(self.postprocessing)
+        except InvalidSpec as exc:
+            raise ValueError(f"output {self.name!r}: {exc.message}") from exc
+        for step in spec.steps:
+            for label in ((step.label,) if step.label is not None else ()) + (step.labels or ()):
+                if label >= len(self.labels):
+                    raise ValueError(
+                        f"output {self.name!r}: postprocessing: {step.op} names label {label}, "
+                        f"but the output has {len(self.labels)} labels (0..{len(self.labels) - 1})"
+                    )
+        if self.meaning == OutputMeaning.SEGMENTATION_LABELS and any(s.op == "threshold" for s in spec.steps):
+            raise ValueError(f"output {self.name!r}: postprocessing: threshold needs class probabilities, not segmentation_labels")
+        return self
 
     @model_validator(mode="after")
     def _meaning_fits(self) -> "OutputSpec":
@@ -275,6 +304,32 @@ class QualityGateSpec(_Strict):
     )
 
 
+class CascadeExportSpec(_Strict):
+    """This model is the last stage of a cascade (:mod:`contract.cascade`): ``localiser`` is
+    the export spec file of the first stage (exported first, by the same command), ``region``
+    how its labels become this model's crop (:class:`postprocessing.region.RegionSpec`)."""
+
+    localiser: Path
+    region: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("region")
+    @classmethod
+    def _valid_region(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            RegionSpec.from_dict(value)
+        except InvalidSpec as exc:
+            raise ValueError(exc.message) from exc
+        return value
+
+    @property
+    def region_spec(self) -> RegionSpec:
+        return RegionSpec.from_dict(self.region)
+
+    def localiser_spec(self) -> "ExportSpec":
+        """The localiser's export spec, read from its file."""
+        return load_spec(self.localiser)
+
+
 class ExportSpec(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$")
     task: Task
@@ -294,6 +349,7 @@ class ExportSpec(_Strict):
     quality_gate: QualityGateSpec = QualityGateSpec()
     instance_count: int = Field(1, ge=1, le=64)
     opset: int = Field(17, ge=17, le=23)
+    cascade: CascadeExportSpec | None = None
 
     @field_validator("precisions")
     @classmethod
@@ -309,6 +365,7 @@ class ExportSpec(_Strict):
         self._check_names()
         self._check_inputs_for_task()
         self._check_outputs_for_task()
+        self._check_cascade()
         for tensor in self.inputs:
             _check_input_preprocessing(tensor, self.input_preprocessing(tensor.name), tiled=self.task == Task.SEGMENTATION_3D)
         if Precision.INT8 in self.precisions and self.calibration is None:
@@ -357,6 +414,19 @@ class ExportSpec(_Strict):
             raise ValueError(f"outputs: the first output of a classification model must be one of {_listed(CLASSIFICATION_MEANINGS)}, got {first}")
         elif not (first.is_classification or first.is_segmentation):
             raise ValueError(f"outputs: the first output must be a class or segmentation output, got {first}")
+
+    def _check_cascade(self) -> None:
+        """A cascade's last stage segments a volume from class scores; a model outside a cascade
+        cannot take percentiles of a localiser."""
+        uses_localiser = any(self.input_preprocessing(t.name).uses_localiser_statistics for t in self.inputs)
+        if self.cascade is None:
+            if uses_localiser:
+                raise ValueError("preprocessing: clip_percentiles of the localiser needs a cascade section")
+            return
+        if self.task != Task.SEGMENTATION_3D:
+            raise ValueError(f"cascade: the last stage of a cascade is a segmentation-3d model, not {self.task.value}")
+        if self.metric_output.meaning != OutputMeaning.SEGMENTATION_PROBABILITIES:
+            raise ValueError("cascade: the stage's first output must be segmentation_probabilities (class scores to threshold)")
 
     def input_preprocessing(self, name: str) -> PreprocessingSpec:
         """The preprocessing of input ``name``: its own, else the top-level spec."""
@@ -427,6 +497,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     resolve(data.get("source"), ("state_dict", "archive"))
     resolve(data.get("calibration"), ("dicom_dir", "manifest"))
     resolve(data.get("validation"), ("dicom_dir", "manifest"))
+    resolve(data.get("cascade"), ("localiser",))
     return data
 
 

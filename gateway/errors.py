@@ -11,6 +11,8 @@
     ├── PayloadTooLarge            413   payload_too_large
     ├── InputMismatch              422   input_mismatch           series do not match the model's inputs
     ├── OutputUnavailable          422   output_unavailable       format does not fit the task (e.g. a mask of a classifier)
+    ├── InputOutOfRange            422   input_out_of_range       outside the model's input quality gate (e.g. a blank image)
+    ├── RegionNotFound             422   region_not_found         a cascade's localiser found nothing to run the next stage on
     ├── Overloaded                 429   overloaded               in-flight cap reached (Retry-After)
     ├── TritonUnavailable          503   triton_unavailable       (Retry-After)
     ├── ModelNotReady              503   model_not_ready          (Retry-After)
@@ -74,6 +76,17 @@ class InputMismatch(GatewayError):
 
 class OutputUnavailable(GatewayError):
     status_code, code = 422, "output_unavailable"
+
+
+class RegionNotFound(GatewayError):
+    status_code, code = 422, "region_not_found"
+
+
+class InputOutOfRange(GatewayError):
+    """An input outside the ranges its model's export saw (``gateway.quality``), when the
+    model's gate rejects rather than warns."""
+
+    status_code, code = 422, "input_out_of_range"
 
 
 class Overloaded(GatewayError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from contract import OutputMeaning, Task
 
@@ -65,7 +65,10 @@ class LabelProbability(BaseModel):
 
 
 class StageTimings(BaseModel):
-    """Milliseconds spent in each stage of this request."""
+    """Milliseconds spent in each stage of this request; a cascade adds each of its stages'
+    own (``localiser.infer``, ``model.infer``, ...), already counted in the totals."""
+
+    model_config = ConfigDict(extra="allow")
 
     receive: float
     decode: float
@@ -73,6 +76,15 @@ class StageTimings(BaseModel):
     infer: float
     postprocess: float
     total: float
+
+
+class AnswerWarning(BaseModel):
+    """Something the answer's reader should know: an input outside its model's input quality
+    gate under ``action: warn`` (rejected 422 ``input_out_of_range`` under ``reject``)."""
+
+    code: str = Field(description="Stable code, e.g. 'input_out_of_range'.")
+    message: str = Field(description="Which input and feature, and the accepted range.")
+    feature: str | None = Field(None, description="The quality feature outside its range, e.g. 'std', 'extent_max_mm'.")
 
 
 class InstanceClassificationPublic(BaseModel):
@@ -92,6 +104,7 @@ class ClassificationPublic(BaseModel):
     probabilities: list[LabelProbability] | None = Field(description="One entry per label, highest first.")
     instances: list[InstanceClassificationPublic] | None = None
     preprocessing: dict[str, Any] = Field(description="What was applied to the (first) image, e.g. the window used.")
+    warnings: list[AnswerWarning] = Field(default_factory=list, description="Inputs outside the model's input quality gate (action: warn).")
     timings_ms: StageTimings
     request_id: str
 
@@ -141,6 +154,7 @@ class SegmentationPublic(BaseModel):
     patches: int = Field(description="Network inputs run (slices or sliding-window patches).")
     batches: int = Field(description="Triton requests made.")
     preprocessing: dict[str, Any]
+    warnings: list[AnswerWarning] = Field(default_factory=list, description="Inputs outside the model's input quality gate (action: warn).")
     timings_ms: StageTimings
     request_id: str
 

@@ -30,7 +30,9 @@ class StageClock:
         STAGE_LATENCY.labels(self.model, stage).observe(elapsed)
 
     def finish(self) -> dict[str, float]:
-        """ms per stage (0 for a stage not passed) and ``total`` since the clock started."""
+        """ms per stage (0 for a stage not passed), then any finer stage recorded (a cascade's
+        ``localiser.infer``...), and ``total`` since the clock started."""
         timings = {stage: round(self.ms.get(stage, 0.0), 3) for stage in STAGES}
+        timings |= {stage: round(ms, 3) for stage, ms in self.ms.items() if stage not in STAGES}
         timings["total"] = round((time.perf_counter() - self._start) * 1000, 3)
         return timings

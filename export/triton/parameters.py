@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from contract import CONTRACT_VERSION, ModelCard, ModelInput, ModelOutput
+from contract.cascade import CascadeSpec
 
 from ..spec import ExportSpec
 
@@ -33,7 +34,7 @@ def model_card(
         task=spec.task,
         description=spec.description,
         inputs=inputs,
-        outputs=[ModelOutput(o.name, o.meaning, o.labels, shape, o.dtype) for o, shape in zip(spec.outputs, output_shapes)],
+        outputs=[ModelOutput(o.name, o.meaning, o.labels, shape, o.dtype, o.postprocessing_spec()) for o, shape in zip(spec.outputs, output_shapes)],
         preprocessing=spec.preprocessing_spec,
         max_batch_size=spec.batching.max_batch_size,
         export_report_digest=report_digest,
@@ -41,6 +42,7 @@ def model_card(
         precision=precision,
         variant_of=spec.name,
         input_quality=input_quality,
+        cascade=CascadeSpec(spec.cascade.localiser_spec().name, spec.cascade.region_spec) if spec.cascade is not None else None,
     )
 
 

@@ -33,7 +33,8 @@ from ..errors import InferenceFailed, InferenceTimeout, OutputUnavailable
 from ..inputs import count_inputs
 from ..metrics import BATCHES_PER_REQUEST, PATCHES_PER_REQUEST
 from ..outputs.measurements import ClassMeasurement, measure_labels
-from ..outputs.regrid import labels_to_grid
+from postprocessing.regrid import labels_to_grid
+from ..quality import check_input, check_slices
 from ..sliding_window import sliding_window_inference
 from ..uploads import DicomPart
 from .batching import infer_in_batches
@@ -181,6 +182,7 @@ async def _labels_2d(context: InferenceContext, plan: SeriesPlan, scores: _Score
     started = time.perf_counter()
     prepared = await anyio.to_thread.run_sync(lambda: [preprocess_instance(i, card.preprocessing) for i in instances])
     clock.record("preprocess", started)
+    check_slices(card, [p.applied for p in prepared], [i.header for i in instances])
     started = time.perf_counter()
     async with inference_deadline(card, context.triton.timeout_s):
         model_labels = await scores.labels(np.stack([p.array for p in prepared]))
@@ -206,6 +208,7 @@ async def _labels_3d(context: InferenceContext, plan: SeriesPlan, scores: _Score
     started = time.perf_counter()
     prepared = await anyio.to_thread.run_sync(preprocess_series, plan, card.preprocessing)
     clock.record("preprocess", started)
+    check_input(card, prepared.applied)
     started = time.perf_counter()
     roi = tuple(card.inputs[0].shape[2:])
     volume = prepared.array
@@ -280,4 +283,9 @@ async def segment_slices(context: InferenceContext) -> SegmentationResult:
 
 @register(Task.SEGMENTATION_3D)
 async def segment_volume(context: InferenceContext) -> SegmentationResult:
+    """The series as one volume; a cascade's card (``cascade``) runs its stages instead."""
+    if context.card.cascade is not None:
+        from .cascade import cascade_labels  # the cascade builds on this module's pieces
+
+        return await _segment(context, cascade_labels)
     return await _segment(context, _labels_3d)

@@ -149,7 +149,7 @@ def test_3d_sliding_window_equals_monai_over_the_same_onnx_model(gateway: TestCl
     from monai.inferers import sliding_window_inference
 
     from gateway.catalog import parse_model_card
-    from gateway.outputs.regrid import labels_to_grid
+    from postprocessing.regrid import labels_to_grid
     from preprocessing import plan_series, preprocess_series
 
     paths, truth = large_series

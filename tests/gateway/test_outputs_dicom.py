@@ -13,7 +13,7 @@ import pydicom
 import pytest
 
 from gateway.outputs.nifti import nifti_labels
-from gateway.outputs.regrid import labels_to_grid
+from postprocessing.regrid import labels_to_grid
 from gateway.outputs.seg import segmentation
 from preprocessing import plan_series
 from devtools.dicomgen import write_ct_series
