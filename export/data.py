@@ -5,15 +5,17 @@ A *case* is one set of model inputs: for each input a DICOM file (2D inputs) or 
 gateway calls (:func:`preprocessing.preprocess_instance` / :func:`preprocessing.preprocess_series`).
 
 The manifest is a CSV with one column per model input (paths relative to the data folder) and,
-for validation, ``label`` (class index) or ``mask`` (a ``.npy`` label map in the output's
-geometry). Header facts of every input (modality, manufacturer, size, spacing) are kept for the
+for validation, ``label`` (class index) or ``mask``: a ``.npy`` label map in the output's
+geometry, or for a volumetric input a NIfTI or DICOM SEG on the source grid, resampled onto the
+model's grid (:mod:`export.masks`). Header facts of every input (modality, manufacturer, size, spacing) are kept for the
 drift reference.
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +23,12 @@ import pydicom
 from pydicom.dataset import Dataset
 from tqdm import tqdm
 
-from preprocessing import PreprocessingError, PreprocessingSpec, preprocess_instance, preprocess_series, read_dataset
+from preprocessing import PreparedInput, PreprocessingError, PreprocessingSpec, preprocess_instance, preprocess_series, read_dataset
 from preprocessing.quality import quality_features
 
 from .drift_reference import header_geometry, volume_slices
 from .errors import ExportDataError
+from .masks import MaskGrid, read_mask
 from .spec import ExportSpec
 
 __all__ = [
@@ -60,6 +63,7 @@ class SourceInfo:
     slice_thickness_mm: float | None
     prepared_spacing_mm: tuple[float, ...] | None
     quality: dict[str, float] = field(default_factory=dict)  # preprocessing.quality.quality_features, for the input quality gate
+    mask_grid: MaskGrid | None = None  # where a source-grid validation mask lands (volumetric inputs)
 
 
 @dataclass(frozen=True)
@@ -116,9 +120,21 @@ def _prepared_spacing(header: Dataset, spec: PreprocessingSpec, prepared_shape: 
     return (source[0] * rows / out_rows, source[1] * columns / out_columns)
 
 
-def prepare_input(path: Path, spec: PreprocessingSpec) -> tuple[np.ndarray, SourceInfo]:
+#: Prepares one series folder in place of :func:`preprocessing.preprocess_series` (a cascade's
+#: later stage: through its localiser, :class:`export.cascade.CascadeStages`).
+SeriesPreparer = Callable[[Path], PreparedInput]
+
+
+def _mask_grid(prepared: PreparedInput, header: Dataset) -> MaskGrid | None:
+    if prepared.geometry is None or prepared.source_geometry is None:
+        return None
+    return MaskGrid(prepared.geometry, prepared.source_geometry, str(header.get("SeriesInstanceUID", "")))
+
+
+def prepare_input(path: Path, spec: PreprocessingSpec, series_preparer: SeriesPreparer | None = None) -> tuple[np.ndarray, SourceInfo]:
     """One model input (without batch axis) from a DICOM file or, for a volumetric spec, a
-    series folder; :class:`ExportDataError` names the path and the preprocessing error."""
+    series folder (prepared by ``series_preparer`` when given); :class:`ExportDataError` names
+    the path and the preprocessing error."""
     try:
         if spec.volumetric:
             if spec.layout != "CDHW":
@@ -126,10 +142,11 @@ def prepare_input(path: Path, spec: PreprocessingSpec) -> tuple[np.ndarray, Sour
             files = sorted(path.glob("*.dcm")) if path.is_dir() else []
             if not files:
                 raise ExportDataError(f"{path}: a volumetric input needs a folder of *.dcm files (one series)")
-            prepared = preprocess_series(files, spec)
+            prepared = series_preparer(path) if series_preparer is not None else preprocess_series(files, spec)
             spacing = prepared.geometry.spacing_mm if prepared.geometry is not None else None
             headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
-            return prepared.array, source_info(headers[0], volume_slices(headers), spacing, quality_features(prepared.applied))
+            info = source_info(headers[0], volume_slices(headers), spacing, quality_features(prepared.applied))
+            return prepared.array, replace(info, mask_grid=_mask_grid(prepared, headers[0]))
         if not path.is_file():
             raise ExportDataError(f"{path}: not a DICOM file")
         ds = read_dataset(path.read_bytes())
@@ -162,14 +179,14 @@ def _discover(dicom_dir: Path, volumetric: bool) -> list[str]:
 
 
 def _prepare_cases(
-    spec: ExportSpec, dicom_dir: Path, rows: list[dict[str, str]], what: str, progress: bool
+    spec: ExportSpec, dicom_dir: Path, rows: list[dict[str, str]], what: str, progress: bool, series_preparer: SeriesPreparer | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, list[SourceInfo]]]:
     arrays: dict[str, list[np.ndarray]] = {t.name: [] for t in spec.inputs}
     sources: dict[str, list[SourceInfo]] = {t.name: [] for t in spec.inputs}
     preps = {t.name: spec.input_preprocessing(t.name) for t in spec.inputs}
     for row in tqdm(rows, desc=f"{spec.name}: {what}", unit="case", disable=not progress, leave=False):
         for tensor in spec.inputs:
-            array, info = prepare_input(dicom_dir / row[tensor.name], preps[tensor.name])
+            array, info = prepare_input(dicom_dir / row[tensor.name], preps[tensor.name], series_preparer)
             if list(array.shape) != tensor.shape[1:]:
                 raise ExportDataError(
                     f"{dicom_dir / row[tensor.name]}: prepared to shape {list(array.shape)}, input {tensor.name!r} takes {tensor.shape[1:]}"
@@ -195,7 +212,7 @@ def calibration_shortfall(spec: ExportSpec, prepared: PreparedSet) -> str | None
     return f"calibration: {asked} cases asked for, {len(prepared)} found; calibrated on {len(prepared)}. Advice: {CALIBRATION_ADVICE}"
 
 
-def load_calibration_set(spec: ExportSpec, progress: bool = False) -> PreparedSet:
+def load_calibration_set(spec: ExportSpec, progress: bool = False, series_preparer: SeriesPreparer | None = None) -> PreparedSet:
     """The first ``calibration.samples`` cases of the calibration data, prepared; fewer are
     all taken (:func:`calibration_shortfall` words the warning), none is an error."""
     calibration = spec.calibration
@@ -213,17 +230,17 @@ def load_calibration_set(spec: ExportSpec, progress: bool = False) -> PreparedSe
     if not rows:
         raise ExportDataError(f"calibration: {calibration.dicom_dir} holds no cases; INT8 calibration needs at least one")
     rows = rows[: calibration.samples]
-    inputs, sources = _prepare_cases(spec, calibration.dicom_dir, rows, "calibration DICOM", progress)
+    inputs, sources = _prepare_cases(spec, calibration.dicom_dir, rows, "calibration DICOM", progress, series_preparer)
     return PreparedSet(cases=[rows[i][names[0]] for i in range(len(rows))], inputs=inputs, sources=sources)
 
 
-def load_validation_set(spec: ExportSpec, progress: bool = False) -> PreparedSet:
+def load_validation_set(spec: ExportSpec, progress: bool = False, series_preparer: SeriesPreparer | None = None) -> PreparedSet:
     """Every case of the validation manifest, prepared, with its label or mask."""
     validation = spec.validation
     target = "mask" if spec.is_segmentation else "label"
     names = [t.name for t in spec.inputs]
     rows = _read_manifest(validation.manifest, [*names, target])
-    inputs, sources = _prepare_cases(spec, validation.dicom_dir, rows, "validation DICOM", progress)
+    inputs, sources = _prepare_cases(spec, validation.dicom_dir, rows, "validation DICOM", progress, series_preparer)
     cases = [row[names[0]] for row in rows]
     if target == "label":
         try:
@@ -234,13 +251,8 @@ def load_validation_set(spec: ExportSpec, progress: bool = False) -> PreparedSet
         if labels.min() < 0 or labels.max() >= classes:
             raise ExportDataError(f"{validation.manifest}: labels must lie in 0..{classes - 1}")
         return PreparedSet(cases=cases, inputs=inputs, sources=sources, labels=labels)
-    masks = []
-    for row in rows:
-        path = validation.dicom_dir / row["mask"]
-        try:
-            masks.append(np.load(path).astype(np.uint8))
-        except (OSError, ValueError) as exc:
-            raise ExportDataError(f"{path}: not a readable .npy mask: {exc}") from exc
+    grids = sources[names[0]]
+    masks = [read_mask(validation.dicom_dir / row["mask"], grid.mask_grid) for row, grid in zip(rows, grids)]
     if len({m.shape for m in masks}) != 1:
         raise ExportDataError(f"{validation.manifest}: masks differ in shape")
     return PreparedSet(cases=cases, inputs=inputs, sources=sources, masks=np.stack(masks))

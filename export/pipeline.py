@@ -26,14 +26,17 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import groupby
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from postprocessing.cascade import check_stage_specs
+
 from .benchmark import measure_onnxruntime, measure_torch_eager
+from .cascade import CascadeStages, Runner, cascade_agreement, check_agreement, onnx_runner, torch_runner
 from .data import PreparedSet, calibration_shortfall, load_calibration_set, load_validation_set
 from .drift_reference import drift_reference
 from .errors import ExportError, ExportFailed, ExportSpecError
@@ -121,6 +124,19 @@ class _Steps:
         self.log(f"[{self.report.model}] {name}: SKIPPED {reason}")
 
 
+@dataclass(frozen=True)
+class _CascadeContext:
+    """A cascade's last stage: both stages' specs, the localiser in PyTorch (to prepare this
+    stage's cases as the gateway will) and the localiser's exported FP32 ONNX model."""
+
+    stages: CascadeStages
+    localiser_torch: Runner
+    localiser_onnx: Path
+
+    def prepare(self, series: Path):
+        return self.stages.prepare(series, self.localiser_torch)
+
+
 @dataclass
 class _Context:
     """What the steps share: the spec, the model, prepared data and PyTorch's answers."""
@@ -137,6 +153,7 @@ class _Context:
     reference_clinical: dict[str, float] = field(default_factory=dict)  # the FP32 reference's clinical metrics
     directories: dict[str, VariantDirectory] = field(default_factory=dict)  # by Triton model name
     accepted: dict[str, Artifact] = field(default_factory=dict)  # by variant key, in the order written
+    cascade: _CascadeContext | None = None  # when the model is a cascade's last stage
 
     @property
     def output_names(self) -> list[str]:
@@ -181,8 +198,12 @@ def export_model(
     staging = Path(tempfile.mkdtemp(prefix=f".{repository.name}-{spec.name}-", dir=repository.parent))
     context = _Context(spec=spec, options=options, staging=staging)
     try:
+        if spec.cascade is not None:
+            context.cascade = _export_localiser(spec, repository, log, options, steps)
         _prepare(context, steps)
         _export_variants(context, steps, report, precisions)
+        if context.cascade is not None:
+            _verify_cascade(context, steps)
         return ExportResult(model_dirs=_publish(context, steps, report, repository), report=report)
     except ExportError:
         raise
@@ -191,6 +212,39 @@ def export_model(
         raise ExportFailed(f"export of {spec.name!r} failed in step {failed}: {type(exc).__name__}: {exc}") from exc
     finally:
         shutil.rmtree(context.staging, ignore_errors=True)
+
+
+def _export_localiser(
+    spec: ExportSpec, repository: Path, log: Callable[[str], None], options: ExportOptions, steps: _Steps
+) -> _CascadeContext:
+    """Export the cascade's localiser by its own spec (first: this stage's cases need it)."""
+    assert spec.cascade is not None
+    with steps.run("export_localiser") as record:
+        localiser = spec.cascade.localiser_spec()
+        problems = check_stage_specs(localiser.preprocessing_spec, spec.preprocessing_spec)
+        if problems:
+            raise ExportSpecError(f"{spec.name}: cascade: " + "; ".join(problems))
+        result = export_model(localiser, repository, log, replace(options, precisions=[Precision.FP32]))
+        record.detail = f"{localiser.name} exported to {result.model_dir}"
+    return _CascadeContext(
+        CascadeStages(localiser, spec), torch_runner(load_torch_model(localiser)), VariantDirectory(localiser.name, result.model_dir, Precision.FP32.value).onnx_path
+    )
+
+
+def _verify_cascade(context: _Context, steps: _Steps) -> None:
+    """The whole cascade, exported FP32 models against PyTorch's, on every validation series."""
+    assert context.cascade is not None
+    spec, cascade = context.spec, context.cascade
+    with steps.run("verify_cascade") as record:
+        stage_onnx = context.accepted["fp32"].path
+        names = (spec.inputs[0].name, spec.outputs[0].name)
+        localiser = cascade.stages.localiser
+        exported = (onnx_runner(cascade.localiser_onnx, localiser.inputs[0].name, localiser.outputs[0].name), onnx_runner(stage_onnx, *names))
+        series = [spec.validation.dicom_dir / case for case in context.prepared_validation.cases]
+        agreement = cascade_agreement(cascade.stages, series, (cascade.localiser_torch, torch_runner(context.model)), exported)
+        record.detail = "whole cascade, ONNX vs PyTorch on the source grid: " + check_agreement(
+            agreement, spec.tolerance.label_mismatch, spec.tolerance.min_class_dice
+        )
 
 
 def _check_tensorrt_settings(spec: ExportSpec, precisions: list[Precision]) -> None:
@@ -218,11 +272,11 @@ def _prepare(context: _Context, steps: _Steps) -> None:
         context.model = load_torch_model(spec)
         record.detail = spec.source.kind
     with steps.run("prepare_validation_data") as record:
-        context.validation = load_validation_set(spec, progress)
+        context.validation = load_validation_set(spec, progress, context.cascade.prepare if context.cascade else None)
         record.detail = f"{len(context.validation)} cases from {spec.validation.dicom_dir}"
     if spec.calibration is not None:
         with steps.run("prepare_calibration_data") as record:
-            context.calibration = load_calibration_set(spec, progress)
+            context.calibration = load_calibration_set(spec, progress, context.cascade.prepare if context.cascade else None)
             record.detail = f"{len(context.calibration)} cases from {spec.calibration.dicom_dir}"
         shortfall = calibration_shortfall(spec, context.calibration)
         if shortfall is not None:

@@ -1,0 +1,116 @@
+"""Bring your own model, end to end (issue 14, items 3, 9 and 10): deepbet — a published two-stage
+brain-extraction cascade of TorchScript networks from its PyPI wheel — exported with
+``medserve export`` from its specs alone, served by a real Triton through the gateway on a real
+Philips enhanced multi-frame oblique MR header carrying a real brain (the MNI ICBM152 T1), and
+compared with deepbet's own pipeline (its ``BrainExtraction.run`` on a NIfTI built from the same
+DICOM with pydicom alone)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.outputs import rle
+
+pytestmark = pytest.mark.e2e
+
+DICOM = {"Content-Type": "application/dicom"}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    from devtools.thirdparty.deepbet_export import write_deepbet_project
+
+    return write_deepbet_project(tmp_path_factory.mktemp("deepbet"))
+
+
+@pytest.fixture(scope="module")
+def exported(project: Path, tmp_path_factory):
+    from export.pipeline import export_model
+    from export.spec import load_spec
+
+    repository = tmp_path_factory.mktemp("repository") / "models"
+    lines: list[str] = []
+    result = export_model(load_spec(project), repository, log=lines.append)
+    return repository, result, lines
+
+
+@pytest.fixture(scope="module")
+def served(exported, tmp_path_factory):
+    from devtools.tritonserver import TritonPorts, TritonServer
+    from gateway.config import Settings
+    from gateway.main import create_app
+
+    repository, _, _ = exported
+    server = TritonServer(repository, tmp_path_factory.mktemp("triton"), ports=TritonPorts.free(), poll_seconds=0)
+    server.start()
+    try:
+        settings = Settings(triton_grpc_url=server.grpc_url, model_cache_ttl_s=0)
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            yield client
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def brain(project: Path) -> Path:
+    return project.parent / "cases" / "brain" / "brain.dcm"
+
+
+@pytest.fixture(scope="module")
+def reference(brain: Path):
+    from devtools.thirdparty.deepbet_reference import deepbet_reference
+
+    return deepbet_reference(brain)
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2.0 * float((a & b).sum()) / float(a.sum() + b.sum())
+
+
+def test_export_writes_both_stages_and_verifies_the_whole_cascade(exported):
+    repository, result, lines = exported
+    assert {p.name for p in repository.iterdir() if p.is_dir()} >= {"deepbet", "deepbet_localiser"}
+    steps = {step.name: step for step in result.report.steps}
+    assert steps["export_localiser"].status.value == "ok"
+    verify = steps["verify_cascade"]
+    assert verify.status.value == "ok" and "label disagreement" in verify.detail, verify.detail
+    assert not [line for line in lines if "onnxruntime" in line.lower() and "warning" in line.lower()]
+
+
+def test_served_mask_matches_deepbets_own_pipeline(served: TestClient, brain: Path, reference):
+    response = served.post("/v1/models/deepbet/predict?format=rle", content=brain.read_bytes(), headers=DICOM)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    served_mask = rle.decode(body["masks"]["brain"]).astype(bool)
+    expected = reference.mask_in_slice_order().astype(bool)
+    assert served_mask.shape == expected.shape == (176, 256, 256)
+    dice = _dice(served_mask, expected)
+    assert dice >= 0.99, f"Dice {dice:.5f} against deepbet's own pipeline"
+    # one instance listed once, both stages timed, the localiser's region recorded
+    assert len(body["grid"]["sop_instance_uids"]) == 1 and len(body["grid"]["frames"]) == 176
+    assert body["preprocessing"]["cascade"]["localiser"]["model"] == "deepbet_localiser"
+    timings = body["timings_ms"]
+    assert timings["localiser.infer"] > 0 and timings["model.infer"] > 0
+    assert timings["infer"] >= timings["localiser.infer"] + timings["model.infer"] - 1
+
+
+def test_the_brain_volume_is_deepbets_tiv(served: TestClient, brain: Path, reference):
+    body = served.post("/v1/models/deepbet/predict", content=brain.read_bytes(), headers=DICOM).json()
+    volume_ml = next(m["volume_ml"] for m in body["measurements"] if m["label"] == "brain")
+    assert volume_ml == pytest.approx(reference.tiv_ml, rel=0.01)
+
+
+def test_a_blank_mr_is_refused_not_segmented(served: TestClient, brain: Path):
+    ds = pydicom.dcmread(brain)
+    ds.PixelData = bytes(len(ds.PixelData))
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    response = served.post("/v1/models/deepbet/predict", content=buffer.getvalue(), headers=DICOM)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] in ("input_out_of_range", "region_not_found")
