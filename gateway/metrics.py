@@ -38,6 +38,11 @@ BATCHES_PER_REQUEST = Histogram(
 )
 ERRORS = Counter("medserve_errors_total", "Error answers by stable error code.", ["code"])
 REJECTIONS = Counter("medserve_rejections_total", "Requests refused by admission control.", ["reason"])
+INPUT_QUALITY = Counter(
+    "medserve_input_quality_total",
+    "Inputs outside their model's input quality gate, by model, feature (a fixed set) and action (warn|reject).",
+    ["model", "feature", "action"],
+)
 
 
 def multiprocess_mode() -> bool:

@@ -10,7 +10,9 @@ import numpy as np
 from preprocessing.attributes import header_text
 from preprocessing.frames import Frame
 
+from ..quality import answer_warnings
 from ..schemas import (
+    AnswerWarning,
     ClassificationPublic,
     GridPublic,
     SliceFramePublic,
@@ -44,6 +46,7 @@ def classification_body(answer: Answer) -> ClassificationPublic:
             for i in result.instances
         ],
         preprocessing=result.instances[0].applied,
+        warnings=[AnswerWarning(**w) for w in answer_warnings(i.applied for i in result.instances)],
         timings_ms=StageTimings(**answer.timings_ms),
         request_id=answer.request_id,
     )
@@ -87,6 +90,7 @@ def segmentation_body(answer: Answer, masks: dict[str, dict[str, Any]] | None = 
         patches=result.patches,
         batches=result.batches,
         preprocessing=result.applied,
+        warnings=[AnswerWarning(**w) for w in answer_warnings([result.applied])],
         timings_ms=StageTimings(**answer.timings_ms),
         request_id=answer.request_id,
     )

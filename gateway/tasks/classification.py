@@ -20,6 +20,7 @@ from preprocessing import Instance, preprocess_instance
 from ..drift import DriftObservation, input_features, merge
 from ..errors import InferenceFailed, OutputUnavailable
 from ..inputs import count_inputs, open_parts
+from ..quality import check_input
 from .batching import infer_in_batches
 from .context import InferenceContext
 from .registry import register
@@ -87,6 +88,8 @@ async def classify(context: InferenceContext) -> ClassificationResult:
     started = time.perf_counter()
     prepared = await anyio.to_thread.run_sync(lambda: [preprocess_instance(i, card.preprocessing) for i in instances])
     clock.record("preprocess", started)
+    for instance, item in zip(instances, prepared):
+        check_input(card, item.applied, instance.header)
 
     started = time.perf_counter()
     answer = await infer_in_batches(context, {card.inputs[0].name: np.stack([p.array for p in prepared])}, requested)

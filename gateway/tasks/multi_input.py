@@ -19,6 +19,7 @@ from preprocessing import preprocess_instance
 from ..drift import input_features, merge
 from ..errors import InputMismatch
 from ..inputs import count_inputs, open_parts
+from ..quality import check_input
 from ..uploads import DicomPart
 from .batching import infer_in_batches
 from .classification import ClassificationResult, InstanceClassification, prediction_features, probability_output, ranked_probabilities
@@ -73,6 +74,9 @@ async def classify_fusion(context: InferenceContext) -> ClassificationResult:
 
     prepared = await anyio.to_thread.run_sync(prepare)
     clock.record("preprocess", started)
+    for t in card.inputs:
+        for item, instance in zip(prepared[t.name], assigned[t.name]):
+            check_input(card, item.applied, instance.header, input_name=t.name)
 
     started = time.perf_counter()
     feeds = {name: np.stack([p.array for p in items]) for name, items in prepared.items()}
