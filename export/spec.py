@@ -205,8 +205,10 @@ class CalibrationSpec(_Strict):
 
 class ValidationSpec(_Strict):
     """Labelled validation DICOM: a manifest CSV with one column per model input, plus
-    ``label`` (class index, classification) or ``mask`` (a ``.npy`` label map in the output's
-    geometry, segmentation), paths relative to ``dicom_dir``."""
+    ``label`` (class index, classification) or ``mask`` (segmentation), paths relative to
+    ``dicom_dir``. A mask is a ``.npy`` label map in the output's geometry or, for a volumetric
+    input, a NIfTI (``.nii``/``.nii.gz``) or DICOM SEG on the source series' grid, which export
+    resamples onto the model's grid by nearest neighbour (:mod:`export.masks`)."""
 
     dicom_dir: Path
     manifest: Path

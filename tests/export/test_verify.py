@@ -52,7 +52,7 @@ def test_ungated_comparison_records_without_failing() -> None:
     assert difference.decided_by == "max abs 3.00e-01 recorded (gated on the task metric)"
 
 
-def test_label_outputs_are_compared_by_mismatch_fraction() -> None:
+def test_label_outputs_are_compared_by_label_disagreement() -> None:
     reference = np.zeros((1, 100, 100), dtype=np.uint8)
     actual = reference.copy()
     actual[0, 0, :5] = 1  # 5 of 10 000 labels flipped: 0.05 %
