@@ -14,12 +14,13 @@ from .card import CONTRACT_KEY, JSON_KEYS, ModelCard, ModelInput, ModelOutput
 from .errors import ContractError, MalformedCard, MissingContract, UnsupportedContract
 from .meanings import CLASSIFICATION_MEANINGS, LABELLED_MEANINGS, SEGMENTATION_MEANINGS, OutputMeaning
 from .tasks import Task
-from .version import CONTRACT_VERSION, KNOWN_MAJORS, ContractVersion
+from .version import CONTRACT_VERSION, CONTRACT_VERSION_CHANGED_ANSWER, KNOWN_MAJORS, ContractVersion
 
 __all__ = [
     "CLASSIFICATION_MEANINGS",
     "CONTRACT_KEY",
     "CONTRACT_VERSION",
+    "CONTRACT_VERSION_CHANGED_ANSWER",
     "JSON_KEYS",
     "KNOWN_MAJORS",
     "LABELLED_MEANINGS",

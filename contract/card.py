@@ -6,7 +6,8 @@ Export writes a card into the ``parameters`` of every Triton config it renders
 
 Triton parameters are strings. Keys of contract 1.x and what their strings hold::
 
-    medserve_contract      text   "1.0" (major.minor; "1" is read as 1.0), see contract.version
+    medserve_contract      text   "1.1", or "2.0" for a card with a cascade or an output postprocessing
+                                  (major.minor; "1" is read as 1.0), see contract.version
     task                   text   a :class:`Task` value
     description            text   free text, never parsed
     inputs                 JSON   [{"name", "shape": [-1, ...], "dtype", "modality", "preprocessing": {...}}]
@@ -42,7 +43,7 @@ from .cascade import CascadeSpec
 from .errors import MalformedCard, MissingContract
 from .meanings import OutputMeaning
 from .tasks import Task
-from .version import CONTRACT_VERSION, ContractVersion
+from .version import CONTRACT_VERSION, CONTRACT_VERSION_CHANGED_ANSWER, ContractVersion
 
 __all__ = ["CONTRACT_KEY", "JSON_KEYS", "ModelCard", "ModelInput", "ModelOutput"]
 
@@ -140,6 +141,13 @@ class ModelCard:
         """The class labels of the first output that has any."""
         return next((o.labels for o in self.outputs if o.labels), [])
 
+    @property
+    def contract_version(self) -> str:
+        """The version this card is written under: the newest 1.x, or 2.0 when a 1.x reader
+        would answer something else than export verified (a cascade, an output post-processing)."""
+        changed = self.cascade is not None or any(o.postprocessing is not None for o in self.outputs)
+        return CONTRACT_VERSION_CHANGED_ANSWER if changed else CONTRACT_VERSION
+
     def to_parameters(self) -> dict[str, str]:
         """The Triton ``parameters`` of this card, each value the string the config holds."""
         documents: dict[str, Any] = {
@@ -154,7 +162,7 @@ class ModelCard:
         if self.cascade is not None:
             documents["cascade"] = self.cascade.to_document()
         texts = {
-            CONTRACT_KEY: CONTRACT_VERSION,
+            CONTRACT_KEY: self.contract_version,
             "task": self.task.value,
             "description": self.description,
             "export_report_digest": self.export_report_digest,

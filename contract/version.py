@@ -13,13 +13,19 @@ from dataclasses import dataclass
 
 from .errors import MalformedCard, UnsupportedContract
 
-__all__ = ["CONTRACT_VERSION", "KNOWN_MAJORS", "ContractVersion"]
+__all__ = ["CONTRACT_VERSION", "CONTRACT_VERSION_CHANGED_ANSWER", "KNOWN_MAJORS", "ContractVersion"]
 
-#: What ``medserve export`` writes today.
-CONTRACT_VERSION = "1.0"
+#: What ``medserve export`` writes today. 1.1 added the optional ``input_quality`` gate (a
+#: 1.0 reader that ignores it only checks less).
+CONTRACT_VERSION = "1.1"
+#: What it writes for a card a 1.x reader must not serve: one with a ``cascade`` (served alone,
+#: its last stage would run on the whole series) or an output ``postprocessing`` (ignored, the
+#: answer would be a plain argmax). A new major, so that older gateways refuse the model
+#: instead of answering something else than was exported and verified.
+CONTRACT_VERSION_CHANGED_ANSWER = "2.0"
 
 #: The majors this code reads (every minor of each).
-KNOWN_MAJORS: frozenset[int] = frozenset({1})
+KNOWN_MAJORS: frozenset[int] = frozenset({1, 2})
 
 _VERSION = re.compile(r"^(\d{1,4})(?:\.(\d{1,4}))?$")
 

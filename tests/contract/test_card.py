@@ -90,9 +90,9 @@ def test_every_minor_of_a_known_major_is_read(written: str, read: ContractVersio
     assert card == _card()
 
 
-@pytest.mark.parametrize("written", ["2.0", "2", "0.9"])
+@pytest.mark.parametrize("written", ["3.0", "3", "0.9"])
 def test_an_unknown_major_is_refused_with_its_reason(written: str) -> None:
-    with pytest.raises(UnsupportedContract, match=rf"model 'm' was exported under medserve contract {written[0]}\.\d, this gateway reads contract 1\.x"):
+    with pytest.raises(UnsupportedContract, match=rf"model 'm' was exported under medserve contract {written[0]}\.\d, this gateway reads contract 1\.x, 2\.x"):
         ModelCard.from_triton_config(_config(_card().to_parameters() | {"medserve_contract": written}))
 
 
@@ -121,3 +121,20 @@ def test_the_card_holds_the_contract_enums() -> None:
     assert card.inputs[0].modality == "CT" and card.labels == ["bg", "fg"]
     with pytest.raises(MalformedCard, match="meaning: 'mask' is not one this contract knows"):
         ModelOutput("m", "mask")
+
+
+def test_a_card_whose_answer_a_1x_reader_would_change_is_written_under_major_2() -> None:
+    """A cascade or an output post-processing, ignored by a 1.x gateway, would be served as
+    something else than export verified: such cards are 2.0, which 1.x readers refuse."""
+    from dataclasses import replace
+
+    from contract import CONTRACT_VERSION, CONTRACT_VERSION_CHANGED_ANSWER
+    from contract.cascade import CascadeSpec
+    from postprocessing.region import RegionSpec
+
+    plain = _card()
+    assert plain.to_parameters()["medserve_contract"] == CONTRACT_VERSION == "1.1"
+    cascade = replace(plain, cascade=CascadeSpec("localiser", RegionSpec(margin_fraction=0.1)))
+    parameters = cascade.to_parameters()
+    assert parameters["medserve_contract"] == CONTRACT_VERSION_CHANGED_ANSWER == "2.0"
+    assert ModelCard.from_triton_config(_config(parameters)) == cascade

@@ -33,7 +33,7 @@ def _copy(source: Path, target: Path, **parameters: str) -> None:
 def client(model_repository: Path, tmp_path_factory: pytest.TempPathFactory):
     repository = tmp_path_factory.mktemp("contract") / "repository"
     repository.mkdir()
-    _copy(model_repository / SOURCE, repository / FUTURE, medserve_contract="2.0")
+    _copy(model_repository / SOURCE, repository / FUTURE, medserve_contract="3.0")
     _copy(model_repository / SOURCE, repository / DRAFT, description="[draft] {a description, not JSON")
     server = TritonServer(repository, tmp_path_factory.mktemp("work"), ports=TritonPorts.free(), poll_seconds=0).start()
     try:
@@ -46,7 +46,7 @@ def client(model_repository: Path, tmp_path_factory: pytest.TempPathFactory):
 def test_an_unknown_major_is_listed_not_servable_and_not_ready(client: TestClient, real_ct_files) -> None:
     models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
     assert models[DRAFT] == {"name": DRAFT, "version": "1", "state": "READY"}
-    assert models[FUTURE]["servable"] is False and "medserve contract 2.0" in models[FUTURE]["reason"]
+    assert models[FUTURE]["servable"] is False and "medserve contract 3.0" in models[FUTURE]["reason"]
 
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["models"] == {DRAFT: True, FUTURE: False}

@@ -61,5 +61,5 @@ def test_every_minor_of_contract_1_is_served(version: str) -> None:
 
 
 def test_an_unknown_contract_major_is_refused_with_its_reason() -> None:
-    with pytest.raises(ModelMisconfigured, match=r"model 'm' was exported under medserve contract 2\.0, this gateway reads contract 1\.x"):
-        parse_model_card(_config(medserve_contract="2.0"))
+    with pytest.raises(ModelMisconfigured, match=r"model 'm' was exported under medserve contract 3\.0, this gateway reads contract 1\.x, 2\.x"):
+        parse_model_card(_config(medserve_contract="3.0"))
