@@ -13,6 +13,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from export.errors import ExportFailed
+from export.onnx2trt import unavailable_reason
 from export.pipeline import ExportOptions, export_model, source_digest
 from export.report import VariantStatus
 from export.spec import Precision, load_spec
@@ -156,3 +157,33 @@ def test_fewer_calibration_cases_are_calibrated_on_with_a_warning_in_log_and_rep
     assert result.report.variant("int8") is not None
     assert f"## Warnings\n\n- {warning}" in (result.model_dir / "export_report.md").read_text()
     assert json.loads((result.model_dir / "export_report.json").read_text())["warnings"] == [warning]
+
+
+def test_a_segmentation_export_is_verified_on_labels_and_the_report_says_so(tmp_path: Path, write_spec) -> None:
+    import yaml
+
+    from devtools.zoo.datasets import write_segmenter_set
+
+    zoo = Path(__file__).resolve().parents[2] / "devtools" / "zoo"
+    write_segmenter_set(tmp_path / "validation", 3, seed=9)
+    data = yaml.safe_load((zoo / "specs" / "ct_nodule_segmenter.yaml").read_text())
+    data["source"]["state_dict"] = str(zoo / "weights" / "ct_nodule_segmenter.pt")
+    data["validation"] = {"dicom_dir": str(tmp_path / "validation"), "manifest": str(tmp_path / "validation" / "manifest.csv")}
+    data["precisions"] = ["fp32"]
+    data.pop("calibration")
+    result = export_model(load_spec(write_spec(data)), tmp_path / "repository", log=lambda _: None)
+
+    (difference,) = result.report.variant("fp32").max_difference
+    assert difference["label_disagreement"] <= 1e-3 and difference["decided_by"].startswith("label disagreement ")
+    assert "(decided); max abs" in difference["decided_by"]
+    text = (result.model_dir / "export_report.md").read_text()
+    assert f"| fp32 onnxruntime | labels | {difference['decided_by']} |" in text
+
+
+@pytest.mark.skipif(unavailable_reason() is not None, reason="needs a host that builds TensorRT engines")
+def test_tensorrt_settings_fail_an_export_that_builds_an_engine(tiny_classifier_spec, tmp_path: Path) -> None:
+    from export.errors import ExportSpecError
+
+    spec = load_spec(tiny_classifier_spec(tensorrt={"opt_batch_size": 64}, precisions=["fp32", "fp16"]))
+    with pytest.raises(ExportSpecError, match=r"tiny_classifier: tensorrt.opt_batch_size must not exceed batching.max_batch_size"):
+        export_model(spec, tmp_path / "repository", log=lambda _: None)
