@@ -29,6 +29,7 @@ class AuditRecord:
     study_uids: list[str] = field(default_factory=list)
     series_uids: list[str] = field(default_factory=list)
     sop_instance_uids: list[str] = field(default_factory=list)
+    input_quality: list[str] = field(default_factory=list)  # features outside the model's input quality gate (names only)
     outcome: str = ""
     status_code: int = 0
     latency_ms: float = 0.0

@@ -25,6 +25,7 @@ from pydicom.dataset import Dataset
 from contract import ModelCard
 from preprocessing.quality import quality_features
 
+from .audit import AuditRecord
 from .errors import InputOutOfRange
 from .metrics import INPUT_QUALITY
 
@@ -96,13 +97,16 @@ def _accepted(ranges: Mapping[str, Sequence[float]], feature: str) -> str:
     return f"; accepted {feature} [{float(bounds[0]):g}, {float(bounds[1]):g}]" if bounds else ""
 
 
-def _act(card: ModelCard, findings: list[QualityWarning], applied: dict[str, Any]) -> list[QualityWarning]:
-    """Count the findings; raise under ``reject``; record them in ``applied`` under ``warn``."""
+def _act(card: ModelCard, findings: list[QualityWarning], applied: dict[str, Any], audit: AuditRecord | None) -> list[QualityWarning]:
+    """Count the findings and note their features in the audit record; raise under
+    ``reject``; record them in ``applied`` under ``warn``."""
     if not findings:
         return []
     action = str((card.input_quality or {}).get("action", "warn"))
     for finding in findings:
         INPUT_QUALITY.labels(card.name, finding.feature, action).inc()
+        if audit is not None and finding.feature not in audit.input_quality:
+            audit.input_quality.append(finding.feature)
     if action == "reject":
         raise InputOutOfRange(
             "; ".join(f.message for f in findings)
@@ -112,14 +116,20 @@ def _act(card: ModelCard, findings: list[QualityWarning], applied: dict[str, Any
     return findings
 
 
-def check_input(card: ModelCard, applied: dict[str, Any], header: Dataset | None = None, *, input_name: str | None = None) -> list[QualityWarning]:
+def check_input(
+    card: ModelCard, applied: dict[str, Any], header: Dataset | None = None, *, input_name: str | None = None,
+    audit: AuditRecord | None = None,
+) -> list[QualityWarning]:
     """Check one prepared input (its ``applied`` record; ``header`` gives a 2D instance's pixel
-    spacing) against the gate of ``card``'s input ``input_name`` (default: the first)."""
+    spacing) against the gate of ``card``'s input ``input_name`` (default: the first); the
+    features found outside are noted in ``audit``."""
     name = input_name or card.inputs[0].name
-    return _act(card, _findings(card, applied, header, name), applied)
+    return _act(card, _findings(card, applied, header, name), applied, audit)
 
 
-def check_slices(card: ModelCard, applied: Sequence[dict[str, Any]], headers: Sequence[Dataset]) -> list[QualityWarning]:
+def check_slices(
+    card: ModelCard, applied: Sequence[dict[str, Any]], headers: Sequence[Dataset], *, audit: AuditRecord | None = None
+) -> list[QualityWarning]:
     """A series segmented slice by slice: a feature is outside when it is outside on *every*
     slice (a slice above the head is blank in a normal series; a blank series is blank on all).
     Findings are those of the first slice, recorded in the first slice's ``applied`` (the one
@@ -127,7 +137,7 @@ def check_slices(card: ModelCard, applied: Sequence[dict[str, Any]], headers: Se
     name = card.inputs[0].name
     per_slice = [_findings(card, a, h, name) for a, h in zip(applied, headers)]
     everywhere = set.intersection(*({f.feature for f in found} for found in per_slice)) if per_slice else set()
-    return _act(card, [f for f in per_slice[0] if f.feature in everywhere] if per_slice else [], applied[0] if applied else {})
+    return _act(card, [f for f in per_slice[0] if f.feature in everywhere] if per_slice else [], applied[0] if applied else {}, audit)
 
 
 def answer_warnings(records: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:

@@ -89,7 +89,7 @@ async def classify(context: InferenceContext) -> ClassificationResult:
     prepared = await anyio.to_thread.run_sync(lambda: [preprocess_instance(i, card.preprocessing) for i in instances])
     clock.record("preprocess", started)
     for instance, item in zip(instances, prepared):
-        check_input(card, item.applied, instance.header)
+        check_input(card, item.applied, instance.header, audit=context.audit)
 
     started = time.perf_counter()
     answer = await infer_in_batches(context, {card.inputs[0].name: np.stack([p.array for p in prepared])}, requested)

@@ -76,7 +76,7 @@ async def classify_fusion(context: InferenceContext) -> ClassificationResult:
     clock.record("preprocess", started)
     for t in card.inputs:
         for item, instance in zip(prepared[t.name], assigned[t.name]):
-            check_input(card, item.applied, instance.header, input_name=t.name)
+            check_input(card, item.applied, instance.header, input_name=t.name, audit=context.audit)
 
     started = time.perf_counter()
     feeds = {name: np.stack([p.array for p in items]) for name, items in prepared.items()}

@@ -205,7 +205,7 @@ async def _labels_2d(context: InferenceContext, plan: SeriesPlan, scores: _Score
     started = time.perf_counter()
     prepared = await anyio.to_thread.run_sync(lambda: [preprocess_instance(i, card.preprocessing) for i in instances])
     clock.record("preprocess", started)
-    check_slices(card, [p.applied for p in prepared], [i.header for i in instances])
+    check_slices(card, [p.applied for p in prepared], [i.header for i in instances], audit=context.audit)
     started = time.perf_counter()
     async with inference_deadline(card, context.triton.timeout_s):
         model_labels = await scores.labels(np.stack([p.array for p in prepared]))
@@ -242,7 +242,7 @@ async def _labels_3d(context: InferenceContext, plan: SeriesPlan, scores: _Score
     started = time.perf_counter()
     prepared = await anyio.to_thread.run_sync(preprocess_series, plan, card.preprocessing)
     clock.record("preprocess", started)
-    check_input(card, prepared.applied)
+    check_input(card, prepared.applied, audit=context.audit)
     started = time.perf_counter()
     roi = tuple(card.inputs[0].shape[2:])
     volume = prepared.array

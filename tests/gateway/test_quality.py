@@ -21,6 +21,7 @@ from prometheus_client import REGISTRY
 from contract import ModelCard, ModelInput, ModelOutput
 from devtools.testdata import pydicom_test_file
 from export.quality import feature_ranges
+from gateway.audit import AuditRecord
 from gateway.errors import InputOutOfRange
 from gateway.quality import WARNINGS_KEY, answer_warnings, check_input, check_slices
 from preprocessing import PreprocessingSpec, preprocess_instance, preprocess_series, read_dataset
@@ -72,6 +73,13 @@ class TestCheckInput:
         assert [w.feature for w in found] == ["std"]  # blank; its p99 (0) and extent (256 mm) are within their ranges
         assert applied[WARNINGS_KEY][0]["code"] == "input_out_of_range"
         assert _counted("gated", "std", "warn") == before + 1
+
+    def test_the_audit_record_notes_the_features_not_their_values(self):
+        audit = AuditRecord(request_id="r", key_id="k", route="predict")
+        check_input(_card("warn"), dict(NORMAL, input_shape=[600, 200, 200]), audit=audit)
+        with pytest.raises(InputOutOfRange):
+            check_input(_card("reject"), dict(BLANK), audit=audit)
+        assert audit.input_quality == ["extent_max_mm", "std"]
 
     def test_geometry_messages_quote_no_value_of_the_input(self):
         applied = dict(NORMAL, input_shape=[600, 200, 200])  # 1200 mm: a whole-body scan for a chest model
