@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     export = commands.add_parser("export", help="export a trained PyTorch model into a Triton model repository")
     export.add_argument("spec", help="export spec (YAML)")
     export.add_argument("--output", default="model_repository", help="Triton model repository")
-    export.add_argument("--precision", help="comma-separated precisions, e.g. fp32,int8 (default: the spec's list; fp32 always)")
+    export.add_argument(
+        "--precision",
+        help="comma-separated precisions, e.g. fp32,int8; replaces the spec's list before the spec is validated (fp32 always)",
+    )
     export.add_argument("--benchmark-threads", type=int, default=1, help="CPU threads for the report's timings")
     export.add_argument("--no-progress", action="store_true", help="no progress bars")
     export.set_defaults(handler=_export)
