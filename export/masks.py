@@ -75,7 +75,10 @@ def read_mask(path: Path, grid: MaskGrid | None) -> np.ndarray:
 
 def nifti_labels(path: Path) -> LabelVolume:
     """A NIfTI label image and its affine, in LPS (nibabel's ``affine`` is RAS+)."""
-    import nibabel as nib
+    try:
+        import nibabel as nib
+    except ImportError as exc:  # not among the export extra's own dependencies yet
+        raise ExportDataError(f"{path}: reading a NIfTI mask needs nibabel (pip install 'nibabel>=5.2')") from exc
 
     try:
         image = nib.load(str(path))
