@@ -17,6 +17,13 @@ from postprocessing import PostprocessingSpec, refine
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning", "ignore::UserWarning")
 
 
+@pytest.fixture
+def skimage() -> None:
+    """MONAI's KeepLargestConnectedComponent and RemoveSmallObjects run scikit-image (a test
+    dependency of these references only; the product never imports it)."""
+    pytest.importorskip("skimage", reason="scikit-image, which MONAI's reference transforms run, is not installed")
+
+
 def _spec(**step) -> PostprocessingSpec:
     return PostprocessingSpec.from_dict({"steps": [step]})
 
@@ -30,7 +37,7 @@ def _present(labels: np.ndarray) -> list[int]:
 
 
 @pytest.mark.parametrize("connectivity", [1, 2, 3])
-def test_largest_component_is_monais(label_map: np.ndarray, connectivity: int) -> None:
+def test_largest_component_is_monais(label_map: np.ndarray, connectivity: int, skimage) -> None:
     reference = KeepLargestConnectedComponent(
         applied_labels=None, is_onehot=False, independent=True, connectivity=min(connectivity, label_map.ndim)
     )(label_map[None].copy())[0]
@@ -39,7 +46,7 @@ def test_largest_component_is_monais(label_map: np.ndarray, connectivity: int) -
     assert np.array_equal(ours, np.asarray(reference))
 
 
-def test_largest_component_of_chosen_labels_leaves_the_others(label_map: np.ndarray) -> None:
+def test_largest_component_of_chosen_labels_leaves_the_others(label_map: np.ndarray, skimage) -> None:
     chosen = _present(label_map)[-1:]
     reference = KeepLargestConnectedComponent(applied_labels=chosen, is_onehot=False, independent=True)(label_map[None].copy())[0]
     assert np.array_equal(refine(label_map, _spec(op="largest_component", labels=chosen), _unit(label_map)), np.asarray(reference))
@@ -90,7 +97,7 @@ def test_a_label_enclosed_by_another_is_filled_over_as_monai_does() -> None:
     ("spacing", "min_size_mm3", "connectivity"),
     [((1.0, 1.0, 1.0), 5.0, 1), ((0.7, 0.9, 2.5), 12.0, 1), ((0.5, 0.5, 3.0), 20.0, 3), ((1.2, 0.8, 1.0), 7.3, 2)],
 )
-def test_remove_small_objects_is_monais_by_measure(label_map: np.ndarray, spacing, min_size_mm3: float, connectivity: int) -> None:
+def test_remove_small_objects_is_monais_by_measure(label_map: np.ndarray, spacing, min_size_mm3: float, connectivity: int, skimage) -> None:
     """MONAI's RemoveSmallObjects treats a label map of several values as already labelled
     objects (skimage's convention), so the reference runs on each label's mask. MONAI and
     skimage < 0.26 remove objects *smaller* than ceil(min_size / voxel volume) voxels; skimage
