@@ -35,7 +35,7 @@ import numpy as np
 
 from postprocessing.cascade import check_stage_specs
 
-from .benchmark import measure_onnxruntime, measure_torch_eager
+from .benchmark import BATCH, measure_onnxruntime, measure_torch_eager
 from .cascade import CascadeStages, Runner, cascade_agreement, check_agreement, onnx_runner, torch_runner
 from .data import PreparedSet, calibration_shortfall, load_calibration_set, load_validation_set
 from .drift_reference import drift_reference
@@ -236,7 +236,7 @@ def _verify_cascade(context: _Context, steps: _Steps) -> None:
     assert context.cascade is not None
     spec, cascade = context.spec, context.cascade
     with steps.run("verify_cascade") as record:
-        stage_onnx = context.accepted["fp32"].path
+        stage_onnx = context.accepted["onnx_fp32"].path
         names = (spec.inputs[0].name, spec.outputs[0].name)
         localiser = cascade.stages.localiser
         exported = (onnx_runner(cascade.localiser_onnx, localiser.inputs[0].name, localiser.outputs[0].name), onnx_runner(stage_onnx, *names))
@@ -349,9 +349,10 @@ def _export_variant(variant: ExportVariant, context: _Context, steps: _Steps, re
             _measure(evaluation.artifact.path, context, record, step)
             if variant.is_reference:
                 report.torch_eager_throughput_per_s_batch8 = measure_torch_eager(
-                    context.model, context.prepared_validation.feeds(0, 8), threads=context.options.benchmark_threads
+                    context.model, context.prepared_validation.feeds(0, 8), threads=context.options.benchmark_threads,
+                    batch=_benchmark_batch(context.spec),
                 )
-                step.detail += f"; PyTorch eager {report.torch_eager_throughput_per_s_batch8:.1f} cases/s at batch 8"
+                step.detail += f"; PyTorch eager {report.torch_eager_throughput_per_s_batch8:.1f} cases/s at batch {_benchmark_batch(context.spec)}"
 
 
 class _Evaluation:
@@ -431,11 +432,17 @@ class _Evaluation:
 
 
 def _measure(onnx_path: Path, context: _Context, record: VariantRecord, step: StepRecord) -> None:
-    timing = measure_onnxruntime(onnx_path, context.prepared_validation.feeds(0, 8), threads=context.options.benchmark_threads)
+    batch = _benchmark_batch(context.spec)
+    timing = measure_onnxruntime(onnx_path, context.prepared_validation.feeds(0, 8), threads=context.options.benchmark_threads, batch=batch)
     record.latency_ms_p50_batch1 = timing.latency_ms_p50_batch1
     record.latency_ms_p99_batch1 = timing.latency_ms_p99_batch1
     record.throughput_per_s_batch8 = timing.throughput_per_s_batch8
-    step.detail = f"p50 {timing.latency_ms_p50_batch1:.2f} ms at batch 1, {timing.throughput_per_s_batch8:.1f} cases/s at batch 8"
+    step.detail = f"p50 {timing.latency_ms_p50_batch1:.2f} ms at batch 1, {timing.throughput_per_s_batch8:.1f} cases/s at batch {batch}"
+
+
+def _benchmark_batch(spec: ExportSpec) -> int:
+    """The throughput batch: 8, or the model's max batch size when smaller."""
+    return min(BATCH, spec.batching.max_batch_size)
 
 
 def _drift_reference(context: _Context, steps: _Steps) -> dict:

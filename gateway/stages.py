@@ -23,11 +23,13 @@ class StageClock:
     ms: dict[str, float] = field(default_factory=dict)
     _start: float = field(default_factory=time.perf_counter)
 
-    def record(self, stage: str, started: float) -> None:
-        """Add the time since ``started`` (a ``time.perf_counter()`` value, s) to ``stage``."""
+    def record(self, stage: str, started: float, *, part: str | None = None) -> None:
+        """Add the time since ``started`` (a ``time.perf_counter()`` value, s) to ``stage``
+        and, when given, to the finer ``part`` of it (a cascade's ``localiser.infer``)."""
         elapsed = time.perf_counter() - started
-        self.ms[stage] = self.ms.get(stage, 0.0) + elapsed * 1000
-        STAGE_LATENCY.labels(self.model, stage).observe(elapsed)
+        for name in (stage, part) if part is not None else (stage,):
+            self.ms[name] = self.ms.get(name, 0.0) + elapsed * 1000
+            STAGE_LATENCY.labels(self.model, name).observe(elapsed)
 
     def finish(self) -> dict[str, float]:
         """ms per stage (0 for a stage not passed), then any finer stage recorded (a cascade's

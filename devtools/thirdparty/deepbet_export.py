@@ -59,6 +59,8 @@ def _spec(name: str, archive: Path, size: int, postprocessing: dict, *, cascade:
         "validation": {"dicom_dir": "cases", "manifest": "validation.csv"},
         "precisions": ["fp32"],
         "batching": {"max_batch_size": 1, "max_queue_delay_us": 0},
+        # an image unlike the validation case (a blank one above all) is refused, not segmented
+        "quality_gate": {"action": "reject"},
     }
     if cascade is not None:
         spec["cascade"] = cascade

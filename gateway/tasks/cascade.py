@@ -25,6 +25,7 @@ from ..catalog import parse_model_card
 from ..drift import DriftObservation, input_features, merge
 from ..errors import ModelMisconfigured, RegionNotFound
 from ..outputs.measurements import ClassMeasurement
+from ..quality import WARNINGS_KEY, check_input
 from .context import InferenceContext
 from .segmentation import _ScoreClient, _SourceLabels, inference_deadline, segmentation_output
 
@@ -52,11 +53,11 @@ async def cascade_labels(context: InferenceContext, plan: SeriesPlan, scores: _S
         try:
             return await work()
         finally:
-            clock.record(step, started)
-            clock.record(f"{stage}.{step}", started)
+            clock.record(step, started, part=f"{stage}.{step}")
 
     base = await timed("localiser", "preprocess", lambda: anyio.to_thread.run_sync(load_series_volume, plan, first_card.preprocessing))
     first = await timed("localiser", "preprocess", lambda: anyio.to_thread.run_sync(localiser_input, base, first_card.preprocessing))
+    check_input(first_card, first.applied, audit=context.audit)  # the localiser's gate: the whole series
     async with inference_deadline(card, context.triton.timeout_s):
         first_result = await timed("localiser", "infer", lambda: first_scores.raw(first.array[None]))
         found = await timed("localiser", "postprocess", lambda: anyio.to_thread.run_sync(
@@ -67,6 +68,7 @@ async def cascade_labels(context: InferenceContext, plan: SeriesPlan, scores: _S
                 f"{card.cascade.region.label} in this series, so its second stage has nothing to run on"
             )
         second = await timed("model", "preprocess", lambda: anyio.to_thread.run_sync(stage_input, base, card.preprocessing, found))
+        check_input(card, second.applied, audit=context.audit)  # the model's own gate: the region it runs on
         second_result = await timed("model", "infer", lambda: scores.raw(second.array[None]))
     started = time.perf_counter()
     output = scores.output
@@ -77,8 +79,10 @@ async def cascade_labels(context: InferenceContext, plan: SeriesPlan, scores: _S
 
     labels_map = await anyio.to_thread.run_sync(to_source)
     clock.record("model.postprocess", started)
+    warnings = [*first.applied.get(WARNINGS_KEY, []), *second.applied.get(WARNINGS_KEY, [])]
     applied = {
         **second.applied,
+        **({WARNINGS_KEY: warnings} if warnings else {}),
         "cascade": {
             "localiser": {"model": first_card.name, "model_version": first_scores.version, "applied": first.applied},
             "region": [[part.start, part.stop] for part in found.box],
