@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from contract import Task
 
 from ..errors import InvalidUpload, OutputUnavailable
+from ..quality import answer_warnings
 from . import csv, heatmap, json, nifti, png, rle, seg
 from .encoder import Answer, OutputEncoder
 
@@ -89,7 +90,8 @@ def encode(
     ``result`` is the task's result; ``timings_ms``: stage timings in ms at the time of
     answering; ``slice_index``: the ``slice=`` option. A ``slice`` outside a segmented series
     is refused whatever the format (400 invalid_upload). Binary answers carry the model
-    version in ``X-Model-Version``.
+    version in ``X-Model-Version`` and the input quality warnings the JSON would list in
+    ``X-Medserve-Warnings`` (``code:feature``, comma-separated).
     """
     answer = Answer(card, result, timings_ms, request_id, slice_index)
     if answer.segmented and slice_index is not None and not 0 <= slice_index < len(result.labels_map):
@@ -99,4 +101,7 @@ def encode(
     if isinstance(encoded, BaseModel):
         return encoded
     headers = {"X-Model-Version": result.model_version, **encoded.headers}
+    records = [result.applied] if answer.segmented else [instance.applied for instance in result.instances]
+    if found := answer_warnings(records):  # what the JSON answer lists in ``warnings``
+        headers["X-Medserve-Warnings"] = ", ".join(f"{w['code']}:{w['feature']}" for w in found)
     return Response(content=encoded.content, media_type=encoder.media_type, headers=headers)

@@ -210,6 +210,12 @@ class TestServed:
         assert [w["feature"] for w in body["warnings"]][:1] == ["std"]
         assert body["preprocessing"][WARNINGS_KEY] == body["warnings"]
 
+    def test_binary_answers_carry_the_warnings_in_a_header(self, gateway: TestClient, gated) -> None:
+        gated(SEG_3D, lambda spec: _series_gate("warn", spec))
+        response = gateway.post(f"/v1/models/{SEG_3D}/predict?format=nifti", content=_philips_mprage_as_ct(), headers=DICOM)
+        assert response.status_code == 200, response.text
+        assert response.headers["X-Medserve-Warnings"].split(", ")[0] == "input_out_of_range:std"
+
     def test_a_normal_series_passes_the_gate_derived_from_others(self, gateway: TestClient, gated, tmp_path: Path) -> None:
         from devtools.phantoms import chest_slice
         from devtools.testdata import ct_series
