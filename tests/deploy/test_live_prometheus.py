@@ -54,6 +54,13 @@ def _slice(rng: np.random.Generator, shift_hu: float = 0.0, nodules: int = 0) ->
     return buffer.getvalue()
 
 
+def _blank_slice() -> bytes:
+    """A CT slice of air only: no spread, no foreground."""
+    buffer = io.BytesIO()
+    ct_dataset(np.full((256, 256), -1000.0), pixel_spacing_mm=(1.4, 1.4)).save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
 class Prometheus:
     def __init__(self, work: Path, gateways: list[str], triton_metrics: str) -> None:
         """Production's prometheus.yml with loopback targets and 1 s scrape/evaluation."""
@@ -147,6 +154,9 @@ def test_dashboard_and_alerts_against_a_real_prometheus(triton, start_gateway, d
             assert _http(f"{serving.url}/v1/models/{SEGMENTER}/predict", body, dicom)[0] == 200
             assert _http(f"{timing_out.url}/v1/models/{CLASSIFIER}/predict", body, dicom)[0] == 504
         assert _http(f"{serving.url}/v1/models/{CLASSIFIER}/predict", b"not dicom", dicom)[0] == 400
+        # a blank slice is outside the demo models' input quality gate (action warn): counted before
+        # the model runs, here on gateway B, so that gateway A's drift window stays in distribution
+        assert _http(f"{timing_out.url}/v1/models/{CLASSIFIER}/predict", _blank_slice(), dicom)[0] == 504
         assert _http(f"{serving.url}/v1/models/no_such_model/predict", in_distribution[0], dicom)[0] == 404
 
         statuses: list[int] = []
@@ -157,7 +167,8 @@ def test_dashboard_and_alerts_against_a_real_prometheus(triton, start_gateway, d
             thread.join()
         assert 429 in statuses and 200 in statuses
 
-        _wait_for(lambda: prometheus.query('medserve_drift_score{stat="psi"}') and prometheus.query("medserve_rejections_total"), 30, "the traffic to be scraped")
+        _wait_for(lambda: prometheus.query('medserve_drift_score{stat="psi"}') and prometheus.query("medserve_rejections_total")
+                  and prometheus.query("medserve_input_quality_total"), 30, "the traffic to be scraped")
         time.sleep(3)  # a few more scrapes, so that rate() over the dashboards' 1m windows has points
 
         problems = []

@@ -27,6 +27,7 @@ GATEWAY_METRICS = {
     "medserve_inputs_total": ("counter", ("model", "modality", "manufacturer", "transfer_syntax")),
     "medserve_drift_score": ("gauge", ("model", "feature", "stat")),
     "medserve_drift_window_samples": ("gauge", ("model",)),
+    "medserve_input_quality_total": ("counter", ("model", "feature", "action")),
 }
 HISTOGRAMS = {name for name, (kind, _) in GATEWAY_METRICS.items() if kind == "histogram"}
 OTHER_METRICS = {name for name, (kind, _) in GATEWAY_METRICS.items() if kind != "histogram"} | {

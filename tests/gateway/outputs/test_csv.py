@@ -31,7 +31,7 @@ def test_one_row_per_class_in_physical_units() -> None:
     affine = np.diag([2.0, 0.5, 0.5, 1.0])
     measurements = measure_labels(labels_map, affine, ["background", "nodule, solid", "vessel"])
     card = SimpleNamespace(name="seg", task=Task.SEGMENTATION_2D)
-    result = SimpleNamespace(model_version="3", measurements=measurements, labels_map=labels_map)
+    result = SimpleNamespace(model_version="3", measurements=measurements, labels_map=labels_map, applied={})
 
     response = encode(OutputFormat.CSV, card, result, {}, "r1")
 
