@@ -22,12 +22,10 @@ from preprocessing import SeriesPlan
 from preprocessing.pipeline import load_series_volume
 
 from ..catalog import parse_model_card
-from ..drift import DriftObservation, input_features, merge
 from ..errors import ModelMisconfigured, RegionNotFound
-from ..outputs.measurements import ClassMeasurement
 from ..quality import WARNINGS_KEY, check_input
 from .context import InferenceContext
-from .segmentation import _ScoreClient, _SourceLabels, inference_deadline, segmentation_output
+from .segmentation import _ScoreClient, _SourceLabels, inference_deadline, segmentation_output, volume_drift
 
 
 async def localiser_card(context: InferenceContext) -> ModelCard:
@@ -88,17 +86,7 @@ async def cascade_labels(context: InferenceContext, plan: SeriesPlan, scores: _S
             "region": [[part.start, part.stop] for part in found.box],
         },
     }
-    middle = plan.frames[len(plan.frames) // 2].instance.header
-
-    def drift(measurements: list[ClassMeasurement]) -> list[DriftObservation]:
-        return [
-            merge(
-                input_features(card.inputs[0].name, second.array, middle, slices=len(plan.frames)),
-                DriftObservation({f"prediction.{m.label}": m.volume_ml for m in measurements}, {}),
-            )
-        ]
-
-    return _SourceLabels(labels_map, applied, 2, drift, started)
+    return _SourceLabels(labels_map, applied, 2, volume_drift(card, second.array, plan), started)
 
 
 def _class_scores(result: np.ndarray) -> np.ndarray:

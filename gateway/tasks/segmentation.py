@@ -266,17 +266,23 @@ async def _labels_3d(context: InferenceContext, plan: SeriesPlan, scores: _Score
         return _refine_on("source", labels_to_grid(on_model, model_affine, plan.affine_lps, plan.shape), spec, spacing_of(plan.affine_lps))
 
     labels_map = await anyio.to_thread.run_sync(to_source) if spec is not None else to_source()
+    return _SourceLabels(labels_map, _applied(prepared.applied, spec), patches, volume_drift(card, prepared.array, plan), started)
+
+
+def volume_drift(card: ModelCard, model_input: np.ndarray, plan: SeriesPlan) -> Callable[[list[ClassMeasurement]], list[DriftObservation]]:
+    """A volume's one drift observation: the model input's features with the series' middle
+    header and frame count, and each class's volume (mL) from the measurements."""
     middle = plan.frames[len(plan.frames) // 2].instance.header
 
     def drift(measurements: list[ClassMeasurement]) -> list[DriftObservation]:
         return [
             merge(
-                input_features(card.inputs[0].name, prepared.array, middle, slices=len(plan.frames)),
+                input_features(card.inputs[0].name, model_input, middle, slices=len(plan.frames)),
                 DriftObservation({f"prediction.{m.label}": m.volume_ml for m in measurements}, {}),
             )
         ]
 
-    return _SourceLabels(labels_map, _applied(prepared.applied, spec), patches, drift, started)
+    return drift
 
 
 async def _segment(context: InferenceContext, label_series: _LabelSeries) -> SegmentationResult:
@@ -325,7 +331,7 @@ async def segment_slices(context: InferenceContext) -> SegmentationResult:
 async def segment_volume(context: InferenceContext) -> SegmentationResult:
     """The series as one volume; a cascade's card (``cascade``) runs its stages instead."""
     if context.card.cascade is not None:
-        from .cascade import cascade_labels  # the cascade builds on this module's pieces
+        from .cascade import cascade_labels  # imported by the package at start; it builds on this module
 
         return await _segment(context, cascade_labels)
     return await _segment(context, _labels_3d)
