@@ -1,0 +1,59 @@
+"""One database for the node: the SQLAlchemy engine and the declarative base every table of
+:mod:`jobs` derives from.
+
+SQLite is opened in WAL mode with ``synchronous=FULL`` (a committed record survives a power
+cut, which "durable before success" needs) and a busy timeout, so that a receiver and a worker
+in two processes wait for each other instead of failing; PostgreSQL is reached through psycopg 3
+(``postgresql+psycopg://...``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import DeclarativeBase
+
+__all__ = ["Base", "DEFAULT_DATABASE_FILE", "database_url", "make_engine"]
+
+#: The SQLite file under the work directory when no database URL is configured.
+DEFAULT_DATABASE_FILE = "medserve.db"
+#: How long (ms) SQLite waits for another process's write lock before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class Base(DeclarativeBase):
+    """The declarative base of every table of the node."""
+
+
+def database_url(work_dir: Path, configured: str | None = None) -> str:
+    """``configured`` (``MEDSERVE_DATABASE_URL``), else SQLite under ``work_dir``. A bare
+    ``postgresql://`` URL is given psycopg 3 as its driver."""
+    if configured:
+        if configured.startswith("postgresql://") or configured.startswith("postgres://"):
+            return "postgresql+psycopg://" + configured.split("://", 1)[1]
+        return configured
+    return f"sqlite:///{(Path(work_dir) / DEFAULT_DATABASE_FILE).resolve()}"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with the tables of every imported model created."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "isolation_level": None})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(connection, _record) -> None:  # noqa: ANN001 - DB-API connection
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(connection) -> None:  # noqa: ANN001
+            # take the write lock at BEGIN: a claim read-then-update cannot interleave with another
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    Base.metadata.create_all(engine)
+    return engine
