@@ -4,3 +4,8 @@ and jobs, shared by the DIMSE receiver, STOW-RS, the REST async API and the work
 SQLite (WAL) under the work directory by default; PostgreSQL when ``MEDSERVE_DATABASE_URL``
 names one, so that several receivers and workers share the work (SQLAlchemy 2, psycopg 3).
 """
+
+from .db import database_url, make_engine
+from .store import Job, JobStore
+
+__all__ = ["Job", "JobStore", "database_url", "make_engine"]
