@@ -6,6 +6,7 @@ names one, so that several receivers and workers share the work (SQLAlchemy 2, p
 """
 
 from .db import database_url, make_engine
+from .engine import JobError, JobOutcome, JobWorker, cleanup
 from .store import Job, JobStore
 
-__all__ = ["Job", "JobStore", "database_url", "make_engine"]
+__all__ = ["Job", "JobError", "JobOutcome", "JobStore", "JobWorker", "cleanup", "database_url", "make_engine"]

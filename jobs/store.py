@@ -315,6 +315,12 @@ class JobStore:
         with self._session() as session:
             return [Job._of(row) for row in session.scalars(query)]
 
+    def input_in_use(self, input_dir: str) -> bool:
+        """Whether any job still names ``input_dir`` (one received series routed to several
+        models is several jobs on one folder)."""
+        with self._session() as session:
+            return session.scalar(select(func.count()).where(JobRow.input_dir == str(input_dir))) > 0
+
     def delete(self, job_id: str) -> bool:
         """Remove the job's record (its files are the caller's); False if there was none."""
         with self.engine.begin() as connection:
