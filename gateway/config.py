@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     decoder_deadline_s: float = Field(10.0, gt=0, description="Longest one decode call may take before its process is killed (400 for that request).")
     decoder_tasks_per_worker: int = Field(200, ge=1, description="Decode calls one decoder process serves before it is replaced.")
     decoder_wait_s: float = Field(30.0, gt=0, description="Longest a request waits for an idle decoder process (503 decoder_busy beyond).")
+    # The node's jobs (package jobs): the async REST API, STOW-RS and DIMSE-received series.
+    work_dir: str = Field("./work", description="Folder of the node's durable state: job inputs and results (jobs/<id>/), and the SQLite job store when no database URL is set.")
+    database_url: str | None = Field(None, description="Job store database (postgresql://user@host/db shares the work between replicas); unset: SQLite (WAL) in work_dir.")
+    job_workers: int = Field(1, ge=0, le=64, description="Job worker threads of one gateway process (0: this process only accepts jobs; other replicas run them).")
+    job_lease_s: float = Field(60.0, gt=0, description="Seconds a worker holds a job without renewing (renewed every third of it); a dead worker's job is retried by another after it.")
+    job_max_attempts: int = Field(3, ge=1, description="Runs of a job before it is failed (a 4xx error fails it at once).")
+    job_retention_h: float = Field(168.0, gt=0, description="Hours a finished job, its input and its result are kept before cleanup.")
+    job_webhook_timeout_s: float = Field(5.0, gt=0, description="Deadline of a job's completion webhook call (a failure is logged and counted, never fails the job).")
 
 
 @lru_cache

@@ -5,6 +5,9 @@
     ├── Unauthorized               401   unauthorized             no API key
     ├── Forbidden                  403   forbidden                an unknown API key
     ├── ModelNotFound              404   model_not_found
+    ├── JobNotFound                404   job_not_found            no job with that id (or it was removed by retention)
+    ├── JobNotFinished             409   job_not_finished         the job's result asked for while it is queued or running
+    ├── JobFailed               (its code's) <the job's code>  the result of a failed job: the error it failed with
     ├── NotAcceptable              406   not_acceptable           no output format the client accepts
     ├── UnsupportedMediaType       415   unsupported_media_type
     ├── EmptyBody                  400   empty_body
@@ -64,6 +67,23 @@ class Forbidden(GatewayError):
 
 class ModelNotFound(GatewayError):
     status_code, code = 404, "model_not_found"
+
+
+class JobNotFound(GatewayError):
+    status_code, code = 404, "job_not_found"
+
+
+class JobNotFinished(GatewayError):
+    status_code, code = 409, "job_not_finished"
+
+
+class JobFailed(GatewayError):
+    """A failed job's result: answered with the code the job failed with, and that code's
+    status (:func:`status_of_code`)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.status_code = code, status_of_code(code)
 
 
 class NotAcceptable(GatewayError):
@@ -141,6 +161,19 @@ PREPROCESSING_STATUS: dict[str, int] = {
     "decoder_busy": 503,
     "invalid_spec": 500,
 }
+
+
+def status_of_code(code: str) -> int:
+    """The HTTP status of an error code of this module or of preprocessing; 500 for any other
+    (``internal_error``, a job's ``lease_expired``)."""
+    for cls in _subclasses(GatewayError):
+        if cls.__dict__.get("code") == code:
+            return cls.status_code
+    return PREPROCESSING_STATUS.get(code, 500)
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]
 
 
 def _body(request: Request, code: str, message: str) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import re
@@ -19,11 +20,12 @@ from preprocessing import configure_limits
 from preprocessing.decoder_pool import close_decoder_pool, configure_decoder_pool, decoder_pool
 
 from .admission import AdmissionController
-from .api.routes import dicomweb, health, models, predict
+from .api.routes import dicomweb, health, jobs, models, predict
 from .audit import AuditLog, AuditRecord
 from .catalog import ModelCatalog
 from .config import Settings, get_settings
 from .errors import GatewayError, install_error_handlers, internal_error_response
+from .job_runner import open_job_store, start_job_workers
 from .logs import configure_logging, request_id_var
 from .metrics import ERRORS, REQUEST_LATENCY
 from .security import authenticate
@@ -48,10 +50,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.triton = triton
         app.state.catalog = ModelCatalog(triton, settings.model_cache_ttl_s, settings.drift_window_size, settings.drift_min_samples)
         await anyio.to_thread.run_sync(decoder_pool().start)  # warm decoder processes before the first request
+        app.state.job_store = await anyio.to_thread.run_sync(open_job_store, settings)
+        job_workers = start_job_workers(app, app.state.job_store, asyncio.get_running_loop())
         quiet_garbage_collector()
         try:
             yield
         finally:
+            for worker in job_workers:  # stop claiming; a job in hand finishes on this loop
+                worker.stop(timeout_s=0)
+            await anyio.to_thread.run_sync(lambda: [worker.stop(timeout_s=settings.triton_timeout_s) for worker in job_workers])
+            app.state.job_store.engine.dispose()
             await triton.close()
             await anyio.to_thread.run_sync(close_decoder_pool)
 
@@ -65,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.admission = AdmissionController(settings.max_in_flight)
     app.state.audit = AuditLog(settings.audit_log_path) if settings.audit_log_path else None
     install_error_handlers(app)
-    for router in (health.router, models.router, predict.router, dicomweb.router):
+    for router in (health.router, models.router, predict.router, dicomweb.router, jobs.router):
         app.include_router(router)
 
     app.add_middleware(RequestContext, gateway=app)

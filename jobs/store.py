@@ -159,18 +159,20 @@ class JobStore:
         webhook_url: str | None = None,
         output_format: str = "json",
         max_attempts: int = 3,
+        job_id: str | None = None,
     ) -> tuple[Job, bool]:
         """A new queued job, ``(job, True)``; or, when ``idempotency_key`` names an existing
-        job, ``(that job, False)`` as it is, whatever the other arguments say."""
+        job, ``(that job, False)`` as it is, whatever the other arguments say. ``job_id``
+        (32 hex digits) when the caller has already named the job's folder by it."""
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}")
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        if idempotency_key is not None and (existing := self._by_key(idempotency_key)) is not None:
+        if idempotency_key is not None and (existing := self.by_idempotency_key(idempotency_key)) is not None:
             return existing, False
         now = self.clock()
         row = JobRow(
-            id=uuid.uuid4().hex, model=model, source=source, state="queued", output_format=output_format,
+            id=job_id or uuid.uuid4().hex, model=model, source=source, state="queued", output_format=output_format,
             created_at=now, updated_at=now, started_at=None, finished_at=None, attempts=0, max_attempts=max_attempts,
             input_dir=str(input_dir), result_path=None, result_media_type=None, error_code=None, error_message=None,
             idempotency_key=idempotency_key, study_uid=study_uid, series_uid=series_uid, webhook_url=webhook_url,
@@ -181,13 +183,14 @@ class JobStore:
                 session.add(row)
         except IntegrityError:
             # another submitter inserted the same key between our look-up and insert
-            existing = self._by_key(idempotency_key) if idempotency_key is not None else None
+            existing = self.by_idempotency_key(idempotency_key) if idempotency_key is not None else None
             if existing is None:
                 raise
             return existing, False
         return Job._of(row), True
 
-    def _by_key(self, key: str) -> Job | None:
+    def by_idempotency_key(self, key: str) -> Job | None:
+        """The job submitted with ``key``, if any."""
         with self._session() as session:
             row = session.scalars(select(JobRow).where(JobRow.idempotency_key == key)).one_or_none()
             return Job._of(row) if row is not None else None

@@ -1,0 +1,226 @@
+"""The async REST API: submit a job (``POST /v1/models/{name}/jobs``, the bodies of predict),
+follow it (``GET /v1/jobs/{id}``, ``GET /v1/jobs``) and fetch its answer
+(``GET /v1/jobs/{id}/result``) — the bytes predict would have answered, in the format asked
+for at submission.
+
+The upload is received and bounded exactly as predict's (:func:`gateway.uploads.receive`)
+and written durably under ``<work_dir>/jobs/<id>/input/`` before the 202. An
+``Idempotency-Key`` names one job: the same key again answers that job, without storing the
+new upload.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from datetime import datetime
+from typing import Literal
+
+import anyio
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from jobs import Job, JobStore
+from preprocessing import PreprocessingError, open_instance
+from preprocessing.attributes import header_text
+
+from ...errors import JobFailed, JobNotFinished, JobNotFound, NotAcceptable
+from ...job_runner import job_folder, write_input
+from ...outputs.negotiation import requested_format
+from ...outputs.openapi import FORMAT_NAMES
+from ...outputs.registry import ENCODERS
+from ...schemas import ErrorBody
+from ...uploads import UploadLimits, receive
+from ..deps import CatalogDep, SettingsDep
+from .predict import _REQUEST_BODY
+
+router = APIRouter(tags=["jobs"])
+
+JobStateName = Literal["queued", "running", "done", "failed"]
+
+
+class JobErrorPublic(BaseModel):
+    code: str = Field(description="The stable error code the job failed with (the README's error table).")
+    message: str
+
+
+class JobPublic(BaseModel):
+    """A job as the API shows it."""
+
+    id: str
+    model: str
+    source: Literal["rest", "stow", "dimse"]
+    state: JobStateName
+    format: str = Field(description="The output format of the result, chosen at submission (format= or Accept).")
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = Field(description="Start of the latest attempt.")
+    finished_at: datetime | None
+    attempts: int
+    max_attempts: int
+    timings_ms: dict[str, float] = Field(description="Stage times of the latest attempt in ms: wait (queued to started), receive..postprocess as predict, total.")
+    error: JobErrorPublic | None = Field(description="Why the job failed (state failed), or why its latest attempt failed (queued again).")
+    study_uid: str | None
+    series_uid: str | None
+    result_url: str | None = Field(description="Where the answer is, once done.")
+
+    @classmethod
+    def of(cls, job: Job) -> JobPublic:
+        return cls(
+            id=job.id, model=job.model, source=job.source, state=job.state, format=job.output_format,
+            created_at=job.created_at, updated_at=job.updated_at, started_at=job.started_at, finished_at=job.finished_at,
+            attempts=job.attempts, max_attempts=job.max_attempts, timings_ms=job.timings_ms,
+            error=JobErrorPublic(code=job.error_code, message=job.error_message or "") if job.error_code else None,
+            study_uid=job.study_uid, series_uid=job.series_uid,
+            result_url=f"/v1/jobs/{job.id}/result" if job.state == "done" else None,
+        )
+
+
+class JobListPublic(BaseModel):
+    jobs: list[JobPublic]
+
+
+def _store(request: Request) -> JobStore:
+    return request.app.state.job_store
+
+
+def _errors(*codes: int) -> dict:
+    return {code: {"model": ErrorBody} for code in codes}
+
+
+@router.post(
+    "/v1/models/{name}/jobs",
+    status_code=202,
+    response_model=JobPublic,
+    summary="Submit a model run on DICOM as a job",
+    description=(
+        "Accepts the bodies of predict, stores them durably and answers 202 with the job and "
+        "`Location: /v1/jobs/{id}`. The output format (format= or Accept, as predict) is fixed "
+        "now. The same `Idempotency-Key` answers the job it first created."
+    ),
+    openapi_extra={"requestBody": _REQUEST_BODY},
+    responses=_errors(400, 401, 403, 404, 406, 413, 415, 422),
+)
+async def submit_job(
+    name: str,
+    request: Request,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    output: str | None = Query(None, alias="format", description="Output format of the result", json_schema_extra={"enum": FORMAT_NAMES}),
+    webhook_url: str | None = Query(
+        None, max_length=2048, pattern=r"^https?://\S+$", description="Called (POST JSON {id, state, model, result_url}) when the job is done or failed."
+    ),
+    idempotency_key: str | None = Header(None, min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$"),
+) -> JSONResponse:
+    card = await catalog.card(name)
+    request.state.model_name = card.name
+    output_format = requested_format(request)
+    store = _store(request)
+    if idempotency_key is not None:
+        existing = await anyio.to_thread.run_sync(store.by_idempotency_key, idempotency_key)
+        if existing is not None:
+            return _accepted(existing)
+    parts = await receive(request, UploadLimits.from_settings(settings))
+    job_id = uuid.uuid4().hex
+    folder = job_folder(settings.work_dir, job_id) / "input"
+    await anyio.to_thread.run_sync(write_input, folder, parts)
+    study_uid, series_uid = _uids(parts[0].data)
+    job, created = await anyio.to_thread.run_sync(
+        lambda: store.submit(
+            card.name, "rest", str(folder), job_id=job_id, idempotency_key=idempotency_key, study_uid=study_uid, series_uid=series_uid,
+            webhook_url=webhook_url, output_format=output_format.value, max_attempts=settings.job_max_attempts,
+        )
+    )
+    if not created:  # the same key, submitted meanwhile by another request
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder.parent, ignore_errors=True))
+    return _accepted(job)
+
+
+def _accepted(job: Job) -> JSONResponse:
+    return JSONResponse(JobPublic.of(job).model_dump(mode="json"), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+def _uids(data: bytes) -> tuple[str | None, str | None]:
+    """Study and Series Instance UID of the first part, for the filters of ``GET /v1/jobs``;
+    None when it cannot be read (the job will fail with the reason)."""
+    try:
+        header = open_instance(data).header
+    except PreprocessingError:
+        return None, None
+    return header_text(header, "StudyInstanceUID") or None, header_text(header, "SeriesInstanceUID") or None
+
+
+async def _job(request: Request, job_id: str) -> Job:
+    job = await anyio.to_thread.run_sync(_store(request).get, job_id)
+    if job is None:
+        raise JobNotFound("no job with this id (finished jobs are removed after the retention period)")
+    return job
+
+
+@router.get("/v1/jobs/{job_id}", response_model=JobPublic, summary="A job's state, stage times and error", responses=_errors(401, 403, 404, 422))
+async def get_job(job_id: str, request: Request) -> JobPublic:
+    return JobPublic.of(await _job(request, job_id))
+
+
+@router.get(
+    "/v1/jobs/{job_id}/result",
+    summary="A finished job's answer",
+    description=(
+        "The answer predict would have sent, in the format chosen at submission; 409 job_not_finished "
+        "while it is queued or running, the job's own error code when it failed, 406 when format= or "
+        "Accept asks for another format than the job's."
+    ),
+    responses={200: {"content": {encoder.media_type: {} for encoder in ENCODERS.values()}}, **_errors(401, 403, 404, 406, 409, 422, 500, 502, 503, 504)},
+)
+async def get_job_result(
+    job_id: str,
+    request: Request,
+    output: str | None = Query(None, alias="format", description="Must be the job's format when given", json_schema_extra={"enum": FORMAT_NAMES}),
+) -> Response:
+    job = await _job(request, job_id)
+    _check_format(request, job)
+    if job.state == "failed":
+        raise JobFailed(job.error_code or "internal_error", job.error_message or "the job failed")
+    if job.state != "done" or job.result_path is None:
+        raise JobNotFinished(f"the job is {job.state}; poll /v1/jobs/{job.id} until it is done")
+    try:
+        body = await anyio.to_thread.run_sync(_read, job.result_path)
+    except FileNotFoundError:
+        raise JobNotFound("the job's result was removed after the retention period") from None
+    return Response(content=body, media_type=job.result_media_type)
+
+
+def _check_format(request: Request, job: Job) -> None:
+    """406 when ``format=`` names another format than the job's, or when an ``Accept``
+    header (without ``format=``) accepts neither the result's media type nor a wildcard of it."""
+    refused = NotAcceptable(f"this job's result is in format {job.output_format}; submit a job with the format wanted")
+    if request.query_params.get("format"):
+        if requested_format(request).value != job.output_format:
+            raise refused
+        return
+    accept = request.headers.get("accept", "").strip()
+    if accept and job.result_media_type:
+        media = job.result_media_type.lower()
+        accepted = {item.split(";")[0].strip().lower() for item in accept.split(",")}
+        if not accepted & {media, "*/*", media.split("/")[0] + "/*"}:
+            raise refused
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+@router.get("/v1/jobs", response_model=JobListPublic, summary="Jobs, newest first, filtered", responses=_errors(401, 403, 422))
+async def list_jobs(
+    request: Request,
+    state: JobStateName | None = None,
+    model: str | None = None,
+    source: Literal["rest", "stow", "dimse"] | None = None,
+    study_uid: str | None = Query(None, max_length=64),
+    series_uid: str | None = Query(None, max_length=64),
+    limit: int = Query(100, ge=1, le=1000),
+) -> JobListPublic:
+    jobs = await anyio.to_thread.run_sync(lambda: _store(request).list(state, model, source, study_uid, series_uid, limit))
+    return JobListPublic(jobs=[JobPublic.of(job) for job in jobs])

@@ -1,0 +1,161 @@
+"""A job's input on disk, and the run of a job by the code path of ``POST .../predict``.
+
+A job's input is the DICOM parts its request sent, written in order under
+``<work_dir>/jobs/<id>/input/`` (``0000.dcm``...; ``parts.json`` keeps each part's form field,
+which can select a model input) and fsync'd, files and folders, before the job is accepted.
+:class:`ModelJobRunner` is the ``run`` of the gateway's :class:`jobs.JobWorker`: it reads the
+parts back and calls :func:`gateway.dispatch.run_model` on the application's event loop (its
+Triton channel, catalog and decoder pool belong to that loop) with the job's output format,
+then stores the encoded answer — the bytes predict would have sent — as ``result``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import FastAPI, Response
+from pydantic import BaseModel
+
+from jobs import Job, JobError, JobOutcome, JobStore, JobWorker, database_url, make_engine
+from preprocessing import PreprocessingError
+
+from .audit import AuditRecord
+from .dispatch import run_model
+from .errors import PREPROCESSING_STATUS
+from .outputs.registry import OutputFormat
+from .stages import StageClock
+from .uploads import DicomPart
+
+#: The part list of an input folder: ``[{"file", "field", "filename"}]`` in upload order.
+MANIFEST = "parts.json"
+RESULT_FILE = "result"
+#: Seconds an idle job worker waits before looking for queued jobs again.
+JOB_POLL_S = 0.5
+
+
+def job_folder(work_dir: str | Path, job_id: str) -> Path:
+    return Path(work_dir) / "jobs" / job_id
+
+
+def write_input(folder: Path, parts: list[DicomPart]) -> None:
+    """Write ``parts`` into ``folder`` (created), durably: each file and the manifest are
+    fsync'd, then the folder and its parent, so that an accepted job's input survives a crash."""
+    folder.mkdir(parents=True, exist_ok=False)
+    manifest = []
+    for index, part in enumerate(parts):
+        name = f"{index:04d}.dcm"
+        _write_durably(folder / name, part.data)
+        manifest.append({"file": name, "field": part.field, "filename": part.filename})
+    _write_durably(folder / MANIFEST, json.dumps(manifest).encode())
+    for directory in (folder, folder.parent, folder.parent.parent):
+        _fsync_folder(directory)
+
+
+def read_input(folder: Path) -> list[DicomPart]:
+    """The parts :func:`write_input` wrote, in their order; a folder without a manifest (a
+    series assembled from the DIMSE spool) is every file in it, by name."""
+    if not (folder / MANIFEST).exists():
+        return [DicomPart(path.read_bytes()) for path in sorted(folder.iterdir()) if path.is_file() and not path.name.endswith(".partial")]
+    manifest = json.loads((folder / MANIFEST).read_bytes())
+    return [DicomPart((folder / entry["file"]).read_bytes(), entry["field"], entry["filename"]) for entry in manifest]
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
+def _fsync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def encoded_answer(answer: BaseModel | Response) -> tuple[bytes, str]:
+    """The bytes and media type predict sends for ``answer`` (a JSON model as FastAPI
+    serializes a response model: by alias)."""
+    if isinstance(answer, BaseModel):
+        return answer.model_dump_json(by_alias=True).encode(), "application/json"
+    return bytes(answer.body), answer.media_type or "application/octet-stream"
+
+
+class ModelJobRunner:
+    """``run(job)`` for :class:`jobs.JobWorker`, in a worker thread, against ``app``'s state."""
+
+    def __init__(self, app: FastAPI, loop: asyncio.AbstractEventLoop) -> None:
+        self.app, self.loop = app, loop
+
+    def __call__(self, job: Job) -> JobOutcome:
+        return asyncio.run_coroutine_threadsafe(self._run(job), self.loop).result()
+
+    async def _run(self, job: Job) -> JobOutcome:
+        state = self.app.state
+        card = await state.catalog.card(job.model)
+        folder = Path(job.input_dir)
+        parts = await asyncio.to_thread(read_input, folder)
+        clock = StageClock(card.name)
+        audit = AuditRecord(request_id=job.id, key_id="job", route="/v1/models/{name}/jobs", model=card.name)
+        try:
+            answer = await run_model(
+                parts, card, state.triton, clock, audit, job.id, state.settings, OutputFormat(job.output_format), None, state.catalog.monitor(card)
+            )
+        except PreprocessingError as exc:  # as the gateway answers it: by code, with its status
+            self._audit(audit, exc.code, PREPROCESSING_STATUS.get(exc.code, 400), clock)
+            raise JobError(exc.code, PREPROCESSING_STATUS.get(exc.code, 400), exc.message) from None
+        except Exception as exc:
+            self._audit(audit, getattr(exc, "code", "internal_error"), getattr(exc, "status_code", 500), clock)
+            raise
+        self._audit(audit, "ok", 200, clock)
+        body, media_type = encoded_answer(answer)
+        result = job_folder(state.settings.work_dir, job.id) / RESULT_FILE
+        result.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(_write_durably, result, body)
+        timings = clock.finish()
+        if job.started_at is not None:
+            timings["wait"] = round((job.started_at - job.created_at).total_seconds() * 1000, 3)
+        return JobOutcome(str(result), media_type, timings)
+
+    def _audit(self, record: AuditRecord, outcome: str, status_code: int, clock: StageClock) -> None:
+        """The job's run in the audit trail, as a predict request is (request id: the job id)."""
+        if self.app.state.audit is not None:
+            record.outcome, record.status_code = outcome, status_code
+            record.latency_ms = clock.finish()["total"]
+            self.app.state.audit.write(record)
+
+
+def open_job_store(settings) -> JobStore:  # noqa: ANN001 - gateway.config.Settings
+    """The job store of ``settings`` (SQLite under ``work_dir`` unless ``database_url``)."""
+    Path(settings.work_dir).mkdir(parents=True, exist_ok=True)
+    return JobStore(make_engine(database_url(Path(settings.work_dir), settings.database_url)))
+
+
+def start_job_workers(app: FastAPI, store: JobStore, loop: asyncio.AbstractEventLoop) -> list[JobWorker]:
+    """``MEDSERVE_JOB_WORKERS`` worker threads running jobs with :class:`ModelJobRunner`,
+    each cleaning up finished jobs past ``MEDSERVE_JOB_RETENTION_H``."""
+    settings = app.state.settings
+    workers = [
+        JobWorker(
+            store,
+            ModelJobRunner(app, loop),
+            f"{socket.gethostname()}-{os.getpid()}-{index}",
+            lease_s=settings.job_lease_s,
+            poll_s=JOB_POLL_S,
+            webhook_timeout_s=settings.job_webhook_timeout_s,
+            retention=timedelta(hours=settings.job_retention_h),
+        )
+        for index in range(settings.job_workers)
+    ]
+    for worker in workers:
+        worker.start()
+    return workers
