@@ -1,8 +1,10 @@
 """``medserve run``: the whole stack on one machine (what ``make run`` does), kept up.
 
-Serves a model repository as it is: starts the real tritonserver on it and the gateway, waits
-for both, prints a working ``curl`` for a model the repository actually holds, then supervises
-them. The demo zoo is exported (where missing or stale, about 2 minutes the first time) only
+Serves a model repository as it is: starts the real tritonserver on it, the gateway and the
+DIMSE receiver (``python -m dimse``, AE title ``MEDSERVE`` on ``MEDSERVE_DIMSE_PORT``, 11112 by
+default, its spool and job store under the work directory), waits for them, prints a working
+``curl`` for a model the repository actually holds and the ``echoscu`` / ``storescu`` lines that
+reach the receiver, then supervises them (a receiver that dies is restarted like the gateway). The demo zoo is exported (where missing or stale, about 2 minutes the first time) only
 into the default repository (``model_repository/`` of the checkout) or when asked
 (``demo_models=True``, ``--demo-models``); a repository of one's own is never written to
 (``--no-demo-models`` also leaves the default one as it is).
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .processes import GatewayProcess, ServerStartFailed, describe_exit
+from .processes import CHECKOUT, GatewayProcess, ServerProcess, ServerStartFailed, describe_exit
 from .tritonserver import TritonPorts, TritonServer
 
 DEMO_MODEL = "ct_nodule_classifier"
@@ -128,6 +130,35 @@ class TritonProcess:
 
     def stop(self) -> None:
         self.server.stop()
+
+
+def dimse_receiver(work_dir: Path, host: str, port: int) -> ServerProcess:
+    """The DIMSE receiver as production starts it, ``python -m dimse`` from the checkout, its
+    spool and SQLite job store under ``work_dir`` (its output: ours)."""
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(CHECKOUT), env.get("PYTHONPATH", "")])),
+        MEDSERVE_WORK_DIR=str(work_dir), MEDSERVE_DIMSE_HOST=host, MEDSERVE_DIMSE_PORT=str(port),
+    )
+    return ServerProcess("dimse receiver", [sys.executable, "-m", "dimse"], env=env, cwd=CHECKOUT)
+
+
+def wait_for_receiver(receiver: ServerProcess, host: str, port: int, ae_title: str, timeout_s: float, cancel: threading.Event) -> bool:
+    """Wait until the receiver answers C-ECHO: True; False when ``cancel`` is set first;
+    :class:`ServerStartFailed` when it exits first or is not up in time."""
+    from dimse.echo import echo
+
+    deadline = time.monotonic() + timeout_s
+    while not cancel.is_set():
+        if receiver.returncode is not None:
+            raise ServerStartFailed(f"{receiver.name} {describe_exit(receiver.returncode)} before it was ready")
+        if echo(host, port, ae_title, timeout_s=2.0):
+            return True
+        if time.monotonic() > deadline:
+            receiver.stop()
+            raise ServerStartFailed(f"{receiver.name} did not answer C-ECHO on {host}:{port} within {timeout_s:g} s")
+        cancel.wait(POLL_S)
+    return False
 
 
 def say(message: str, error: bool = False) -> None:
@@ -249,6 +280,9 @@ def run(
     server = TritonServer(repository, work_dir / "triton", ports=triton_ports)
     triton = TritonProcess(server)
     gateway = GatewayProcess(server.grpc_url, host=host, port=port)  # its output: ours
+    dimse_port = int(os.environ.get("MEDSERVE_DIMSE_PORT", "11112"))
+    dimse_ae = os.environ.get("MEDSERVE_DIMSE_AE_TITLE", "MEDSERVE")
+    receiver = dimse_receiver(work_dir / "node", host, dimse_port)
     try:
         say(f"starting tritonserver (log: {server.log_file}) ...")
         triton.start()
@@ -259,20 +293,27 @@ def run(
         if not gateway.wait_serving(60, cancel=stop):
             return 0
         say(f"gateway ready (pid {gateway.pid})")
+        receiver.start()
+        if not wait_for_receiver(receiver, host, dimse_port, dimse_ae, 60, stop):
+            return 0
+        say(f"dimse receiver ready (pid {receiver.pid}, spool {work_dir / 'node' / 'spool'})")
         print(
             "\nmedserve is ready.\n"
             f"  models:   curl -s {gateway.url}/v1/models\n"
             + "".join(line + "\n" for line in example_lines(models, gateway.url, demo, server.poll_seconds))
+            + f"  DICOM:    echoscu -aec {dimse_ae} {host} {dimse_port}\n"
+            + f"            storescu -aec {dimse_ae} +sd {host} {dimse_port} YOUR_SERIES_FOLDER\n"
             + f"  docs:     {gateway.url}/docs   metrics: {gateway.url}/metrics   Triton metrics: http://127.0.0.1:{triton_ports.metrics}/metrics\n"
             "Press Ctrl-C to stop.\n",
             flush=True,
         )
-        return supervise([triton, gateway], policy, stop)
+        return supervise([triton, gateway, receiver], policy, stop)
     except ServerStartFailed as exc:
         say(str(exc), error=True)
         return 1
     finally:
         say("stopping ...")
+        receiver.stop()
         gateway.stop()
         triton.stop()
         say("stopped.")
