@@ -168,8 +168,9 @@ class ReceivedStore:
                     transfer_syntax=transfer_syntax,
                 )
                 .on_conflict_do_nothing(index_elements=["sop_instance_uid"])
-            ).rowcount
-            if not inserted:
+                .returning(ReceivedInstance.sop_instance_uid)  # rowcount is not reliable here on every driver
+            ).scalar_one_or_none()
+            if inserted is None:
                 recorded = session.get(ReceivedInstance, sop_instance_uid)
                 duplicate = Path(path)
                 if recorded is not None and Path(recorded.path) != duplicate:

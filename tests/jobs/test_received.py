@@ -1,6 +1,7 @@
 """The record of received instances and series: one transaction per instance, idempotent
 resends, and series assembly by silence, maximum age and expected count, with timers that are
-rows in the database (a new store over the same file finds the same due series)."""
+rows in the database (a new store over the same database finds the same due series). On SQLite
+and on a real PostgreSQL (``database_url`` of ``tests/jobs/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.db import database_url, make_engine
+from jobs.db import make_engine
 from jobs.received import COMPLETE, RECEIVING, ROUTED, ReceivedStore
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
@@ -20,8 +21,8 @@ def seconds(s: float) -> dt.datetime:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ReceivedStore:
-    return ReceivedStore(make_engine(database_url(tmp_path)))
+def store(database_url: str) -> ReceivedStore:
+    return ReceivedStore(make_engine(database_url))
 
 
 def record(store: ReceivedStore, tmp_path: Path, sop: str, series: str = "1.2.3", at: float = 0.0, **extra) -> bool:
@@ -92,8 +93,8 @@ def test_marked_series_are_no_longer_due_and_a_late_instance_reopens_them(store:
         store.mark("1.2.3", "lost")
 
 
-def test_timers_survive_a_restart(tmp_path: Path) -> None:
-    url = database_url(tmp_path)
+def test_timers_survive_a_restart(database_url: str, tmp_path: Path) -> None:
+    url = database_url
     first = ReceivedStore(make_engine(url))
     record(first, tmp_path, "1.2.3.1", at=0)
     first.engine.dispose()
