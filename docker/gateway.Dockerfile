@@ -6,7 +6,7 @@
 #   docker build -f docker/gateway.Dockerfile -t medserve/gateway:0.1.0 .
 #
 # Build context: the repository root; docker/gateway.Dockerfile.dockerignore lets only
-# pyproject.toml, README.md, contract/, gateway/, preprocessing/ and postprocessing/ in.
+# pyproject.toml, README.md, contract/, gateway/, jobs/, preprocessing/ and postprocessing/ in.
 
 FROM python:3.11.10-slim-bookworm AS build
 
@@ -24,6 +24,7 @@ COPY contract/ contract/
 COPY preprocessing/ preprocessing/
 COPY postprocessing/ postprocessing/
 COPY gateway/ gateway/
+COPY jobs/ jobs/
 # A regular (non-editable) install: the runtime stage needs /opt/venv only, not /src.
 RUN pip install --no-cache-dir "./[gateway]"
 
@@ -38,14 +39,16 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MEDSERVE_HOST=0.0.0.0 \
-    MEDSERVE_PORT=8080
+    MEDSERVE_PORT=8080 \
+    MEDSERVE_WORK_DIR=/var/lib/medserve
 
 # A fixed numeric UID, so Kubernetes' runAsNonRoot can verify it; /var/log/medserve is where
-# MEDSERVE_AUDIT_LOG_PATH points in docker-compose.yml and k8s/ (a volume there).
+# MEDSERVE_AUDIT_LOG_PATH points in docker-compose.yml and k8s/ (a volume there); /var/lib/medserve
+# holds the jobs' inputs, results and the SQLite job store (MEDSERVE_WORK_DIR; mount a volume).
 RUN groupadd --system --gid 10001 medserve \
     && useradd --system --uid 10001 --gid medserve --home-dir /nonexistent --no-create-home \
        --shell /usr/sbin/nologin medserve \
-    && install -d -o medserve -g medserve -m 0750 /var/log/medserve
+    && install -d -o medserve -g medserve -m 0750 /var/log/medserve /var/lib/medserve
 
 COPY --from=build /opt/venv /opt/venv
 

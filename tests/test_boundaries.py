@@ -16,6 +16,7 @@ import pytest
         ("preprocessing", ["torch", "fastapi", "tritonclient", "gateway", "export"]),  # pure numpy + pydicom
         ("postprocessing", ["torch", "monai", "cc3d", "fill_voids", "skimage", "fastapi", "tritonclient", "gateway", "export"]),  # numpy + scipy.ndimage
         ("medserve.cli", ["torch", "fastapi", "tritonclient"]),  # heavy imports happen per command
+        ("jobs", ["torch", "fastapi", "tritonclient", "gateway", "export", "pydicom"]),  # the job store and engine: SQLAlchemy only
     ],
 )
 def test_module_does_not_import(module: str, forbidden: list[str]) -> None:
@@ -38,7 +39,7 @@ def test_export_and_gateway_share_the_contract() -> None:
     assert catalog.ModelCard is contract.ModelCard and parameters.CONTRACT_VERSION == contract.CONTRACT_VERSION
 
 
-PRODUCT = ("contract", "preprocessing", "postprocessing", "export", "gateway", "medserve")
+PRODUCT = ("contract", "preprocessing", "postprocessing", "export", "gateway", "jobs", "medserve")
 TOOLING = ("devtools", "benchmarks", "fuzz", "tests")
 
 

@@ -57,6 +57,19 @@ def test_gateway_image_is_multi_stage_slim_non_root_and_torch_free(instructions)
     assert "MEDSERVE_HOST=0.0.0.0" in environment, "the server listens beyond the container's loopback"
 
 
+def test_the_gateway_build_context_lets_in_everything_the_image_copies(instructions) -> None:
+    """A package added to a COPY line (``jobs/``) must be allowed by the dockerignore too, or the build fails."""
+    allowed = {line[1:].rstrip("/") for line in (DOCKER / "gateway.Dockerfile.dockerignore").read_text().splitlines() if line.startswith("!")}
+    copied = {source.rstrip("/") for argument in _arguments(instructions, "gateway.Dockerfile", "COPY") if "--from" not in argument for source in argument.split()[:-1]}
+    assert "jobs" in copied and copied <= allowed, f"not in the build context: {sorted(copied - allowed)}"
+
+
+def test_the_gateway_keeps_its_jobs_in_a_folder_it_owns(instructions) -> None:
+    environment = " ".join(_arguments(instructions, "gateway.Dockerfile", "ENV"))
+    assert "MEDSERVE_WORK_DIR=/var/lib/medserve" in environment
+    assert any("/var/lib/medserve" in run and "-o medserve" in run for run in _arguments(instructions, "gateway.Dockerfile", "RUN"))
+
+
 def test_the_gateway_extra_has_no_torch() -> None:
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert not [d for d in extras["gateway"] if re.match(r"(torch|monai|onnx|medserve\[)", d)]
