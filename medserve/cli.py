@@ -1,5 +1,5 @@
 """The ``medserve`` command: what the installed product does — export a trained model into a
-Triton model repository, serve the gateway. Heavy dependencies (torch) load only for the
+Triton model repository, serve the gateway, receive DICOM over DIMSE. Heavy dependencies (torch) load only for the
 command that needs them. Development commands (the local stack, the demo zoo, benchmarks)
 are ``python -m devtools`` in a checkout.
 """
@@ -40,6 +40,13 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dimse(args: argparse.Namespace) -> int:
+    from dimse.__main__ import main
+
+    main()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medserve", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
 
     serve = commands.add_parser("serve", help="run the gateway only (settings from MEDSERVE_* variables)")
     serve.set_defaults(handler=_serve)
+
+    dimse = commands.add_parser("dimse", help="run the DIMSE receiver only: C-STORE / C-ECHO SCP (settings from MEDSERVE_* variables)")
+    dimse.set_defaults(handler=_dimse)
 
     args = parser.parse_args(argv)
     return args.handler(args)

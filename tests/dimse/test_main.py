@@ -38,3 +38,22 @@ def test_the_receiver_make_run_starts_serves_and_logs_json_without_dicom_values(
     text = receiver.log.read_text()
     for value in (ds.PatientName, ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID):
         assert str(value) not in text
+
+
+def test_medserve_dimse_runs_the_receiver(tmp_path: Path) -> None:
+    """``medserve dimse`` is the same receiver, for an installed product."""
+    import os
+    import sys
+
+    from devtools.processes import CHECKOUT, ServerProcess
+
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(CHECKOUT), MEDSERVE_WORK_DIR=str(tmp_path), MEDSERVE_DIMSE_PORT=str(port), MEDSERVE_DIMSE_HOST="127.0.0.1")
+    receiver = ServerProcess("medserve dimse", [sys.executable, "-m", "medserve.cli", "dimse"], env=env, cwd=CHECKOUT, log=tmp_path / "log")
+    receiver.start()
+    try:
+        assert wait_for_receiver(receiver, "127.0.0.1", port, "MEDSERVE", 60, threading.Event())
+        assert subprocess.run(["echoscu", "-aec", "MEDSERVE", "127.0.0.1", str(port)], timeout=30).returncode == 0
+    finally:
+        receiver.stop()
+    assert receiver.returncode == 0
