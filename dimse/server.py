@@ -164,9 +164,11 @@ class DimseServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving and assembling; may be called any number of times."""
         self._stop.set()
-        if self._server is not None:
-            self._server.shutdown()
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
         if self._assembler is not None:
             self._assembler.join(timeout=10)
 
