@@ -124,7 +124,11 @@ async def submit_job(
     parts = await receive(request, UploadLimits.from_settings(settings))
     job_id = uuid.uuid4().hex
     folder = job_folder(settings.work_dir, job_id) / "input"
-    await anyio.to_thread.run_sync(write_input, folder, parts)
+    try:
+        await anyio.to_thread.run_sync(write_input, folder, parts)
+    except BaseException:  # a full disk: no half-written input left behind
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder.parent, ignore_errors=True))
+        raise
     study_uid, series_uid = _uids(parts[0].data)
     job, created = await anyio.to_thread.run_sync(
         lambda: store.submit(
