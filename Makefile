@@ -25,11 +25,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Debian tools the tests use as independent checkers: dciodvfy (dicom3tools) validates the DICOM
-# SEG we produce; prometheus/promtool evaluate the dashboards and alerts. Installed when missing.
-SYSTEM_TOOLS := dciodvfy:dicom3tools promtool:prometheus
+# Debian tools the tests use as independent checkers and peers: dciodvfy (dicom3tools) validates the
+# DICOM SEG we produce; prometheus/promtool evaluate the dashboards and alerts; dcmtk's storescu /
+# echoscu talk DIMSE to the receiver; PostgreSQL (pg_ctl is off PATH) backs the job store tests.
+# Installed when missing.
+SYSTEM_TOOLS := dciodvfy:dicom3tools promtool:prometheus storescu:dcmtk
 install-system-tools:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing (apt)"; \
 	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \

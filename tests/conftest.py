@@ -61,14 +61,15 @@ def triton(model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="session")
-def gateway(triton) -> Iterator["TestClient"]:
-    """The FastAPI app in-process, talking gRPC to the real Triton."""
+def gateway(triton, tmp_path_factory: pytest.TempPathFactory) -> Iterator["TestClient"]:
+    """The FastAPI app in-process, talking gRPC to the real Triton (its work directory, with the
+    job store, in a temporary folder)."""
     from fastapi.testclient import TestClient
 
     from gateway.config import Settings
     from gateway.main import create_app
 
-    settings = Settings(triton_grpc_url=triton.grpc_url, model_cache_ttl_s=0)
+    settings = Settings(triton_grpc_url=triton.grpc_url, model_cache_ttl_s=0, work_dir=str(tmp_path_factory.mktemp("work")))
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client
 
