@@ -121,12 +121,12 @@ def _store(
         return SOP_MISMATCH
     if not all(len(uid) <= 64 and _UID.match(uid) for uid in (sop, study, series)):
         return BAD_UID
-    try:
-        if store.has_instance(sop):
+    final = spool / study / series / f"{sop}.dcm"
+    try:  # a resend: its file is there (a cheap test first, the store only then)
+        if final.exists() and store.has_instance(sop):
             return DUPLICATE
     except SQLAlchemyError:
         return STORE_FAILED
-    final = spool / study / series / f"{sop}.dcm"
     try:
         size = _durable_rename(incoming, final)
     except OSError:

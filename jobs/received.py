@@ -20,7 +20,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import DateTime, Engine, Integer, String, or_, select, update
+from sqlalchemy import DateTime, Engine, Integer, String, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -176,25 +176,32 @@ class ReceivedStore:
                 if recorded is not None and Path(recorded.path) != duplicate:
                     duplicate.unlink(missing_ok=True)
                 return False
-            session.execute(
-                self._insert(ReceivedSeries)
-                .values(
-                    series_uid=series_uid, study_uid=study_uid, modality=_bounded(modality), body_part=_bounded(body_part),
-                    series_description=_bounded(series_description), calling_ae=calling_ae, called_ae=called_ae,
-                    first_received_at=at, last_received_at=at, instances=0, expected_instances=expected_instances,
-                    state=RECEIVING,
-                )
-                .on_conflict_do_nothing(index_elements=["series_uid"])
+            insert = self._insert(ReceivedSeries).values(
+                series_uid=series_uid, study_uid=study_uid, modality=_bounded(modality), body_part=_bounded(body_part),
+                series_description=_bounded(series_description), calling_ae=calling_ae, called_ae=called_ae,
+                first_received_at=at, last_received_at=at, instances=1, expected_instances=expected_instances,
+                state=RECEIVING,
             )
-            series = session.get(ReceivedSeries, series_uid, with_for_update=True)
-            assert series is not None  # inserted above or there already, in this transaction
-            series.instances += 1
-            series.last_received_at = max(_utc(series.last_received_at), at)
-            series.first_received_at = min(_utc(series.first_received_at), at)
-            if expected_instances is not None:
-                series.expected_instances = max(series.expected_instances or 0, expected_instances)
-            if series.state != RECEIVING:
-                series.state, series.completed_at = RECEIVING, None
+            # one statement whether the series is new or not (a race between two receivers is
+            # settled by the primary key, not by a read-then-write)
+            series, new = ReceivedSeries.__table__.c, insert.excluded
+            session.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["series_uid"],
+                    set_={
+                        "instances": series.instances + 1,
+                        "last_received_at": case((series.last_received_at < new.last_received_at, new.last_received_at), else_=series.last_received_at),
+                        "first_received_at": case((series.first_received_at > new.first_received_at, new.first_received_at), else_=series.first_received_at),
+                        "expected_instances": case(
+                            (series.expected_instances.is_(None), new.expected_instances),
+                            (new.expected_instances > series.expected_instances, new.expected_instances),
+                            else_=series.expected_instances,
+                        ),
+                        "state": RECEIVING,
+                        "completed_at": None,
+                    },
+                )
+            )
         return True
 
     def has_instance(self, sop_instance_uid: str) -> bool:
