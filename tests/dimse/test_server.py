@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
+)
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage
 
@@ -50,6 +56,26 @@ def test_dcmtk_storescu_series_is_spooled_recorded_and_completed(start_receiver,
         series_uid, 6, COMPLETE, "PACS", "MEDSERVE", "CT",
     )
     assert not list((receiver.server.spool / ".incoming").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("option", "syntax"),
+    [("-xd", DeflatedExplicitVRLittleEndian), ("-xi", ImplicitVRLittleEndian)],
+    ids=["deflated", "implicit"],
+)
+def test_dcmtk_storescu_transcodes_to_the_native_syntaxes(start_receiver, ct_series, option, syntax) -> None:  # noqa: ANN001
+    """dcmtk converts each file to the one syntax it proposes; the receiver keeps what it got."""
+    receiver = start_receiver()
+    files = ct_series("ct", slices=2)
+    result = run(["storescu", option, "-aec", "MEDSERVE", "+sd", "127.0.0.1", str(receiver.port), str(files[0].parent)])
+    assert result.returncode == 0, result.stderr
+    sent = {ds.SOPInstanceUID: ds for ds in map(pydicom.dcmread, files)}
+    stored = spooled(receiver, next(iter(sent.values())).SeriesInstanceUID)
+    assert len(stored) == 2
+    for path in stored:
+        kept = pydicom.dcmread(path)
+        assert kept.file_meta.TransferSyntaxUID == syntax
+        assert (kept.pixel_array == sent[kept.SOPInstanceUID].pixel_array).all()
 
 
 @pytest.mark.parametrize("syntax", [RLELossless, JPEG2000Lossless, JPEGLSLossless], ids=["rle", "jpeg2000", "jpegls"])
