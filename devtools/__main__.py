@@ -15,6 +15,7 @@ process supervisor of ``make run``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
     from .tritonserver import TritonPorts
 
     return run(Path(args.repository), Path(args.work_dir), args.host, args.port, TritonPorts(args.triton_http_port, args.triton_grpc_port, args.triton_metrics_port),
-               demo_models=args.demo_models)
+               demo_models=args.demo_models, dimse_port=args.dimse_port)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -106,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--triton-http-port", type=int, default=8000)
     run.add_argument("--triton-grpc-port", type=int, default=8001)
     run.add_argument("--triton-metrics-port", type=int, default=8002)
+    run.add_argument("--dimse-port", type=int, default=int(os.environ.get("MEDSERVE_DIMSE_PORT", "11112")),
+                     help="the DIMSE receiver's port (default: MEDSERVE_DIMSE_PORT, else %(default)s)")
     run.set_defaults(handler=_run)
 
     bench = commands.add_parser("bench", help="medserve vs the naive baseline under closed-loop load, side by side (docs/benchmarks.md)")

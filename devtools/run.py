@@ -253,6 +253,7 @@ def run(
     triton_ports: TritonPorts,
     policy: RestartPolicy | None = None,
     demo_models: bool | None = None,
+    dimse_port: int = 11112,
 ) -> int:
     """Serve ``repository`` until Ctrl-C; the exit status. ``demo_models``: export the demo zoo
     into it where missing or stale (None: only when it is :data:`DEFAULT_REPOSITORY`)."""
@@ -279,8 +280,8 @@ def run(
 
     server = TritonServer(repository, work_dir / "triton", ports=triton_ports)
     triton = TritonProcess(server)
-    gateway = GatewayProcess(server.grpc_url, host=host, port=port)  # its output: ours
-    dimse_port = int(os.environ.get("MEDSERVE_DIMSE_PORT", "11112"))
+    # one work directory for the node: the gateway's job store is the receiver's
+    gateway = GatewayProcess(server.grpc_url, host=host, port=port, settings={"work_dir": str(work_dir / "node")})  # its output: ours
     dimse_ae = os.environ.get("MEDSERVE_DIMSE_AE_TITLE", "MEDSERVE")
     receiver = dimse_receiver(work_dir / "node", host, dimse_port)
     try:

@@ -17,6 +17,7 @@ import pytest
         ("postprocessing", ["torch", "monai", "cc3d", "fill_voids", "skimage", "fastapi", "tritonclient", "gateway", "export"]),  # numpy + scipy.ndimage
         ("medserve.cli", ["torch", "fastapi", "tritonclient"]),  # heavy imports happen per command
         ("jobs", ["torch", "fastapi", "tritonclient", "gateway", "export", "pydicom"]),  # the job store and engine: SQLAlchemy only
+        ("dimse.server", ["torch", "fastapi", "tritonclient", "export"]),  # the receiver: pynetdicom, the spool, the store
     ],
 )
 def test_module_does_not_import(module: str, forbidden: list[str]) -> None:
@@ -39,7 +40,7 @@ def test_export_and_gateway_share_the_contract() -> None:
     assert catalog.ModelCard is contract.ModelCard and parameters.CONTRACT_VERSION == contract.CONTRACT_VERSION
 
 
-PRODUCT = ("contract", "preprocessing", "postprocessing", "export", "gateway", "jobs", "medserve")
+PRODUCT = ("contract", "preprocessing", "postprocessing", "export", "gateway", "jobs", "dimse", "medserve")
 TOOLING = ("devtools", "benchmarks", "fuzz", "tests")
 
 

@@ -152,13 +152,13 @@ def test_a_repository_of_ones_own_is_served_as_it_is(model_repository: Path, rea
     before = _snapshot(repository)
     zoo_data_before = sorted(p.name for p in DATA_DIR.iterdir()) if DATA_DIR.is_dir() else []
 
-    *triton_ports, port = free_ports(4)  # all different: chosen together
+    *triton_ports, port, dimse_port = free_ports(5)  # all different: chosen together
     ports = TritonPorts(*triton_ports)
     work, log = tmp_path / "work", tmp_path / "run.log"
     command = [
         sys.executable, "-m", "devtools", "run", "--repository", str(repository), "--work-dir", str(work),
         "--port", str(port), "--triton-http-port", str(ports.http), "--triton-grpc-port", str(ports.grpc),
-        "--triton-metrics-port", str(ports.metrics),
+        "--triton-metrics-port", str(ports.metrics), "--dimse-port", str(dimse_port),
     ]  # fmt: skip
     started = time.monotonic()
     with open(log, "wb") as out:
