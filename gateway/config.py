@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(3, ge=1, description="Runs of a job before it is failed (a 4xx error fails it at once).")
     job_retention_h: float = Field(168.0, gt=0, description="Hours a finished job, its input and its result are kept before cleanup.")
     job_webhook_timeout_s: float = Field(5.0, gt=0, description="Deadline of a job's completion webhook call (a failure is logged and counted, never fails the job).")
+    routes: str | None = Field(None, description="Routing rules (YAML) for series the DICOM receiver completes; unset: each series to the models whose contract takes it.")
+    routing_poll_s: float = Field(1.0, gt=0, description="How often complete series are routed into jobs.")
 
 
 @lru_cache

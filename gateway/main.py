@@ -8,6 +8,7 @@ import logging
 import re
 import time
 import uuid
+import contextlib
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -26,6 +27,7 @@ from .catalog import ModelCatalog
 from .config import Settings, get_settings
 from .errors import GatewayError, install_error_handlers, internal_error_response
 from .job_runner import open_job_store, start_job_workers
+from .routing import load_rules, route_forever
 from .logs import configure_logging, request_id_var
 from .metrics import ERRORS, REQUEST_LATENCY
 from .security import authenticate
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # nothing in what is read, and cost ~20% of parsing a header. The gateway skips them.
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     apply_input_limits(settings)
+    rules = load_rules(settings.routes)  # a broken routes file stops the start, its problems named
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,10 +55,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await anyio.to_thread.run_sync(decoder_pool().start)  # warm decoder processes before the first request
         app.state.job_store = await anyio.to_thread.run_sync(open_job_store, settings)
         job_workers = start_job_workers(app, app.state.job_store, asyncio.get_running_loop())
+        routing = asyncio.create_task(route_forever(app.state.catalog, app.state.job_store, rules, settings.routing_poll_s))
         quiet_garbage_collector()
         try:
             yield
         finally:
+            routing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await routing
             for worker in job_workers:  # stop claiming; a job in hand finishes on this loop
                 worker.stop(timeout_s=0)
             await anyio.to_thread.run_sync(lambda: [worker.stop(timeout_s=settings.triton_timeout_s) for worker in job_workers])

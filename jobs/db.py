@@ -37,7 +37,7 @@ def database_url(work_dir: Path, configured: str | None = None) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url`` with the tables of every imported model created."""
+    """An engine for ``url`` with every table of the node created."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "isolation_level": None})
 
@@ -55,5 +55,7 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
     else:
         engine = create_engine(url, pool_pre_ping=True)
+    from . import received, store  # noqa: F401  (every table of the node, whoever opens the database first)
+
     Base.metadata.create_all(engine)
     return engine

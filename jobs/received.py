@@ -245,6 +245,17 @@ class ReceivedStore:
         with Session(self.engine) as session, session.begin():
             return bool(session.execute(statement.values(**values)).rowcount)
 
+    def in_state(self, state: str, limit: int = 100) -> list[SeriesRecord]:
+        """Series in ``state``, the longest-completed (then oldest) first: what the router takes up."""
+        if state not in SERIES_STATES:
+            raise ValueError(f"unknown series state {state!r}; one of {', '.join(SERIES_STATES)}")
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(ReceivedSeries).where(ReceivedSeries.state == state)
+                .order_by(ReceivedSeries.completed_at, ReceivedSeries.first_received_at).limit(limit)
+            ).all()
+            return [SeriesRecord.of(row) for row in rows]
+
     def series(self, series_uid: str) -> SeriesRecord | None:
         with Session(self.engine) as session:
             row = session.get(ReceivedSeries, series_uid)

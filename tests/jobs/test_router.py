@@ -1,0 +1,70 @@
+"""The router: complete series → one job per chosen model, idempotent, on both backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from contract import ModelCard, ModelInput, ModelOutput
+from jobs.db import make_engine
+from jobs.received import COMPLETE, RECEIVING, ROUTED, UNROUTED, ReceivedStore
+from jobs.router import SeriesRouter
+from jobs.routing import RoutingRules
+from jobs.store import JobStore
+from preprocessing import PreprocessingSpec
+
+
+def _card(name: str, modality: str) -> ModelCard:
+    spec = PreprocessingSpec(modalities=(modality,), layout="CHW")
+    return ModelCard(name=name, task="segmentation-2d", description="", preprocessing=spec, max_batch_size=1, export_report_digest="",
+                     inputs=[ModelInput("image", "float32", [-1, 1, 64, 64], modality, spec)],
+                     outputs=[ModelOutput("labels", "segmentation_labels", ["background", "organ"], None, "uint8")])
+
+
+CARDS = [_card("ct_model", "CT"), _card("other_ct_model", "CT"), _card("mr_model", "MR")]
+
+
+@pytest.fixture
+def stores(database_url: str):
+    engine = make_engine(database_url)
+    yield ReceivedStore(engine), JobStore(engine)
+    engine.dispose()
+
+
+def _receive(received: ReceivedStore, spool: Path, series: str, modality: str, count: int = 3, complete: bool = True) -> Path:
+    folder = spool / "study" / series
+    folder.mkdir(parents=True)
+    for k in range(count):
+        path = folder / f"{k}.dcm"
+        path.write_bytes(b"DICM")
+        received.record_instance(sop_instance_uid=f"{series}.{k}", series_uid=series, study_uid="1.2.3", path=path, size_bytes=4,
+                                 calling_ae="PACS", called_ae="MEDSERVE", transfer_syntax="1.2.840.10008.1.2.1", modality=modality)
+    if complete:
+        received.mark(series, COMPLETE)
+    return folder
+
+
+def test_each_complete_series_becomes_one_job_per_chosen_model_once(stores, tmp_path):
+    received, jobs = stores
+    folder = _receive(received, tmp_path, "1.2.3.1", "CT")
+    _receive(received, tmp_path, "1.2.3.2", "CT", complete=False)  # still receiving: left alone
+    router = SeriesRouter(received, jobs, RoutingRules.load(None))
+    outcome = router.route_complete(CARDS)
+    assert (len(outcome.jobs), outcome.routed, outcome.unrouted) == (2, 1, 0)
+    made = jobs.list(series_uid="1.2.3.1")
+    assert sorted(j.model for j in made) == ["ct_model", "other_ct_model"]
+    assert {(j.source, j.input_dir, j.state, j.study_uid) for j in made} == {("dimse", str(folder), "queued", "1.2.3")}
+    assert received.series("1.2.3.1").state == ROUTED and received.series("1.2.3.2").state == RECEIVING
+    # a series completed again (a late instance reopened it) is not made into jobs twice
+    received.mark("1.2.3.1", COMPLETE)
+    assert router.route_complete(CARDS).jobs == [] and len(jobs.list(series_uid="1.2.3.1")) == 2
+
+
+def test_a_series_no_rule_takes_is_unrouted_and_its_files_removed(stores, tmp_path):
+    received, jobs = stores
+    folder = _receive(received, tmp_path, "1.2.3.9", "US")
+    outcome = SeriesRouter(received, jobs, RoutingRules.load(None)).route_complete(CARDS)
+    assert (outcome.jobs, outcome.routed, outcome.unrouted) == ([], 0, 1)
+    assert received.series("1.2.3.9").state == UNROUTED and not folder.exists()
+    assert jobs.list(series_uid="1.2.3.9") == []
