@@ -58,9 +58,10 @@ def write_input(folder: Path, parts: list[DicomPart]) -> None:
 
 def read_input(folder: Path) -> list[DicomPart]:
     """The parts :func:`write_input` wrote, in their order; a folder without a manifest (a
-    series assembled from the DIMSE spool) is every file in it, by name."""
+    series or a whole study from the DIMSE spool: ``<study>/<series>/<sop>.dcm``) is every
+    ``*.dcm`` file under it, by relative path (series folder, then name)."""
     if not (folder / MANIFEST).exists():
-        return [DicomPart(path.read_bytes()) for path in sorted(folder.iterdir()) if path.is_file() and not path.name.endswith(".partial")]
+        return [DicomPart(path.read_bytes()) for path in sorted(folder.rglob("*.dcm")) if path.is_file()]
     manifest = json.loads((folder / MANIFEST).read_bytes())
     return [DicomPart((folder / entry["file"]).read_bytes(), entry["field"], entry["filename"]) for entry in manifest]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,51 @@ def test_a_series_no_rule_takes_is_unrouted_and_its_files_removed(stores, tmp_pa
     assert (outcome.jobs, outcome.routed, outcome.unrouted) == ([], 0, 1)
     assert received.series("1.2.3.9").state == UNROUTED and not folder.exists()
     assert jobs.list(series_uid="1.2.3.9") == []
+
+
+STUDY_RULES = (
+    "routes:\n"
+    "  - {name: fusion, match: {modality: [CT]}, models: [ct_pet_model], group_by: study}\n"
+    "  - {name: mr, match: {modality: [MR]}, models: [mr_model]}\n"
+)
+
+
+def test_a_study_grouped_by_rule_waits_for_all_its_series_and_silence_then_one_job_per_model(stores, tmp_path):
+    received, jobs = stores
+    rules = tmp_path / "routes.yaml"
+    rules.write_text(STUDY_RULES)
+    router = SeriesRouter(received, jobs, RoutingRules.load(rules), study_silence_s=10.0)
+    ct = _receive(received, tmp_path, "1.2.3.1", "CT")
+    pet = _receive(received, tmp_path, "1.2.3.2", "PT", complete=False)  # no rule takes PT alone: input of the study's job
+    now = received.series("1.2.3.1").completed_at
+    later = now + dt.timedelta(seconds=10.5)
+
+    waiting = router.route_complete(CARDS, now=later)  # the PET series is still receiving
+    assert (waiting.jobs, waiting.routed, waiting.waiting_studies) == ([], 0, 1) and received.series("1.2.3.1").state == COMPLETE
+    received.mark("1.2.3.2", COMPLETE)
+    last = received.series("1.2.3.2").completed_at
+    assert router.route_complete(CARDS, now=last + dt.timedelta(seconds=9)).jobs == []  # within the silence after the last series
+    done = router.route_complete(CARDS, now=last + dt.timedelta(seconds=10))
+
+    assert (len(done.jobs), done.routed, done.unrouted) == (1, 2, 0)
+    [job] = jobs.list(study_uid="1.2.3")
+    assert (job.model, job.source, job.input_dir, job.series_uid) == ("ct_pet_model", "dimse", str(tmp_path / "study"), None)
+    assert jobs.by_idempotency_key("dimse-study:1.2.3:ct_pet_model").id == job.id
+    assert {received.series(s).state for s in ("1.2.3.1", "1.2.3.2")} == {ROUTED} and ct.exists() and pet.exists()
+    # a series of the study completed again is not made into a second study job
+    received.mark("1.2.3.2", COMPLETE)
+    assert router.route_complete(CARDS, now=last + dt.timedelta(seconds=60)).jobs == [] and len(jobs.list(study_uid="1.2.3")) == 1
+
+
+def test_series_grouped_series_of_a_study_grouped_study_keep_their_own_jobs(stores, tmp_path):
+    received, jobs = stores
+    rules = tmp_path / "routes.yaml"
+    rules.write_text(STUDY_RULES)
+    _receive(received, tmp_path, "1.2.3.1", "CT")
+    mr = _receive(received, tmp_path, "1.2.3.3", "MR")
+    last = max(received.series(s).completed_at for s in ("1.2.3.1", "1.2.3.3"))
+    outcome = SeriesRouter(received, jobs, RoutingRules.load(rules)).route_complete(CARDS, now=last + dt.timedelta(seconds=10))
+    assert (len(outcome.jobs), outcome.routed) == (2, 2)
+    made = {j.model: j for j in jobs.list(study_uid="1.2.3")}
+    assert (made["ct_pet_model"].input_dir, made["ct_pet_model"].series_uid) == (str(tmp_path / "study"), None)
+    assert (made["mr_model"].input_dir, made["mr_model"].series_uid) == (str(mr), "1.2.3.3")
