@@ -29,7 +29,9 @@ install: $(STAMP)
 # DICOM SEG we produce; prometheus/promtool evaluate the dashboards and alerts; dcmtk's storescu /
 # echoscu talk DIMSE to the receiver; PostgreSQL (pg_ctl is off PATH) backs the job store tests.
 # Installed when missing.
-SYSTEM_TOOLS := dciodvfy:dicom3tools promtool:prometheus storescu:dcmtk
+# Orthanc (the hospital PACS of tests/e2e/test_orthanc_pacs.py) is named by its path: /usr/sbin is not on a
+# normal user's PATH, and `command -v /usr/sbin/Orthanc` answers for an absolute path.
+SYSTEM_TOOLS := dciodvfy:dicom3tools promtool:prometheus storescu:dcmtk /usr/sbin/Orthanc:orthanc
 install-system-tools:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \

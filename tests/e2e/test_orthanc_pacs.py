@@ -1,0 +1,182 @@
+"""Orthanc as the hospital PACS (issue 15): a CT study stored in a real Orthanc (Debian
+``orthanc``, started here on free loopback ports with its own configuration) is pushed to
+medserve by Orthanc's own REST call ``POST /modalities/medserve/store``. Orthanc's C-STORE SCU
+sends it to the receiver (AE ``MEDSERVE``), which assembles the series after its silence
+timeout; the gateway's router sends CT from ``PACS`` to the 3D segmenter; a job worker runs it on
+the real Triton; the job's result equals what predict answers for the same files.
+
+Orthanc forwards an instance in the transfer syntax it stored when the receiver accepts it, so
+an RLE Lossless study arrives compressed and is decoded by the receiver's side of the node.
+Without Orthanc the test is skipped locally (``make test`` installs it) and fails under CI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from fastapi.testclient import TestClient
+from pydicom.uid import ExplicitVRLittleEndian, RLELossless
+from pynetdicom import _config
+
+from devtools.processes import free_ports
+
+pytestmark = pytest.mark.e2e
+
+SEG_3D = "ct_nodule_segmenter_3d"
+PACS_AE = "PACS"
+ORTHANC = shutil.which("Orthanc") or ("/usr/sbin/Orthanc" if os.access("/usr/sbin/Orthanc", os.X_OK) else None)
+
+
+def _orthanc_binary() -> str:
+    if ORTHANC is None:
+        message = "Orthanc is not installed (Debian package orthanc; make test installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return ORTHANC
+
+
+class Orthanc:
+    """A started Orthanc: its REST API on ``http_port``, its DICOM port ``dicom_port``."""
+
+    def __init__(self, process: subprocess.Popen, http_port: int, dicom_port: int) -> None:
+        self.process, self.http_port, self.dicom_port = process, http_port, dicom_port
+
+    def rest(self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json") -> object:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", data=body, method=method,
+                                         headers={"Content-Type": content_type})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.loads(response.read())
+
+
+def start_orthanc(folder: Path, receiver_port: int) -> Orthanc:
+    """Orthanc with its storage and index in ``folder``, REST and DICOM on free loopback ports,
+    knowing medserve as the modality ``medserve`` (AE MEDSERVE on ``receiver_port``); serving
+    once ``GET /system`` answers."""
+    http_port, dicom_port = free_ports(2)
+    config = {
+        "Name": PACS_AE, "StorageDirectory": str(folder / "db"), "IndexDirectory": str(folder / "db"),
+        "HttpPort": http_port, "DicomPort": dicom_port, "DicomAet": PACS_AE, "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False, "Plugins": [], "DicomModalities": {"medserve": ["MEDSERVE", "127.0.0.1", receiver_port]},
+    }
+    (folder / "orthanc.json").write_text(json.dumps(config))
+    log = open(folder / "orthanc.log", "ab")  # noqa: SIM115 - the child holds its own descriptor
+    try:
+        process = subprocess.Popen([_orthanc_binary(), str(folder / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, cwd=folder)
+    finally:
+        log.close()
+    orthanc = Orthanc(process, http_port, dicom_port)
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, (folder / "orthanc.log").read_text(errors="replace")[-3000:]
+        try:
+            orthanc.rest("GET", "/system")
+            return orthanc
+        except OSError:
+            assert time.monotonic() < deadline, "Orthanc did not answer GET /system in 60 s"
+            time.sleep(0.2)
+
+
+def stop_orthanc(orthanc: Orthanc) -> None:
+    """SIGTERM Orthanc by its PID (it exits cleanly), SIGKILL if it has not within 30 s."""
+    orthanc.process.terminate()
+    try:
+        orthanc.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        orthanc.process.kill()
+        orthanc.process.wait(timeout=10)
+
+
+@pytest.fixture
+def node(triton, tmp_path: Path):
+    """A receiver and a gateway over one work directory, routing CT from PACS to the 3D
+    segmenter, and an Orthanc that knows the receiver as ``medserve``."""
+    from dimse.config import DimseSettings
+    from dimse.server import DimseServer
+    from gateway.config import Settings
+    from gateway.main import create_app
+
+    _orthanc_binary()
+    work = tmp_path / "work"
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(f"routes:\n  - {{name: chest-ct, match: {{modality: [CT], calling_ae: [{PACS_AE}]}}, models: [{SEG_3D}]}}\n")
+    saved = (_config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir)
+    receiver = DimseServer(DimseSettings(work_dir=work, dimse_port=0, dimse_host="127.0.0.1", dimse_series_silence_s=1.0,
+                                         dimse_assembly_poll_s=0.2)).start()
+    (tmp_path / "orthanc").mkdir()
+    orthanc = None
+    settings = Settings(triton_grpc_url=triton.grpc_url, model_cache_ttl_s=0, work_dir=str(work), routes=str(routes), routing_poll_s=0.2)
+    try:
+        orthanc = start_orthanc(tmp_path / "orthanc", receiver.port)
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            yield client, receiver, orthanc
+    finally:
+        if orthanc is not None:
+            stop_orthanc(orthanc)
+        receiver.stop()
+        _config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir = saved
+
+
+def write_series(folder: Path, transfer_syntax: str) -> list[Path]:
+    """A real 24-slice chest CT series (96², 2 mm) with one nodule per slice, in ``transfer_syntax``."""
+    from devtools.phantoms import chest_slice
+    from devtools.testdata import ct_series
+
+    rng = np.random.default_rng(5)
+    volume = np.stack([chest_slice(rng, size=96, nodules=1).hu for _ in range(24)])
+    folder.mkdir()
+    paths = []
+    for ds in ct_series(volume, pixel_spacing_mm=(2.0, 2.0), distances_mm=[2.0 * k for k in range(24)], transfer_syntax=transfer_syntax):
+        paths.append(folder / f"{ds.SOPInstanceUID}.dcm")
+        ds.save_as(paths[-1], enforce_file_format=True)
+    return paths
+
+
+def _wait_for_jobs(client: TestClient, series_uid: str, timeout_s: float = 120.0) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    jobs: list[dict] = []
+    while time.monotonic() < deadline:
+        jobs = client.get("/v1/jobs", params={"series_uid": series_uid}).json()["jobs"]
+        if jobs and all(job["state"] in ("done", "failed") for job in jobs):
+            return jobs
+        time.sleep(0.3)
+    raise AssertionError(f"jobs of the series not finished after {timeout_s} s: {jobs}")
+
+
+@pytest.mark.parametrize("transfer_syntax", [ExplicitVRLittleEndian, RLELossless], ids=["explicit-little", "rle-lossless"])
+def test_a_study_orthanc_pushes_is_received_routed_run_and_answered_as_predict_would(node, tmp_path: Path, transfer_syntax: str) -> None:
+    client, receiver, orthanc = node
+    paths = write_series(tmp_path / "series", transfer_syntax)
+    stored = [orthanc.rest("POST", "/instances", path.read_bytes(), "application/dicom") for path in paths]
+    assert {answer["Status"] for answer in stored} == {"Success"}
+    [study_id] = {answer["ParentStudy"] for answer in stored}
+
+    pushed = orthanc.rest("POST", "/modalities/medserve/store", json.dumps({"Resources": [study_id], "Synchronous": True}).encode())
+    assert (pushed["InstancesCount"], pushed["FailedInstancesCount"]) == (24, 0), pushed
+
+    header = pydicom.dcmread(paths[0], stop_before_pixels=True)
+    [job] = _wait_for_jobs(client, header.SeriesInstanceUID)
+    assert (job["state"], job["model"], job["source"]) == ("done", SEG_3D, "dimse"), job
+    received = [pydicom.dcmread(path, stop_before_pixels=True) for path in receiver.spool.rglob("*.dcm")]
+    assert received and {ds.file_meta.TransferSyntaxUID for ds in received} == {transfer_syntax}
+    assert {ds.SOPInstanceUID for ds in received} == {pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID for path in paths}
+
+    result = client.get(f"/v1/jobs/{job['id']}/result")
+    assert result.status_code == 200, result.text
+    files = [("files", (path.name, path.read_bytes(), "application/dicom")) for path in paths]
+    direct = client.post(f"/v1/models/{SEG_3D}/predict", files=files)
+    assert direct.status_code == 200, direct.text
+    strip = lambda body: {k: v for k, v in body.items() if k not in ("request_id", "timings_ms")}  # noqa: E731
+    assert strip(result.json()) == strip(direct.json())
+    assert result.json()["grid"]["shape"][0] == 24
+    assert receiver.store.series(header.SeriesInstanceUID).state == "routed"
