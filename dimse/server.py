@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import os
 import tempfile
 import threading
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from jobs.db import database_url, make_engine
 from jobs.received import COMPLETE, RECEIVING, ReceivedStore, SeriesRecord
 
 from .config import DimseSettings
+from .metrics import ReceiverMetrics, rejection_reason
 from .spool import disk_used_fraction, incoming_dir, store_instance, sweep_incoming
 
 __all__ = ["STORAGE_CLASSES", "TRANSFER_SYNTAXES", "DimseServer", "series_ref"]
@@ -122,6 +124,7 @@ class DimseServer:
         self._server = None
         self._stop = threading.Event()
         self._assembler: threading.Thread | None = None
+        self.metrics = ReceiverMetrics(self.spool, active=lambda: len(self._server.active_associations) if self._server is not None else 0)
 
     @property
     def store(self) -> ReceivedStore:
@@ -152,7 +155,10 @@ class DimseServer:
         ae.add_supported_context(sop.Verification)
         for storage in STORAGE_CLASSES:
             ae.add_supported_context(storage, list(TRANSFER_SYNTAXES))
-        handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_REQUESTED, self._on_requested), (evt.EVT_REJECTED, self._on_rejected)]
+        handlers = [
+            (evt.EVT_C_STORE, self._on_store), (evt.EVT_REQUESTED, self._on_requested), (evt.EVT_REJECTED, self._on_rejected),
+            (evt.EVT_ACCEPTED, self._on_accepted),
+        ]
         self._server = ae.start_server((self.settings.dimse_host, self.settings.dimse_port), block=False, evt_handlers=handlers)
         self._stop.clear()
         self._assembler = threading.Thread(target=self._assemble_forever, name="dimse-assembler", daemon=True)
@@ -172,6 +178,11 @@ class DimseServer:
         if self._assembler is not None:
             self._assembler.join(timeout=10)
 
+    def healthy(self) -> bool:
+        """Whether it serves associations and its assembler runs (the liveness of ``/healthz``)."""
+        server, assembler = self._server, self._assembler
+        return server is not None and not self._stop.is_set() and assembler is not None and assembler.is_alive()
+
     def __enter__(self) -> "DimseServer":
         return self.start()
 
@@ -188,13 +199,23 @@ class DimseServer:
         if full:
             logger.warning("association refused: spool above its disk watermark", extra={"calling_ae": _ae(event.assoc.requestor.ae_title)})
             event.assoc.acse.send_reject(*_DISK_FULL_REJECT)
+            self.metrics.associations.labels(rejection_reason(*_DISK_FULL_REJECT[1:])).inc()
             event.assoc.kill()  # as pynetdicom's own rejections: the A-ASSOCIATE-RJ is sent before the socket closes
 
+    def _on_accepted(self, event: evt.Event) -> None:
+        self.metrics.associations.labels("accepted").inc()
+
     def _on_rejected(self, event: evt.Event) -> None:
+        rejection = event.assoc.acceptor.primitive
+        self.metrics.associations.labels(rejection_reason(getattr(rejection, "result_source", None), getattr(rejection, "diagnostic", None))).inc()
         logger.info("association rejected", extra={"calling_ae": _ae(event.assoc.requestor.ae_title)})
 
     def _on_store(self, event: evt.Event) -> int:
         request = event.request
+        try:
+            size = os.path.getsize(event.dataset_path)
+        except OSError:
+            size = 0
         outcome = store_instance(
             Path(event.dataset_path),
             spool=self.spool,
@@ -204,7 +225,10 @@ class DimseServer:
             calling_ae=_ae(event.assoc.requestor.ae_title),
             called_ae=_ae(event.assoc.acceptor.ae_title),
         )
-        if not outcome.success:
+        if outcome.success:
+            self.metrics.stored(outcome.reason, size)
+        else:
+            self.metrics.instances_refused.labels(outcome.reason).inc()
             logger.warning(
                 "instance refused",
                 extra={"status": f"0x{outcome.status:04X}", "reason": outcome.reason, "calling_ae": _ae(event.assoc.requestor.ae_title)},
@@ -230,6 +254,7 @@ class DimseServer:
                 continue  # another receiver closed it, or an instance reopened it meanwhile
             record = self.store.series(due.series_uid) or due
             closed.append(record)
+            self.metrics.series_completed.inc()
             try:
                 self.on_series_complete(record)
             except Exception as exc:  # the callback is the router's; its failure must not stop assembly
