@@ -7,6 +7,10 @@ which can select a model input) and fsync'd, files and folders, before the job i
 parts back and calls :func:`gateway.dispatch.run_model` on the application's event loop (its
 Triton channel, catalog and decoder pool belong to that loop) with the job's output format,
 then stores the encoded answer — the bytes predict would have sent — as ``result``.
+
+Metrics (:mod:`gateway.metrics`): each job's stages in ``medserve_job_stage_seconds`` — wait and,
+for a DIMSE series, assembly on its first attempt (:class:`JobAttemptMetrics`), inference and
+export on success — and each attempt's outcome; the store's gauges are read at scrape time.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import json
 import os
 import socket
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,11 +27,13 @@ from fastapi import FastAPI, Response
 from pydantic import BaseModel
 
 from jobs import Job, JobError, JobOutcome, JobStore, JobWorker, database_url, make_engine
+from jobs.received import ReceivedStore
 from preprocessing import PreprocessingError
 
 from .audit import AuditRecord
 from .dispatch import run_model
 from .errors import PREPROCESSING_STATUS
+from .metrics import JOB_OUTCOMES, JOB_STAGE_LATENCY, JOB_STORE_METRICS
 from .outputs.registry import OutputFormat
 from .stages import StageClock
 from .uploads import DicomPart
@@ -107,6 +114,7 @@ class ModelJobRunner:
         parts = await asyncio.to_thread(read_input, folder)
         clock = StageClock(card.name)
         audit = AuditRecord(request_id=job.id, key_id="job", route="/v1/models/{name}/jobs", model=card.name)
+        started = time.perf_counter()
         try:
             answer = await run_model(
                 parts, card, state.triton, clock, audit, job.id, state.settings, OutputFormat(job.output_format), None, state.catalog.monitor(card)
@@ -117,11 +125,14 @@ class ModelJobRunner:
         except Exception as exc:
             self._audit(audit, getattr(exc, "code", "internal_error"), getattr(exc, "status_code", 500), clock)
             raise
+        JOB_STAGE_LATENCY.labels(job.model, "inference").observe(time.perf_counter() - started)
         self._audit(audit, "ok", 200, clock)
+        started = time.perf_counter()
         body, media_type = encoded_answer(answer)
         result = job_folder(state.settings.work_dir, job.id) / RESULT_FILE
         result.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(_write_durably, result, body)
+        JOB_STAGE_LATENCY.labels(job.model, "export").observe(time.perf_counter() - started)
         timings = clock.finish()
         if job.started_at is not None:
             timings["wait"] = round((job.started_at - job.created_at).total_seconds() * 1000, 3)
@@ -135,6 +146,28 @@ class ModelJobRunner:
             self.app.state.audit.write(record)
 
 
+class JobAttemptMetrics:
+    """``on_attempt`` of the gateway's workers: the outcome of every attempt; on a job's first
+    attempt its wait (submitted → claimed) and, for a series the DIMSE receiver assembled, its
+    assembly (first instance received → series complete, from the received series' record)."""
+
+    def __init__(self, received: ReceivedStore) -> None:
+        self.received = received
+
+    def __call__(self, job: Job, after: Job | None) -> None:
+        if after is not None:
+            JOB_OUTCOMES.labels(job.model, after.state).inc()
+        if job.attempts != 1:
+            return
+        if job.started_at is not None:
+            JOB_STAGE_LATENCY.labels(job.model, "wait").observe(max((job.started_at - job.created_at).total_seconds(), 0.0))
+        if job.source == "dimse" and job.series_uid:
+            series = self.received.series(job.series_uid)
+            if series is not None and series.completed_at is not None:
+                assembly = (series.completed_at - series.first_received_at).total_seconds()
+                JOB_STAGE_LATENCY.labels(job.model, "assembly").observe(max(assembly, 0.0))
+
+
 def open_job_store(settings) -> JobStore:  # noqa: ANN001 - gateway.config.Settings
     """The job store of ``settings`` (SQLite under ``work_dir`` unless ``database_url``)."""
     Path(settings.work_dir).mkdir(parents=True, exist_ok=True)
@@ -145,6 +178,7 @@ def start_job_workers(app: FastAPI, store: JobStore, loop: asyncio.AbstractEvent
     """``MEDSERVE_JOB_WORKERS`` worker threads running jobs with :class:`ModelJobRunner`,
     each cleaning up finished jobs past ``MEDSERVE_JOB_RETENTION_H``."""
     settings = app.state.settings
+    observe = JobAttemptMetrics(ReceivedStore(store.engine))
     workers = [
         JobWorker(
             store,
@@ -154,9 +188,11 @@ def start_job_workers(app: FastAPI, store: JobStore, loop: asyncio.AbstractEvent
             poll_s=JOB_POLL_S,
             webhook_timeout_s=settings.job_webhook_timeout_s,
             retention=timedelta(hours=settings.job_retention_h),
+            on_attempt=observe,
         )
         for index in range(settings.job_workers)
     ]
+    JOB_STORE_METRICS.watch(store, workers)
     for worker in workers:
         worker.start()
     return workers

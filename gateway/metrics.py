@@ -2,13 +2,24 @@
 
 With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set, see :mod:`gateway.server`)
 the values live in that directory's files and :func:`exposition` adds the workers' up.
+
+The job store's gauges (jobs by state, the oldest queued job's age) and the webhook failures of
+this process's job workers are read when Prometheus scrapes (:data:`JOB_STORE_METRICS`), not per
+request. Every replica sharing a PostgreSQL store reports the same store: dashboards take
+``max``, never ``sum``, of ``medserve_jobs`` and ``medserve_jobs_oldest_queued_age_seconds``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator, Sequence
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from jobs import JobStore, JobWorker
 
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -44,6 +55,64 @@ INPUT_QUALITY = Counter(
     ["model", "feature", "action"],
 )
 
+#: A job's stages last from milliseconds (a classifier) to tens of minutes (a queue backlog).
+_JOB_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+JOB_STAGE_LATENCY = Histogram(
+    "medserve_job_stage_seconds",
+    "Seconds per stage of a job: wait (submitted to first claimed), assembly (a DIMSE series' first instance to complete), "
+    "inference (the model's run), export (writing the result).",
+    ["model", "stage"],
+    buckets=_JOB_BUCKETS_S,
+)
+JOB_OUTCOMES = Counter(
+    "medserve_job_outcomes_total", "Job attempts by model and the state they left the job in (done, failed, queued: retried).", ["model", "state"]
+)
+
+_log = logging.getLogger("medserve.metrics")
+
+
+class JobStoreMetrics(Collector):
+    """``medserve_jobs{state}``, ``medserve_jobs_oldest_queued_age_seconds`` (0 when none is
+    queued) from the job store, and ``medserve_job_webhook_failures_total`` of this process's
+    workers, at scrape time (two indexed queries); nothing until :meth:`watch` is called."""
+
+    def __init__(self) -> None:
+        self.store: JobStore | None = None
+        self.workers: Sequence[JobWorker] = ()
+
+    def watch(self, store: JobStore, workers: Sequence[JobWorker]) -> None:
+        self.store, self.workers = store, workers
+
+    def describe(self) -> list:
+        return [
+            GaugeMetricFamily("medserve_jobs", "Jobs in the store by state.", labels=["state"]),
+            GaugeMetricFamily("medserve_jobs_oldest_queued_age_seconds", "Seconds since the oldest queued job was submitted (0: none queued)."),
+            CounterMetricFamily("medserve_job_webhook_failures", "Job webhooks that failed or timed out."),
+        ]
+
+    def collect(self) -> Iterator:
+        store = self.store
+        if store is None:
+            return
+        try:
+            counts, oldest = store.counts_by_state(), store.oldest_queued_age_s()
+        except Exception as exc:  # noqa: BLE001 - the database away: no job series this scrape, the rest still served
+            _log.warning("job store metrics unavailable", extra={"error_type": type(exc).__name__})
+        else:
+            jobs, age, _ = self.describe()
+            for state, count in counts.items():
+                jobs.add_metric([state], count)
+            age.add_metric([], max(oldest or 0.0, 0.0))
+            yield jobs
+            yield age
+        failures = CounterMetricFamily("medserve_job_webhook_failures", "Job webhooks that failed or timed out.")
+        failures.add_metric([], sum(worker.webhook_failures for worker in self.workers))
+        yield failures
+
+
+JOB_STORE_METRICS = JobStoreMetrics()
+REGISTRY.register(JOB_STORE_METRICS)
+
 
 def multiprocess_mode() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
@@ -55,6 +124,7 @@ def exposition() -> bytes:
         return generate_latest(REGISTRY)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
+    registry.register(JOB_STORE_METRICS)
     return generate_latest(registry)
 
 

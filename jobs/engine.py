@@ -68,6 +68,8 @@ def error_of(exc: BaseException) -> tuple[str, str, bool]:
 class JobWorker:
     """One worker thread: claim, run under a renewed lease, complete or fail, notify; and
     every ``cleanup_every_s`` seconds, when ``retention`` is set, :func:`cleanup`.
+    ``on_attempt(job, after)``, when given, hears of each attempt: the job as claimed and as the
+    attempt left it (the gateway counts outcomes with it); its failure is logged, never the job's.
 
     ``lease_s`` is how long a claim holds a job without a heartbeat; the heartbeat renews it
     every third of that, so a worker that dies frees its job within ``lease_s``. ``poll_s`` is
@@ -86,6 +88,7 @@ class JobWorker:
         result_url: Callable[[Job], str] = lambda job: f"/v1/jobs/{job.id}/result",
         retention: timedelta | None = None,
         cleanup_every_s: float = 300.0,
+        on_attempt: Callable[[Job, Job | None], None] | None = None,
     ) -> None:
         if lease_s <= 0 or poll_s <= 0:
             raise ValueError("lease_s and poll_s must be positive")
@@ -94,6 +97,7 @@ class JobWorker:
         self.lease_s, self.poll_s = lease_s, poll_s
         self.webhook_timeout_s, self.result_url = webhook_timeout_s, result_url
         self.retention, self.cleanup_every_s = retention, cleanup_every_s
+        self.on_attempt = on_attempt
         self.webhook_failures = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -157,6 +161,11 @@ class JobWorker:
         finally:
             stop_heartbeat.set()
             heartbeat.join()
+        if self.on_attempt is not None:
+            try:
+                self.on_attempt(job, after)
+            except Exception as exc:
+                log.error("job attempt observer failed", extra={"job_id": job.id, "error_type": type(exc).__name__})
         if after is not None and after.state in ("done", "failed") and after.lease_owner is None:
             self._notify(after)
         return after
