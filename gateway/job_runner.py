@@ -155,6 +155,8 @@ class JobAttemptMetrics:
         self.received = received
 
     def __call__(self, job: Job, after: Job | None) -> None:
+        for state in ("done", "failed", "queued"):  # each outcome's series from 0, so increase() sees its first count
+            JOB_OUTCOMES.labels(job.model, state)
         if after is not None:
             JOB_OUTCOMES.labels(job.model, after.state).inc()
         if job.attempts != 1:

@@ -28,9 +28,26 @@ GATEWAY_METRICS = {
     "medserve_drift_score": ("gauge", ("model", "feature", "stat")),
     "medserve_drift_window_samples": ("gauge", ("model",)),
     "medserve_input_quality_total": ("counter", ("model", "feature", "action")),
+    "medserve_job_stage_seconds": ("histogram", ("model", "stage")),
+    "medserve_job_outcomes_total": ("counter", ("model", "state")),
+    "medserve_jobs": ("gauge", ("state",)),
+    "medserve_jobs_oldest_queued_age_seconds": ("gauge", ()),
+    "medserve_job_webhook_failures_total": ("counter", ()),
+}
+# The DIMSE receiver's (python -m dimse, dimse.metrics.ReceiverMetrics).
+DIMSE_METRICS = {
+    "medserve_dimse_associations_total": ("counter", ("outcome",)),
+    "medserve_dimse_associations_active": ("gauge", ()),
+    "medserve_dimse_instances_received_total": ("counter", ("outcome",)),
+    "medserve_dimse_instances_refused_total": ("counter", ("reason",)),
+    "medserve_dimse_received_bytes_total": ("counter", ()),
+    "medserve_dimse_series_completed_total": ("counter", ()),
+    "medserve_dimse_spool_bytes": ("gauge", ()),
+    "medserve_dimse_spool_disk_free_bytes": ("gauge", ()),
+    "medserve_dimse_spool_disk_size_bytes": ("gauge", ()),
 }
 HISTOGRAMS = {name for name, (kind, _) in GATEWAY_METRICS.items() if kind == "histogram"}
-OTHER_METRICS = {name for name, (kind, _) in GATEWAY_METRICS.items() if kind != "histogram"} | {
+OTHER_METRICS = {name for name, (kind, _) in (GATEWAY_METRICS | DIMSE_METRICS).items() if kind != "histogram"} | {
     "nv_inference_request_success",
     "nv_inference_request_failure",
     "nv_inference_count",
@@ -70,6 +87,10 @@ def test_alerts_cover_latency_errors_rejections_drift_and_triton(alert_rules) ->
         "MedserveInputDriftKS",
         "TritonHighQueueTime",
         "TritonDown",
+        "MedserveDimseReceiverDown",
+        "MedserveDimseSpoolNearlyFull",
+        "MedserveJobsFailing",
+        "MedserveOldestQueuedJobTooOld",
     }
     for rule in alert_rules:
         assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
@@ -109,15 +130,35 @@ def test_the_gateway_defines_the_contract_metrics() -> None:
 
     import gateway.metrics
     from gateway.drift import DRIFT_PUBLISHER
+    from gateway.metrics import JOB_STORE_METRICS
 
     defined = {}
     for metric in vars(gateway.metrics).values():
         if isinstance(metric, MetricWrapperBase):
             name = metric._name + ("_total" if metric._type == "counter" else "")
             defined[name] = (metric._type, tuple(metric._labelnames))
-    for family in DRIFT_PUBLISHER.describe():  # computed at scrape time by a collector
-        defined[family.name] = (family.type, tuple(family._labelnames))
+    for family in [*DRIFT_PUBLISHER.describe(), *JOB_STORE_METRICS.describe()]:  # computed at scrape time by collectors
+        defined[family.name + ("_total" if family.type == "counter" else "")] = (family.type, tuple(family._labelnames))
     assert defined == GATEWAY_METRICS
+
+
+def test_the_receiver_defines_the_contract_metrics(tmp_path) -> None:
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from dimse.metrics import ReceiverMetrics
+
+    metrics = ReceiverMetrics(tmp_path, active=lambda: 0)
+    metrics.associations.labels("accepted")
+    metrics.instances_received.labels("stored")
+    metrics.instances_refused.labels("unreadable_dicom")
+    defined = {}
+    for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
+        if family.name.endswith("_created"):  # prometheus-client's counter creation times
+            continue
+        labels = {name for sample in family.samples for name in sample.labels}
+        defined[family.name + ("_total" if family.type == "counter" else "")] = (family.type, tuple(sorted(labels)))
+    assert defined == DIMSE_METRICS
 
 
 def test_queries_use_only_contract_metrics(dashboard_queries, alert_rules, adapter_queries) -> None:
@@ -166,7 +207,8 @@ def test_scrape_jobs_and_targets() -> None:
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["medserve-gateway"]["static_configs"][0]["targets"] == ["gateway:8080"]
     assert jobs["triton"]["static_configs"][0]["targets"] == ["triton:8002"]
-    assert {jobs[name].get("metrics_path", "/metrics") for name in ("medserve-gateway", "triton")} == {"/metrics"}
+    assert jobs["medserve-dimse"]["static_configs"][0]["targets"] == ["dimse:9112"]
+    assert {jobs[name].get("metrics_path", "/metrics") for name in ("medserve-gateway", "triton", "medserve-dimse")} == {"/metrics"}
     assert config["rule_files"] == ["alerts.yml"]
 
 
