@@ -13,8 +13,8 @@ DOCKER = ROOT / "docker"
 DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
 
 
-def test_the_three_images_are_there() -> None:
-    assert [p.name for p in DOCKERFILES] == ["export.Dockerfile", "gateway.Dockerfile", "triton.Dockerfile"]
+def test_the_four_images_are_there() -> None:
+    assert [p.name for p in DOCKERFILES] == ["dimse.Dockerfile", "export.Dockerfile", "gateway.Dockerfile", "triton.Dockerfile"]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
@@ -57,11 +57,26 @@ def test_gateway_image_is_multi_stage_slim_non_root_and_torch_free(instructions)
     assert "MEDSERVE_HOST=0.0.0.0" in environment, "the server listens beyond the container's loopback"
 
 
-def test_the_gateway_build_context_lets_in_everything_the_image_copies(instructions) -> None:
+@pytest.mark.parametrize("dockerfile", ["gateway.Dockerfile", "dimse.Dockerfile"])
+def test_the_build_context_lets_in_everything_the_image_copies(instructions, dockerfile: str) -> None:
     """A package added to a COPY line (``jobs/``) must be allowed by the dockerignore too, or the build fails."""
-    allowed = {line[1:].rstrip("/") for line in (DOCKER / "gateway.Dockerfile.dockerignore").read_text().splitlines() if line.startswith("!")}
-    copied = {source.rstrip("/") for argument in _arguments(instructions, "gateway.Dockerfile", "COPY") if "--from" not in argument for source in argument.split()[:-1]}
+    allowed = {line[1:].rstrip("/") for line in (DOCKER / f"{dockerfile}.dockerignore").read_text().splitlines() if line.startswith("!")}
+    copied = {source.rstrip("/") for argument in _arguments(instructions, dockerfile, "COPY") if "--from" not in argument for source in argument.split()[:-1]}
     assert "jobs" in copied and copied <= allowed, f"not in the build context: {sorted(copied - allowed)}"
+
+
+def test_dimse_image_is_slim_non_root_torch_free_and_probed_on_healthz(instructions) -> None:
+    froms = _arguments(instructions, "dimse.Dockerfile", "FROM")
+    assert len(froms) == 2 and all(re.match(r"python:3\.11\.\d+-slim-\w+ AS \w+$", f) for f in froms), froms
+    (install,) = [r for r in _arguments(instructions, "dimse.Dockerfile", "RUN") if "[" in r]
+    assert '"./[gateway]"' in install and re.search(r'"pynetdicom==\d+\.\d+\.\d+"', install)
+    assert _last(instructions, "dimse.Dockerfile", "USER").arguments == _last(instructions, "gateway.Dockerfile", "USER").arguments, (
+        "one UID writes the work directory both share"
+    )
+    assert "http://127.0.0.1:9112/healthz" in _last(instructions, "dimse.Dockerfile", "HEALTHCHECK").arguments
+    assert _last(instructions, "dimse.Dockerfile", "CMD").exec_form() == ["python", "-m", "dimse"]
+    environment = " ".join(_arguments(instructions, "dimse.Dockerfile", "ENV"))
+    assert {"MEDSERVE_DIMSE_HOST=0.0.0.0", "MEDSERVE_DIMSE_PORT=11112", "MEDSERVE_DIMSE_METRICS_PORT=9112", "MEDSERVE_WORK_DIR=/var/lib/medserve"} <= set(environment.split())
 
 
 def test_the_gateway_keeps_its_jobs_in_a_folder_it_owns(instructions) -> None:
@@ -112,7 +127,9 @@ def test_export_image_builds_engines_for_the_tensorrt_of_the_triton_image(instru
     assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", _last(instructions, "export.Dockerfile", "USER").arguments)
 
 
-@pytest.mark.parametrize(("dockerfile", "entry"), [("gateway.Dockerfile", "gateway.main"), ("export.Dockerfile", "export.pipeline")])
+@pytest.mark.parametrize(
+    ("dockerfile", "entry"), [("gateway.Dockerfile", "gateway.main"), ("export.Dockerfile", "export.pipeline"), ("dimse.Dockerfile", "dimse.__main__")]
+)
 def test_each_image_copies_every_package_of_the_repository_its_entry_imports(instructions, dockerfile: str, entry: str) -> None:
     """A package added to the product (e.g. ``contract``) must reach the images that import it."""
     import subprocess
