@@ -14,6 +14,8 @@ rules (:mod:`jobs.routing`) and submits jobs on the spool:
   of it: a CT + PET fusion model takes both), under ``dimse-study:<study>:<model>``. Series of
   the study that group by series keep their own per-series jobs; every complete series of the
   study is marked ``routed`` (one no rule matches is input of the study's job, so its files stay).
+  While some rule groups by study, a series no rule takes waits the study silence before it is
+  unrouted: its study's next series may still come (a PET series sent before its CT).
 
 A router that dies between submitting and marking, or two routers taking the same series, make
 each job once (the idempotency keys). A series that arrives after its study's jobs were made
@@ -81,7 +83,7 @@ class SeriesRouter:
                 studies_seen.add(record.study_uid)
                 self._route_study(record.study_uid, siblings, cards, now, outcome)
             else:
-                self._route_series(record, cards, outcome)
+                self._route_series(record, cards, outcome, now)
         return outcome
 
     def _study(self, study_uid: str) -> list[SeriesRecord]:
@@ -90,9 +92,12 @@ class SeriesRouter:
         with Session(self.received.engine) as session:
             return [SeriesRecord.of(row) for row in session.scalars(query)]
 
-    def _route_series(self, record: SeriesRecord, cards: Sequence[ModelCard], outcome: RoutingOutcome) -> None:
+    def _route_series(self, record: SeriesRecord, cards: Sequence[ModelCard], outcome: RoutingOutcome, now: dt.datetime | None = None) -> None:
         chosen = self.rules.route(_facts(record), cards)
         files = self.received.instances_of(record.series_uid)
+        if not chosen and now is not None and self._may_join_a_study(record, now):
+            outcome.waiting_studies += 1
+            return
         if not chosen or not files:
             if self.received.mark(record.series_uid, UNROUTED, expected=COMPLETE):
                 outcome.unrouted += 1
@@ -103,6 +108,14 @@ class SeriesRouter:
         self._submit_series_jobs(record, chosen, _one_folder(files), outcome)
         if self.received.mark(record.series_uid, ROUTED, expected=COMPLETE):
             outcome.routed += 1
+
+    def _may_join_a_study(self, record: SeriesRecord, now: dt.datetime) -> bool:
+        """Whether a series no rule takes waits before it is unrouted: while some rule groups by
+        study, a series of its study arriving within the study silence may make it input of a
+        study job (a PET series sent before its CT)."""
+        if not any(route.group_by == "study" for route in self.rules.routes) or record.completed_at is None:
+            return False
+        return (now - record.completed_at).total_seconds() < self.study_silence_s
 
     def _submit_series_jobs(self, record: SeriesRecord, chosen: list[tuple[str, str]], folder: Path, outcome: RoutingOutcome) -> None:
         for rule, model in chosen:

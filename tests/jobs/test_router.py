@@ -33,13 +33,14 @@ def stores(database_url: str):
     engine.dispose()
 
 
-def _receive(received: ReceivedStore, spool: Path, series: str, modality: str, count: int = 3, complete: bool = True) -> Path:
-    folder = spool / "study" / series
+def _receive(received: ReceivedStore, spool: Path, series: str, modality: str, count: int = 3, complete: bool = True, study: str = "1.2.3") -> Path:
+    """``count`` instances of a series written and recorded as the receiver does (``<spool>/<study>/<series>/``)."""
+    folder = spool / study / series
     folder.mkdir(parents=True)
     for k in range(count):
         path = folder / f"{k}.dcm"
         path.write_bytes(b"DICM")
-        received.record_instance(sop_instance_uid=f"{series}.{k}", series_uid=series, study_uid="1.2.3", path=path, size_bytes=4,
+        received.record_instance(sop_instance_uid=f"{series}.{k}", series_uid=series, study_uid=study, path=path, size_bytes=4,
                                  calling_ae="PACS", called_ae="MEDSERVE", transfer_syntax="1.2.840.10008.1.2.1", modality=modality)
     if complete:
         received.mark(series, COMPLETE)
@@ -97,7 +98,7 @@ def test_a_study_grouped_by_rule_waits_for_all_its_series_and_silence_then_one_j
 
     assert (len(done.jobs), done.routed, done.unrouted) == (1, 2, 0)
     [job] = jobs.list(study_uid="1.2.3")
-    assert (job.model, job.source, job.input_dir, job.series_uid) == ("ct_pet_model", "dimse", str(tmp_path / "study"), None)
+    assert (job.model, job.source, job.input_dir, job.series_uid) == ("ct_pet_model", "dimse", str(tmp_path / "1.2.3"), None)
     assert jobs.by_idempotency_key("dimse-study:1.2.3:ct_pet_model").id == job.id
     assert {received.series(s).state for s in ("1.2.3.1", "1.2.3.2")} == {ROUTED} and ct.exists() and pet.exists()
     # a series of the study completed again is not made into a second study job
@@ -115,5 +116,23 @@ def test_series_grouped_series_of_a_study_grouped_study_keep_their_own_jobs(stor
     outcome = SeriesRouter(received, jobs, RoutingRules.load(rules)).route_complete(CARDS, now=last + dt.timedelta(seconds=10))
     assert (len(outcome.jobs), outcome.routed) == (2, 2)
     made = {j.model: j for j in jobs.list(study_uid="1.2.3")}
-    assert (made["ct_pet_model"].input_dir, made["ct_pet_model"].series_uid) == (str(tmp_path / "study"), None)
+    assert (made["ct_pet_model"].input_dir, made["ct_pet_model"].series_uid) == (str(tmp_path / "1.2.3"), None)
     assert (made["mr_model"].input_dir, made["mr_model"].series_uid) == (str(mr), "1.2.3.3")
+
+
+def test_while_a_rule_groups_by_study_a_series_no_rule_takes_waits_the_study_silence_for_its_study(stores, tmp_path):
+    received, jobs = stores
+    rules = tmp_path / "routes.yaml"
+    rules.write_text(STUDY_RULES)
+    router = SeriesRouter(received, jobs, RoutingRules.load(rules), study_silence_s=10.0)
+    pet = _receive(received, tmp_path, "1.2.3.2", "PT")  # sent before its study's CT
+    completed = received.series("1.2.3.2").completed_at
+    assert router.route_complete(CARDS, now=completed + dt.timedelta(seconds=5)).unrouted == 0 and pet.exists()
+    _receive(received, tmp_path, "1.2.3.1", "CT")
+    last = received.series("1.2.3.1").completed_at
+    outcome = router.route_complete(CARDS, now=last + dt.timedelta(seconds=10))
+    assert (len(outcome.jobs), outcome.routed, outcome.unrouted) == (1, 2, 0) and pet.exists()
+    # alone past the silence, a series no rule takes is unrouted as ever
+    lone = _receive(received, tmp_path, "1.2.4.1", "PT", study="1.2.4")
+    assert router.route_complete(CARDS, now=received.series("1.2.4.1").completed_at + dt.timedelta(seconds=10)).unrouted == 1
+    assert not lone.exists()
