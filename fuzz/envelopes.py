@@ -32,9 +32,15 @@ def predict_target(model: str, output: str | None = None, **query: str) -> str:
     return f"/v1/models/{model}/predict" + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
 
 
+#: The share of prediction bodies sent to the async jobs API instead (same bodies; a 202, and
+#: the job fails with the code predict would answer: the job engine must survive them too).
+JOBS_SHARE = 0.1
+
+
 def random_predict_target(rng: random.Random) -> str:
     model = rng.choices(MODELS, MODEL_WEIGHTS)[0]
-    return predict_target(model, rng.choice((None, *FORMATS)))
+    target = predict_target(model, rng.choice((None, *FORMATS)))
+    return target.replace("/predict", "/jobs", 1) if rng.random() < JOBS_SHARE else target
 
 
 def boundary(rng: random.Random) -> str:
