@@ -42,9 +42,9 @@ def test_the_schema_check_is_not_vacuous(compose_raw, compose_spec_schema) -> No
     assert not jsonschema.Draft7Validator(compose_spec_schema).is_valid(broken)
 
 
-def test_each_profile_runs_one_triton_the_gateway_prometheus_and_grafana(compose_profiles) -> None:
-    assert set(compose_profiles["gpu"]["services"]) == {"triton", "gateway", "prometheus", "grafana"}
-    assert set(compose_profiles["cpu"]["services"]) == {"triton-cpu", "gateway", "prometheus", "grafana"}
+def test_each_profile_runs_one_triton_the_gateway_the_receiver_prometheus_and_grafana(compose_profiles) -> None:
+    assert set(compose_profiles["gpu"]["services"]) == {"triton", "gateway", "dimse", "prometheus", "grafana"}
+    assert set(compose_profiles["cpu"]["services"]) == {"triton-cpu", "gateway", "dimse", "prometheus", "grafana"}
 
 
 def _devices(service: dict[str, Any]) -> list[dict[str, Any]]:
@@ -111,3 +111,18 @@ def test_prometheus_and_grafana_read_the_provisioned_files(compose_profiles) -> 
     assert binds["/etc/grafana/provisioning"] == ROOT / "docker" / "grafana" / "provisioning"
     assert binds["/etc/grafana/dashboards"] == ROOT / "docker" / "grafana" / "dashboards"
     assert "--config.file=/etc/prometheus/prometheus.yml" in services["prometheus"]["command"]
+
+
+@pytest.mark.parametrize("profile", ["gpu", "cpu"])
+def test_the_receiver_listens_on_11112_and_shares_the_node_s_work_directory_with_the_gateway(compose_profiles, profile) -> None:
+    services = compose_profiles[profile]["services"]
+    dimse, gateway = services["dimse"], services["gateway"]
+    assert [(p["target"], p["published"]) for p in dimse["ports"]] == [(11112, "11112")]
+    work = {s: dict(services[s]["environment"])["MEDSERVE_WORK_DIR"] for s in ("dimse", "gateway")}
+    assert work == {"dimse": "/var/lib/medserve", "gateway": "/var/lib/medserve"}
+    volume = lambda service: {v["source"] for v in service["volumes"] if v["type"] == "volume" and v["target"] == "/var/lib/medserve"}  # noqa: E731
+    assert volume(dimse) == volume(gateway) == {"node-data"}, "one spool and one SQLite job store for both"
+    assert dimse["environment"]["MEDSERVE_DIMSE_PORT"] == "11112" and dimse["environment"]["MEDSERVE_DIMSE_METRICS_PORT"] == "9112"
+    assert "http://127.0.0.1:9112/healthz" in " ".join(dimse["healthcheck"]["test"])
+    assert dimse["read_only"] is True and dimse["cap_drop"] == ["ALL"] and "no-new-privileges:true" in dimse["security_opt"]
+    assert not [p for p in dimse["ports"] if p["target"] == 9112], "metrics are for Prometheus on the compose network only"

@@ -10,12 +10,16 @@ from urllib.parse import urlparse
 
 import pytest
 
+from dimse.config import DimseSettings
+from dimse.metrics import MetricsSettings
 from gateway.config import Settings
 from devtools.tritonserver import TritonPorts
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 SETTINGS_VARIABLES = {f"MEDSERVE_{name.upper()}" for name in Settings.model_fields}
+# The DIMSE receiver's (docker-compose service dimse, StatefulSet medserve-dimse, dimse.Dockerfile).
+RECEIVER_VARIABLES = {f"MEDSERVE_{name.upper()}" for cls in (DimseSettings, MetricsSettings) for name in cls.model_fields}
 MEDSERVE_VARIABLE = re.compile(r"\bMEDSERVE_[A-Z0-9_]+\b")
 # name[:tag][@sha256:digest]; a pinned reference has a tag other than "latest", or a digest.
 IMAGE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9._/-]*(?::\d+)?(?:/[a-z0-9._-]+)*)(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@sha256:(?P<digest>[0-9a-f]{64}))?$")
@@ -31,7 +35,7 @@ def _images(instructions, compose_raw, rendered) -> dict[str, str]:
         images[f"docker-compose.yml service {name}"] = service["image"]
     for overlay, docs in rendered.items():
         for doc in docs:
-            if doc["kind"] == "Deployment":
+            if doc["kind"] in ("Deployment", "StatefulSet"):
                 for container in doc["spec"]["template"]["spec"]["containers"]:
                     images[f"k8s/overlays/{overlay} {doc['metadata']['name']}/{container['name']}"] = container["image"]
     return images
@@ -54,9 +58,9 @@ def test_the_pin_check_rejects_unpinned_references(image) -> None:
 
 
 def test_compose_and_kubernetes_run_the_images_compose_builds(compose_raw, rendered) -> None:
-    built = {compose_raw["services"][s]["image"] for s in ("gateway", "triton", "triton-cpu")}
+    built = {compose_raw["services"][s]["image"] for s in ("gateway", "dimse", "triton", "triton-cpu")}
     for overlay, docs in rendered.items():
-        running = {c["image"] for d in docs if d["kind"] == "Deployment" for c in d["spec"]["template"]["spec"]["containers"]}
+        running = {c["image"] for d in docs if d["kind"] in ("Deployment", "StatefulSet") for c in d["spec"]["template"]["spec"]["containers"]}
         assert running == built, overlay
 
 
@@ -73,7 +77,7 @@ def _medserve_variables(compose_raw, rendered, instructions) -> dict[str, set[st
         used[f"docker-compose.yml {name}"] = set(MEDSERVE_VARIABLE.findall(text))
     for overlay, docs in rendered.items():
         for doc in docs:
-            if doc["kind"] == "Deployment":
+            if doc["kind"] in ("Deployment", "StatefulSet"):
                 for container in doc["spec"]["template"]["spec"]["containers"]:
                     used[f"k8s/{overlay} {doc['metadata']['name']}"] = (
                         {e["name"] for e in container.get("env", []) if e["name"].startswith("MEDSERVE_")}
@@ -84,11 +88,14 @@ def _medserve_variables(compose_raw, rendered, instructions) -> dict[str, set[st
     return used
 
 
-def test_every_medserve_variable_is_a_gateway_setting(compose_raw, rendered, instructions) -> None:
+def test_every_medserve_variable_is_a_setting_of_the_process_it_configures(compose_raw, rendered, instructions) -> None:
     used = _medserve_variables(compose_raw, rendered, instructions)
-    unknown = {where: names - SETTINGS_VARIABLES for where, names in used.items() if names - SETTINGS_VARIABLES}
-    assert unknown == {}, f"not fields of gateway.config.Settings: {unknown}"
+    receiver = lambda where: "dimse" in where  # noqa: E731 - compose dimse, k8s medserve-dimse, dimse.Dockerfile
+    known = lambda where: RECEIVER_VARIABLES if receiver(where) else SETTINGS_VARIABLES  # noqa: E731
+    unknown = {where: names - known(where) for where, names in used.items() if names - known(where)}
+    assert unknown == {}, f"not fields of gateway.config.Settings / dimse's DimseSettings and MetricsSettings: {unknown}"
     assert used["docker-compose.yml gateway"] and used["k8s/gpu medserve-gateway"]
+    assert used["docker-compose.yml dimse"] and used["k8s/gpu medserve-dimse"] and used["dimse.Dockerfile"]
 
 
 def test_compose_and_kubernetes_configure_the_gateway_alike(compose_raw, rendered) -> None:

@@ -32,7 +32,7 @@ def _find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 
 
 def _pod_specs(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-    return [(d["metadata"]["name"], d["spec"]["template"]["spec"]) for d in docs if d["kind"] == "Deployment"]
+    return [(d["metadata"]["name"], d["spec"]["template"]["spec"]) for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
 
 
 def _container(docs: list[dict[str, Any]], deployment: str) -> dict[str, Any]:
@@ -230,3 +230,50 @@ def test_dashboard_config_map_is_generated_from_the_one_dashboard_file(rendered)
     uid = json.loads(dashboard)["uid"]
     copies = [p for p in ROOT.glob("k8s/**/*") if p.is_file() and f'"uid": "{uid}"' in p.read_text()]
     assert copies == [], "the dashboard JSON exists once, under docker/grafana/dashboards/"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_receiver_is_one_stateful_pod_sharing_the_node_s_volume_and_job_store_with_the_gateway(rendered, overlay) -> None:
+    docs = rendered[overlay]
+    receiver = _find(docs, "StatefulSet", "medserve-dimse")
+    assert receiver["spec"]["replicas"] == 1 and receiver["spec"]["serviceName"] == "medserve-dimse"
+    _find(docs, "Service", "medserve-dimse")  # the governing Service
+    pods = {"medserve-dimse": receiver["spec"]["template"]["spec"], "medserve-gateway": _find(docs, "Deployment", "medserve-gateway")["spec"]["template"]["spec"]}
+    for name, pod in pods.items():
+        (container,) = pod["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["MEDSERVE_WORK_DIR"]["value"] == "/var/lib/medserve", name
+        assert env["MEDSERVE_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "medserve-database", "key": "url"}, name
+        (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/var/lib/medserve"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        assert volume["persistentVolumeClaim"]["claimName"] == "medserve-node-data", name
+    claim = _find(docs, "PersistentVolumeClaim", "medserve-node-data")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"], "gateway pods read the spool the receiver writes"
+
+
+def test_the_receiver_s_ports_and_probes(rendered) -> None:
+    (container,) = _find(rendered["gpu"], "StatefulSet", "medserve-dimse")["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"dicom": 11112, "metrics": 9112}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env["MEDSERVE_DIMSE_PORT"], env["MEDSERVE_DIMSE_METRICS_PORT"]) == ("11112", "9112")
+    for probe in ("startupProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["exec"]["command"] == ["python", "-m", "dimse.echo", "127.0.0.1", "11112"]
+    dicom = _find(rendered["gpu"], "Service", "medserve-dimse-dicom")["spec"]
+    assert dicom["type"] == "LoadBalancer" and [(p["port"], p["targetPort"]) for p in dicom["ports"]] == [(11112, "dicom")]
+    assert dicom["externalTrafficPolicy"] == "Local", "the NetworkPolicy's ipBlock sees the PACS' own address"
+
+
+def test_the_hospital_network_reaches_the_receiver_s_11112_and_only_prometheus_its_metrics(rendered) -> None:
+    docs = rendered["gpu"]
+    policy = _find(docs, "NetworkPolicy", "medserve-dimse")["spec"]
+    assert policy["podSelector"]["matchLabels"] == _find(docs, "StatefulSet", "medserve-dimse")["spec"]["selector"]["matchLabels"]
+    rules = {tuple(p["port"] for p in rule["ports"]): rule["from"] for rule in policy["ingress"]}
+    assert set(rules) == {(11112,), (9112,)}
+    (hospital,) = rules[(11112,)]
+    assert set(hospital) == {"ipBlock"} and hospital["ipBlock"]["cidr"] == _find(docs, "Service", "medserve-dimse-dicom")["spec"]["loadBalancerSourceRanges"][0]
+    (from_prometheus,) = rules[(9112,)]
+    assert from_prometheus["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    assert from_prometheus["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+    assert _find(docs, "ServiceMonitor", "medserve-dimse")["spec"]["endpoints"][0]["port"] == "metrics"
