@@ -1,5 +1,6 @@
-"""The dashboard and the alerts, proven against a real Prometheus scraping a real gateway and
-a real Triton on loopback (Debian's ``prometheus`` 2.42, the same config files as production)."""
+"""The dashboard and the alerts, proven against a real Prometheus scraping a real gateway, a real
+DIMSE receiver and a real Triton on loopback (Debian's ``prometheus`` 2.42, the same config files
+as production)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,26 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 import yaml
+from pynetdicom import AE, _config
+from pynetdicom.sop_class import CTImageStorage
 
 from devtools.dicomgen import ct_dataset
 from devtools.phantoms import chest_slice
+from dimse.config import DimseSettings
+from dimse.metrics import serve_metrics
+from dimse.server import DimseServer
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_CONFIG = ROOT / "docker" / "prometheus" / "prometheus.yml"
@@ -61,13 +70,58 @@ def _blank_slice() -> bytes:
     return buffer.getvalue()
 
 
+class Receiver:
+    """The DIMSE receiver in this process on free loopback ports, its metrics served as
+    ``python -m dimse`` serves them, over the serving gateway's work directory (one spool and one
+    SQLite job store, as ``make run`` and docker-compose share them)."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self._saved = (_config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir)  # process globals the receiver sets
+        settings = DimseSettings(
+            work_dir=work_dir, dimse_port=0, dimse_host="127.0.0.1", dimse_series_silence_s=1.0, dimse_assembly_poll_s=0.2
+        )
+        self.server = DimseServer(settings).start()
+        self.endpoint = serve_metrics(self.server.metrics, "127.0.0.1", 0, self.server.healthy)
+        self.metrics = f"127.0.0.1:{self.endpoint.server_address[1]}"
+
+    def send(self, path: Path) -> int:
+        """C-STORE the file's bytes as they are (chunked send); the status."""
+        saved = _config.STORE_SEND_CHUNKED_DATASET
+        _config.STORE_SEND_CHUNKED_DATASET = True
+        try:
+            ae = AE(ae_title="PACS")
+            ae.add_requested_context(CTImageStorage, pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID)
+            assoc = ae.associate("127.0.0.1", self.server.port, ae_title="MEDSERVE")
+            assert assoc.is_established
+            try:
+                return assoc.send_c_store(path).Status
+            finally:
+                assoc.release()
+        finally:
+            _config.STORE_SEND_CHUNKED_DATASET = saved
+
+    def stop(self) -> None:
+        self.endpoint.shutdown()
+        self.server.stop()
+        _config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir = self._saved
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[Receiver]:
+    started = Receiver(tmp_path / "node")
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
 class Prometheus:
-    def __init__(self, work: Path, gateways: list[str], triton_metrics: str) -> None:
+    def __init__(self, work: Path, gateways: list[str], triton_metrics: str, receivers: list[str]) -> None:
         """Production's prometheus.yml with loopback targets and 1 s scrape/evaluation."""
         config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
         config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
         config["rule_files"] = [str(ALERTS)]
-        targets = {"medserve-gateway": gateways, "triton": [triton_metrics]}
+        targets = {"medserve-gateway": gateways, "triton": [triton_metrics], "medserve-dimse": receivers}
         for job in config["scrape_configs"]:
             if job["job_name"] in targets:
                 job["static_configs"] = [{"targets": targets[job["job_name"]]}]
@@ -132,18 +186,19 @@ def _wait_for(predicate, timeout_s: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_dashboard_and_alerts_against_a_real_prometheus(triton, start_gateway, dashboard_queries, alert_rules, tmp_path) -> None:
-    # Gateway A serves; a low in-flight cap makes bursts produce 429s, a short drift window
-    # makes drift visible within the test. Gateway B's 1 ms Triton deadline answers 504s.
-    serving = start_gateway(max_in_flight="2", drift_window_size="30", drift_min_samples="10")
-    timing_out = start_gateway(triton_timeout_s="0.001")
+def test_dashboard_and_alerts_against_a_real_prometheus(triton, start_gateway, receiver, dashboard_queries, alert_rules, tmp_path) -> None:
+    # Gateway A serves, runs jobs and routes the series the receiver completes (one work
+    # directory); a low in-flight cap makes bursts produce 429s, a short drift window makes drift
+    # visible within the test. Gateway B's 1 ms Triton deadline answers 504s.
+    serving = start_gateway(max_in_flight="2", drift_window_size="30", drift_min_samples="10", work_dir=str(tmp_path / "node"), routing_poll_s="0.2")
+    timing_out = start_gateway(triton_timeout_s="0.001", work_dir=str(tmp_path / "timing-out"))
     prometheus = Prometheus(
-        tmp_path, [f"127.0.0.1:{serving.port}", f"127.0.0.1:{timing_out.port}"], f"127.0.0.1:{triton.ports.metrics}"
+        tmp_path, [f"127.0.0.1:{serving.port}", f"127.0.0.1:{timing_out.port}"], f"127.0.0.1:{triton.ports.metrics}", [receiver.metrics]
     )
     try:
-        _wait_for(lambda: len([t for t in prometheus.api("targets")["activeTargets"] if t["health"] == "up"]) == 4, 30, "targets up")
+        _wait_for(lambda: len([t for t in prometheus.api("targets")["activeTargets"] if t["health"] == "up"]) == 5, 30, "targets up")
         up = {(t["labels"]["job"], t["health"]) for t in prometheus.api("targets")["activeTargets"]}
-        assert up == {("medserve-gateway", "up"), ("triton", "up"), ("prometheus", "up")}
+        assert up == {("medserve-gateway", "up"), ("triton", "up"), ("prometheus", "up"), ("medserve-dimse", "up")}
 
         rng = np.random.default_rng(0)
         dicom = {"Content-Type": "application/dicom"}
@@ -167,8 +222,21 @@ def test_dashboard_and_alerts_against_a_real_prometheus(triton, start_gateway, d
             thread.join()
         assert 429 in statuses and 200 in statuses
 
+        # The DICOM node: a PACS pushes a one-slice CT series (routed to the CT models as jobs
+        # once complete) and a truncated instance (refused); a job whose input is not DICOM fails.
+        sent = tmp_path / "slice.dcm"
+        sent.write_bytes(in_distribution[0])
+        assert receiver.send(sent) == 0x0000
+        truncated = tmp_path / "truncated.dcm"
+        truncated.write_bytes(in_distribution[1][:-4000])
+        assert receiver.send(truncated) == 0xC001
+        assert _http(f"{serving.url}/v1/models/{CLASSIFIER}/jobs", b"not dicom", dicom)[0] == 202
+
         _wait_for(lambda: prometheus.query('medserve_drift_score{stat="psi"}') and prometheus.query("medserve_rejections_total")
-                  and prometheus.query("medserve_input_quality_total"), 30, "the traffic to be scraped")
+                  and prometheus.query("medserve_input_quality_total") and prometheus.query("medserve_dimse_instances_refused_total")
+                  and prometheus.query('medserve_job_stage_seconds_count{stage="assembly"} > 0')
+                  and prometheus.query('medserve_job_stage_seconds_count{stage="export"} > 0')
+                  and prometheus.query('medserve_job_outcomes_total{state="failed"} > 0'), 60, "the traffic to be scraped")
         time.sleep(3)  # a few more scrapes, so that rate() over the dashboards' 1m windows has points
 
         problems = []
