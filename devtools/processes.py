@@ -254,6 +254,8 @@ class GatewayProcess(ServerProcess):
             MEDSERVE_PORT=str(self.port),
         )
         environment.update({f"MEDSERVE_{key.upper()}": str(value) for key, value in (settings or {}).items()})
+        if work_dir is not None:  # the node's durable state (jobs, their inputs) beside its log, not in the checkout
+            environment.setdefault("MEDSERVE_WORK_DIR", str(work_dir / f"work-{self.port}"))
         if self.metrics_dir is not None and int(environment.get("MEDSERVE_WORKERS", "1")) > 1:
             environment["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir)
         log = work_dir / f"gateway-{self.port}.log" if work_dir is not None else None

@@ -15,7 +15,10 @@ from devtools.tritonserver import TritonPorts, TritonServer
 from .families.uploads import UPLOAD_CAP_BYTES
 
 #: Settings of the fuzzed gateway, by field name (``MEDSERVE_<NAME>``).
-GATEWAY_SETTINGS = {"max_upload_bytes": str(UPLOAD_CAP_BYTES), "log_level": "info", "model_cache_ttl_s": "5"}
+#: Jobs are accepted (STOW-RS and the jobs API take the corpus durably) but not run: every STOW
+#: of the campaign would queue a run of each model that takes it, and the campaign measures the
+#: gateway's intake, not days of inference on fuzzed series.
+GATEWAY_SETTINGS = {"max_upload_bytes": str(UPLOAD_CAP_BYTES), "log_level": "info", "model_cache_ttl_s": "5", "job_workers": "0"}
 
 
 def start_gateway(triton_grpc_url: str, work: Path, **settings: str) -> GatewayProcess:

@@ -82,8 +82,18 @@ def test_stow_routes_ct_and_pet_to_the_fusion_model(live_gateway, cases) -> None
 
     import pydicom
 
+    import time
+
+    import httpx
+
     client = DICOMwebClient(url=f"{live_gateway['url']}/dicomweb")
     datasets = [pydicom.dcmread(io.BytesIO(cases[1][kind])) for kind in ("ct", "pet")]
-    payload = json.loads(client.store_instances(datasets=datasets)[0x00111001].value)
-    assert "probabilities" in payload["predictions"][MODEL]
-    assert "ct_nodule_classifier" in payload["predictions"]  # the CT slice also reaches the CT-only classifier
+    jobs = {job["model"]: job["url"] for job in json.loads(client.store_instances(datasets=datasets)[0x00111001].value)["jobs"]}
+    assert "ct_nodule_classifier" in jobs  # the CT slice also reaches the CT-only classifier
+    with httpx.Client(base_url=live_gateway["url"]) as http:
+        deadline = time.monotonic() + 120
+        while (job := http.get(jobs[MODEL]).json())["state"] not in ("done", "failed"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.3)
+        assert job["state"] == "done", job
+        assert "probabilities" in http.get(job["result_url"]).json()
