@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     job_webhook_timeout_s: float = Field(5.0, gt=0, description="Deadline of a job's completion webhook call (a failure is logged and counted, never fails the job).")
     routes: str | None = Field(None, description="Routing rules (YAML) for series the DICOM receiver completes; unset: each series to the models whose contract takes it.")
     routing_poll_s: float = Field(1.0, gt=0, description="How often complete series are routed into jobs.")
+    routing_study_silence_s: float = Field(10.0, gt=0, description="A study grouped by rule is routed this long after its last series completed.")
 
 
 @lru_cache

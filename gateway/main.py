@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await anyio.to_thread.run_sync(decoder_pool().start)  # warm decoder processes before the first request
         app.state.job_store = await anyio.to_thread.run_sync(open_job_store, settings)
         job_workers = start_job_workers(app, app.state.job_store, asyncio.get_running_loop())
-        routing = asyncio.create_task(route_forever(app.state.catalog, app.state.job_store, rules, settings.routing_poll_s))
+        routing = asyncio.create_task(route_forever(app.state.catalog, app.state.job_store, rules, settings.routing_poll_s, settings.routing_study_silence_s))
         quiet_garbage_collector()
         try:
             yield

@@ -48,9 +48,11 @@ async def routable_cards(catalog: ModelCatalog) -> list[ModelCard]:
     return [card for card in cards if card.variant_of in (None, card.name) and card.name not in localisers]
 
 
-async def route_forever(catalog: ModelCatalog, store: JobStore, rules: RoutingRules, poll_s: float, output_format: str = "json") -> None:
+async def route_forever(
+    catalog: ModelCatalog, store: JobStore, rules: RoutingRules, poll_s: float, study_silence_s: float, output_format: str = "json"
+) -> None:
     """Route complete series until cancelled; a pass that fails is logged by type and retried."""
-    router = SeriesRouter(ReceivedStore(store.engine), store, rules, output_format=output_format)
+    router = SeriesRouter(ReceivedStore(store.engine), store, rules, output_format=output_format, study_silence_s=study_silence_s)
     while True:
         try:
             cards = await routable_cards(catalog)
