@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run    - set up, start Triton + gateway on REPOSITORY as it is (default model_repository: demo zoo built if missing)"
 	@echo "make test   - set up and run the test suite (unit + end-to-end against a real tritonserver)"
-	@echo "make bench  - benchmarks: preprocessing, medserve vs the naive baseline, intake before/after (docs/benchmarks.md)"
+	@echo "make bench  - benchmarks: preprocessing, medserve vs the naive baseline, intake before/after, DICOM receive rate (docs/benchmarks.md)"
 	@echo "make fuzz   - 10,000 fuzz cases against a fresh Triton + gateway; writes docs/reliability.md"
 
 # The virtual environment, reinstalled whenever pyproject.toml changes.
@@ -54,12 +54,14 @@ run: $(STAMP)
 test: install-system-tools model-repository
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Preprocessing, medserve vs the naive baseline, and the hardened intake against the gateway
-# before it, each side by side in one run (docs/benchmarks.md). ~15 min.
-bench: model-repository
+# Preprocessing, medserve vs the naive baseline, the hardened intake against the gateway
+# before it, and the DICOM node's receive rate against pynetdicom's and dcmtk's storescp, each side
+# by side in one run; the node's series-to-result time by stage (docs/benchmarks.md). ~20 min.
+bench: install-system-tools model-repository
 	$(BIN)/python -m benchmarks.preprocessing_bench
 	$(BIN)/python -m devtools bench
 	$(BIN)/python -m benchmarks.intake_bench
+	$(BIN)/python -m benchmarks.dimse_bench
 
 # The long reliability campaign (fuzz/): starts its own tritonserver and gateway. ~15 min on 2 cores.
 fuzz: model-repository
