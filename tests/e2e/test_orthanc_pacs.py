@@ -6,7 +6,8 @@ timeout; the gateway's router sends CT from ``PACS`` to the 3D segmenter; a job 
 the real Triton; the job's result equals what predict answers for the same files.
 
 Orthanc forwards an instance in the transfer syntax it stored when the receiver accepts it, so
-an RLE Lossless study arrives compressed and is decoded by the receiver's side of the node.
+RLE Lossless and JPEG 2000 Lossless studies arrive compressed, are spooled as they came and
+decoded when the job runs.
 Without Orthanc the test is skipped locally (``make test`` installs it) and fails under CI."""
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
-from pydicom.uid import ExplicitVRLittleEndian, RLELossless
+from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless
 from pynetdicom import _config
 
 from devtools.processes import free_ports
@@ -153,7 +154,9 @@ def _wait_for_jobs(client: TestClient, series_uid: str, timeout_s: float = 120.0
     raise AssertionError(f"jobs of the series not finished after {timeout_s} s: {jobs}")
 
 
-@pytest.mark.parametrize("transfer_syntax", [ExplicitVRLittleEndian, RLELossless], ids=["explicit-little", "rle-lossless"])
+@pytest.mark.parametrize(
+    "transfer_syntax", [ExplicitVRLittleEndian, RLELossless, JPEG2000Lossless], ids=["explicit-little", "rle-lossless", "jpeg2000-lossless"]
+)
 def test_a_study_orthanc_pushes_is_received_routed_run_and_answered_as_predict_would(node, tmp_path: Path, transfer_syntax: str) -> None:
     client, receiver, orthanc = node
     paths = write_series(tmp_path / "series", transfer_syntax)
