@@ -27,7 +27,7 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian
 from pynetdicom import AE, _config
-from pynetdicom.sop_class import CTImageStorage, Verification
+from pynetdicom.sop_class import CTImageStorage
 
 from .cases import campaign
 
@@ -170,17 +170,3 @@ def run_dimse_campaign(port: int, cases: int, seed: int = 0, ae_title: str = "ME
     finally:
         _config.STORE_SEND_CHUNKED_DATASET = saved
     return outcome
-
-
-def echo(port: int, ae_title: str = "MEDSERVE") -> bool:
-    """Whether the receiver answers C-ECHO with success."""
-    ae = AE(ae_title="FUZZER")
-    ae.add_requested_context(Verification)
-    assoc = ae.associate("127.0.0.1", port, ae_title=ae_title)
-    if not assoc.is_established:
-        return False
-    try:
-        status = assoc.send_c_echo()
-        return bool(status) and status.Status == 0x0000
-    finally:
-        assoc.release()

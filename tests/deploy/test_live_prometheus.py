@@ -22,10 +22,11 @@ import numpy as np
 import pydicom
 import pytest
 import yaml
-from pynetdicom import AE, _config
+from pynetdicom import _config
 from pynetdicom.sop_class import CTImageStorage
 
 from devtools.dicomgen import ct_dataset
+from devtools.dimse_peer import send_file
 from devtools.phantoms import chest_slice
 from dimse.config import DimseSettings
 from dimse.metrics import serve_metrics
@@ -85,20 +86,8 @@ class Receiver:
         self.metrics = f"127.0.0.1:{self.endpoint.server_address[1]}"
 
     def send(self, path: Path) -> int:
-        """C-STORE the file's bytes as they are (chunked send); the status."""
-        saved = _config.STORE_SEND_CHUNKED_DATASET
-        _config.STORE_SEND_CHUNKED_DATASET = True
-        try:
-            ae = AE(ae_title="PACS")
-            ae.add_requested_context(CTImageStorage, pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID)
-            assoc = ae.associate("127.0.0.1", self.server.port, ae_title="MEDSERVE")
-            assert assoc.is_established
-            try:
-                return assoc.send_c_store(path).Status
-            finally:
-                assoc.release()
-        finally:
-            _config.STORE_SEND_CHUNKED_DATASET = saved
+        """C-STORE the file's bytes as they are; the status."""
+        return send_file(self.server.port, path, CTImageStorage)
 
     def stop(self) -> None:
         self.endpoint.shutdown()

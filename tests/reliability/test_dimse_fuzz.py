@@ -10,7 +10,8 @@ import time
 import pytest
 from pynetdicom import _config
 
-from fuzz.dimse import echo, run_dimse_campaign
+from dimse.echo import echo
+from fuzz.dimse import run_dimse_campaign
 from preprocessing import open_instance
 
 #: Statuses the receiver answers (README, "DICOM node").
@@ -38,7 +39,7 @@ def test_every_mutated_data_set_gets_a_status_and_the_receiver_survives(receiver
     assert outcome.aborted == [], outcome.aborted  # a status for every C-STORE, never a dropped association
     assert set(outcome.statuses) <= KNOWN, outcome.statuses
     assert outcome.statuses["0x0000"] > 0 and sum(v for k, v in outcome.statuses.items() if k != "0x0000") > 0, outcome.statuses
-    assert echo(receiver.port)
+    assert echo("127.0.0.1", receiver.port)
     time.sleep(0.2)
     assert not list((receiver.spool / ".incoming").iterdir())
     for path in receiver.spool.rglob("*.dcm"):  # every acknowledged instance is whole and readable
