@@ -73,9 +73,11 @@ _SLICE_VALUES = ("-1", "0", "1000000000", "abc", "nan", "1e3", "9999999999999999
 @family
 def query_abuse(rng, corpus):
     """Odd ``format`` and ``slice`` values, repeated parameters, an API key in the query,
-    odd model names (unknown, long, traversal, non-ASCII)."""
+    odd model names (unknown, long, traversal, non-ASCII), and the jobs API's own inputs."""
     data = corpus.bytes(rng.choice(("CT_small.dcm", "pynetdicom:CTImageStorage.dcm")))
-    kind = rng.choice(("format", "slice", "repeated", "api_key", "model"))
+    kind = rng.choice(("format", "slice", "repeated", "api_key", "model", "jobs"))
+    if kind == "jobs":
+        return _jobs_abuse(rng, data)
     model = rng.choice(MODELS)
     if kind == "format":
         target = predict_target(model, rng.choice(_FORMAT_VALUES))
@@ -89,6 +91,29 @@ def query_abuse(rng, corpus):
         name = rng.choice(("no_such_model", "m" * 2000, "..%2F..%2Fetc%2Fpasswd", "%C3%A9", "%00", "ct_nodule_classifier%20"))
         target = f"/v1/models/{name}/predict"
     return Request("POST", target, data, ((b"Content-Type", DICOM),), kind)
+
+
+_ODD_TEXT = ("", "x" * 5000, "..%2F..%2Fetc", "%00", "%C3%A9", "1%27%20OR%20%271%27%3D%271", "nan", "-1", "0" * 32)
+
+
+def _jobs_abuse(rng, data: bytes):
+    """The jobs API: odd job ids, filters, result formats, Idempotency-Keys and webhook URLs."""
+    from ..cases import Request
+
+    odd = rng.choice(_ODD_TEXT)
+    shape = rng.choice(("status", "result", "list", "idempotency", "webhook"))
+    if shape == "status":
+        return Request("GET", f"/v1/jobs/{odd}", note="jobs status")
+    if shape == "result":
+        return Request("GET", f"/v1/jobs/{'0' * 32}/result?format={odd}", note="jobs result")
+    if shape == "list":
+        key = rng.choice(("state", "model", "source", "study_uid", "series_uid", "limit"))
+        return Request("GET", f"/v1/jobs?{key}={odd}", note="jobs list")
+    target = predict_target(rng.choice(MODELS), "json").replace("/predict", "/jobs", 1)
+    if shape == "webhook":
+        target += "&webhook_url=" + rng.choice(("ftp://x", "http://" + "a" * 3000, odd, "javascript:alert(1)"))
+        return Request("POST", target, data, ((b"Content-Type", DICOM),), "jobs webhook")
+    return Request("POST", target, data, ((b"Content-Type", DICOM), (b"Idempotency-Key", odd.encode()[:8192])), "jobs idempotency")
 
 
 _ROUTE_SEEDS = ("CT_small.dcm", "693_UNCI.dcm", "pynetdicom:CTImageStorage.dcm", "693_J2KI.dcm", "MR_small.dcm", "emri_small.dcm", "MR_small_RLE.dcm")
