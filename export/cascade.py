@@ -70,7 +70,7 @@ class CascadeCase:
 
 
 def _postprocessing(spec: ExportSpec) -> PostprocessingSpec | None:
-    document = getattr(spec.metric_output, "postprocessing", None)
+    document = spec.metric_output.postprocessing
     return PostprocessingSpec.from_dict(document) if document else None
 
 

@@ -55,6 +55,9 @@ async def route_forever(
     router = SeriesRouter(ReceivedStore(store.engine), store, rules, output_format=output_format, study_silence_s=study_silence_s)
     while True:
         try:
+            if not await anyio.to_thread.run_sync(router.has_complete):  # idle: no index or config calls to Triton
+                await asyncio.sleep(poll_s)
+                continue
             cards = await routable_cards(catalog)
             outcome = await anyio.to_thread.run_sync(router.route_complete, cards)
             if outcome.jobs or outcome.unrouted:

@@ -70,6 +70,10 @@ class SeriesRouter:
         self.received, self.jobs, self.rules = received, jobs, rules
         self.output_format, self.max_attempts, self.study_silence_s = output_format, max_attempts, study_silence_s
 
+    def has_complete(self) -> bool:
+        """Whether any series waits for routing (a pass without one needs no model cards)."""
+        return bool(self.received.in_state(COMPLETE, 1))
+
     def route_complete(self, cards: Sequence[ModelCard], limit: int = 100, now: dt.datetime | None = None) -> RoutingOutcome:
         """One pass over the complete series (at most ``limit``), with the models served now;
         ``now`` (UTC) decides whether a study's silence is over."""
