@@ -299,14 +299,12 @@ def finish_volume(
         if box is not None:
             volume, affine = _crop(volume, affine, box)
         applied["cropped_to_foreground"] = None if box is None else [[b.start, b.stop] for b in box]
-    if keep_values and np.may_share_memory(volume, base.values):
-        volume = volume.copy()
-    volume = _intensity(volume, spec, base.reference, applied, inplace=True, localiser_percentiles=localiser_percentiles)
+    # with keep_values, each step copies when it first writes (a resize already makes a new array)
+    volume = _intensity(volume, spec, base.reference, applied, inplace=not keep_values, localiser_percentiles=localiser_percentiles)
     volume, affine = _fit_output_size(volume, affine, spec, applied)
     if spec.stats_grid == "output":
-        if np.may_share_memory(volume, base.values) and keep_values:
-            volume = volume.copy()
-        volume = _normalization(volume, spec, applied, inplace=True, localiser_percentiles=localiser_percentiles)
+        shared = keep_values and np.may_share_memory(volume, base.values)
+        volume = _normalization(volume, spec, applied, inplace=not shared, localiser_percentiles=localiser_percentiles)
     if spec.layout == "CDHW":
         array = volume_to_cdhw(volume, spec.channels)
     else:
