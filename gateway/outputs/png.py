@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .encoder import SEGMENTATION_TASKS, Answer, Binary, output_format
-from .overlay import mask_overlay_png
+from .overlay import mask_overlay_rgb, png_bytes
 from .source_image import windowed_frame
 
 
@@ -18,11 +18,19 @@ def overlay_slice_index(labels_map: np.ndarray, requested: int | None) -> int:
     return int(np.argmax(areas)) if areas.any() else len(areas) // 2
 
 
-@output_format("png", "image/png", tasks=SEGMENTATION_TASKS)
-def encoder(answer: Answer) -> Binary:
-    """windowed slice with the coloured mask (`slice=` picks one; default: most foreground)"""
+def overlay_slice(answer: Answer) -> tuple[int, np.ndarray]:
+    """The slice a picture of a segmentation shows (:func:`overlay_slice_index`) and its
+    [rows, cols, 3] uint8 pixels: the windowed source with the coloured mask over it — the
+    pixels of both ``format=png`` and ``format=sc``."""
     result = answer.result
     index = overlay_slice_index(result.labels_map, answer.slice_index)
     frame = result.frames[index]
-    content = mask_overlay_png(windowed_frame(answer.card, frame.instance, frame.index, frame.header), result.labels_map[index])
-    return Binary(content, {"X-Slice-Index": str(index)})
+    image = windowed_frame(answer.card, frame.instance, frame.index, frame.header)
+    return index, mask_overlay_rgb(image, result.labels_map[index])
+
+
+@output_format("png", "image/png", tasks=SEGMENTATION_TASKS)
+def encoder(answer: Answer) -> Binary:
+    """windowed slice with the coloured mask (`slice=` picks one; default: most foreground)"""
+    index, rgb = overlay_slice(answer)
+    return Binary(png_bytes(rgb), {"X-Slice-Index": str(index)})
