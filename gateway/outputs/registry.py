@@ -20,7 +20,7 @@ from contract import Task
 
 from ..errors import InvalidUpload, OutputUnavailable
 from ..quality import answer_warnings
-from . import csv, heatmap, json, nifti, png, rle, seg
+from . import csv, heatmap, json, nifti, png, rle, sc, seg
 from .encoder import Answer, OutputEncoder
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ ENCODERS: dict[str, OutputEncoder] = {
         png.encoder,
         nifti.encoder,
         seg.encoder,
+        sc.encoder,
         heatmap.encoder,
         csv.encoder,
     )
