@@ -6,13 +6,15 @@ Export writes a card into the ``parameters`` of every Triton config it renders
 
 Triton parameters are strings. Keys of contract 1.x and what their strings hold::
 
-    medserve_contract      text   "1.1", or "2.0" for a card with a cascade or an output postprocessing
+    medserve_contract      text   "1.2", or "2.0" for a card with a cascade or an output postprocessing
                                   (major.minor; "1" is read as 1.0), see contract.version
     task                   text   a :class:`Task` value
     description            text   free text, never parsed
     inputs                 JSON   [{"name", "shape": [-1, ...], "dtype", "modality", "preprocessing": {...}}]
     outputs                JSON   [{"name", "meaning", "labels", "shape": [-1, ...], "dtype"}], and
-                                  "postprocessing": PostprocessingSpec.to_dict() when the output has one
+                                  "postprocessing": PostprocessingSpec.to_dict() when the output has one,
+                                  "codes": {label: {"category", "type", "site"?}} (contract.codes) when
+                                  the output has label codes (1.2)
     preprocessing          JSON   the first input's PreprocessingSpec.to_dict()
     export_report_digest   text   sha256 of export_report.json beside the config
     drift_reference        JSON   reference distributions (export.drift_reference); optional
@@ -40,6 +42,7 @@ from postprocessing.spec import PostprocessingSpec
 from preprocessing.spec import PreprocessingSpec
 
 from .cascade import CascadeSpec
+from .codes import LabelCodes, codes_from_document, codes_to_document
 from .errors import MalformedCard, MissingContract
 from .meanings import OutputMeaning
 from .tasks import Task
@@ -86,7 +89,9 @@ class ModelOutput:
     """One model output, what it means, and its class ``labels`` (for segmentation every
     label value, background first); ``shape`` with -1 for the batch axis first, when known;
     ``postprocessing``: how a segmentation output's class scores become the answer's labels
-    (None: argmax, nothing else — and no key in the document, as before it existed)."""
+    (None: argmax, nothing else — and no key in the document, as before it existed);
+    ``codes``: what each label is in DICOM codes (:mod:`contract.codes`; labels without are
+    coded by the gateway's table; no key in the document when empty)."""
 
     name: str
     meaning: OutputMeaning
@@ -94,6 +99,7 @@ class ModelOutput:
     shape: list[int] | None = None
     dtype: str = "float32"
     postprocessing: PostprocessingSpec | None = None
+    codes: dict[str, LabelCodes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "meaning", _member(OutputMeaning, self.meaning, "meaning"))
@@ -102,6 +108,8 @@ class ModelOutput:
         document = {"name": self.name, "meaning": self.meaning.value, "labels": self.labels, "shape": self.shape, "dtype": self.dtype}
         if self.postprocessing is not None:
             document["postprocessing"] = self.postprocessing.to_dict()
+        if self.codes:
+            document["codes"] = codes_to_document(self.codes)
         return document
 
     @classmethod
@@ -111,7 +119,8 @@ class ModelOutput:
             raise MalformedCard("labels: expected a list of strings")
         shape = _ints(doc, "shape") if doc.get("shape") is not None else None
         postprocessing = PostprocessingSpec.from_dict(doc["postprocessing"]) if doc.get("postprocessing") is not None else None
-        return cls(_text(doc, "name"), doc.get("meaning"), labels, shape, str(doc.get("dtype") or "float32"), postprocessing)
+        codes = codes_from_document(doc["codes"], labels) if doc.get("codes") is not None else {}
+        return cls(_text(doc, "name"), doc.get("meaning"), labels, shape, str(doc.get("dtype") or "float32"), postprocessing, codes)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from .errors import MalformedCard, UnsupportedContract
 __all__ = ["CONTRACT_VERSION", "CONTRACT_VERSION_CHANGED_ANSWER", "KNOWN_MAJORS", "ContractVersion"]
 
 #: What ``medserve export`` writes today. 1.1 added the optional ``input_quality`` gate (a
-#: 1.0 reader that ignores it only checks less).
-CONTRACT_VERSION = "1.1"
+#: 1.0 reader that ignores it only checks less); 1.2 an output's optional label ``codes`` (a
+#: 1.1 reader that ignores them codes SEG segments and SR findings by its own table).
+CONTRACT_VERSION = "1.2"
 #: What it writes for a card a 1.x reader must not serve: one with a ``cascade`` (served alone,
 #: its last stage would run on the whole series) or an output ``postprocessing`` (ignored, the
 #: answer would be a plain argmax). A new major, so that older gateways refuse the model

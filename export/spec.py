@@ -23,6 +23,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from contract import CLASSIFICATION_MEANINGS, LABELLED_MEANINGS, SEGMENTATION_MEANINGS, OutputMeaning, Task
+from contract.codes import LabelCodes, codes_from_document
+from contract.errors import MalformedCard
 from postprocessing import PostprocessingSpec
 from postprocessing.region import RegionSpec
 from preprocessing import InvalidSpec, PreprocessingSpec
@@ -130,9 +132,24 @@ class OutputSpec(_Strict):
     #: How a segmentation output's class scores become the answer's labels
     #: (:class:`postprocessing.PostprocessingSpec` as JSON); None: argmax, nothing else.
     postprocessing: dict[str, Any] | None = None
+    #: What each label is in DICOM codes, for SEG segments and SR findings
+    #: (:mod:`contract.codes`: label → {"category", "type", "site"?: [scheme, value, meaning]});
+    #: every key one of ``labels``; labels without codes are coded by the gateway's table.
+    codes: dict[str, Any] | None = None
 
     def postprocessing_spec(self) -> PostprocessingSpec | None:
         return PostprocessingSpec.from_dict(self.postprocessing) if self.postprocessing is not None else None
+
+    def label_codes(self) -> dict[str, LabelCodes]:
+        return codes_from_document(self.codes, self.labels, f"output {self.name!r}: codes") if self.codes else {}
+
+    @model_validator(mode="after")
+    def _codes_fit(self) -> "OutputSpec":
+        try:
+            self.label_codes()
+        except MalformedCard as exc:
+            raise ValueError(str(exc)) from exc
+        return self
 
     @model_validator(mode="after")
     def _postprocessing_fits(self) -> "OutputSpec":

@@ -34,7 +34,7 @@ def model_card(
         task=spec.task,
         description=spec.description,
         inputs=inputs,
-        outputs=[ModelOutput(o.name, o.meaning, o.labels, shape, o.dtype, o.postprocessing_spec()) for o, shape in zip(spec.outputs, output_shapes)],
+        outputs=[ModelOutput(o.name, o.meaning, o.labels, shape, o.dtype, o.postprocessing_spec(), o.label_codes()) for o, shape in zip(spec.outputs, output_shapes)],
         preprocessing=spec.preprocessing_spec,
         max_batch_size=spec.batching.max_batch_size,
         export_report_digest=report_digest,

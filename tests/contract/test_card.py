@@ -133,7 +133,7 @@ def test_a_card_whose_answer_a_1x_reader_would_change_is_written_under_major_2()
     from postprocessing.region import RegionSpec
 
     plain = _card()
-    assert plain.to_parameters()["medserve_contract"] == CONTRACT_VERSION == "1.1"
+    assert plain.to_parameters()["medserve_contract"] == CONTRACT_VERSION == "1.2"
     cascade = replace(plain, cascade=CascadeSpec("localiser", RegionSpec(margin_fraction=0.1)))
     parameters = cascade.to_parameters()
     assert parameters["medserve_contract"] == CONTRACT_VERSION_CHANGED_ANSWER == "2.0"

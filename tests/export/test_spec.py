@@ -101,6 +101,9 @@ def test_multi_input_inputs_carry_their_own_preprocessing(tmp_path: Path) -> Non
         (_set("inputs.0.modality", "MR"), r"modality MR is not among the preprocessing modalities \['CT'\]"),
         (_set("preprocessing", None), r"preprocessing: required unless every input carries its own"),
         (_set("outputs.0.labels", []), r"class_probabilities needs labels for at least 2 classes"),
+        (_set("outputs.0.codes", {"maybe": {"category": ["SCT", "1", "a"], "type": ["SCT", "2", "b"]}}), r"codes: 'maybe' not among the output's labels"),
+        (_set("outputs.0.codes", {"yes": {"category": ["SCT", "1", "a"]}}), r"codes.yes: type missing"),
+        (_set("outputs.0.codes", {"yes": {"category": ["SCT", "1"], "type": ["SCT", "2", "b"]}}), r"codes.yes.category: expected \[scheme designator, code value, code meaning\]"),
         (_set("outputs.0", {"name": "p", "meaning": "class_probabilities", "labels": ["a", "b"], "dtype": "uint8"}), r"only segmentation_labels may have an integer dtype"),
         (_set("outputs.0", {"name": "m", "meaning": "segmentation_labels", "labels": ["bg", "fg"]}), r"segmentation_labels must have dtype uint8 or int64"),
         (_set("outputs.0", {"name": "m", "meaning": "segmentation_labels", "labels": ["bg", "fg"], "dtype": "uint8"}), r"first output of a classification model must be one of"),
@@ -190,3 +193,17 @@ def test_parse_precisions(text: str, expected: list[Precision]) -> None:
 def test_parse_precisions_names_the_unknown_one() -> None:
     with pytest.raises(ExportSpecError, match=r"--precision: 'bf16' is not a valid Precision; choose from fp32, fp16, int8"):
         parse_precisions("fp32,bf16")
+
+
+def test_label_codes_go_from_the_spec_into_the_card(tmp_path: Path) -> None:
+    from contract.codes import Code, LabelCodes
+    from export.triton.parameters import model_card
+
+    data = copy.deepcopy(BASE)
+    nodule = {"category": ["SCT", "49755003", "Morphologically abnormal structure"], "type": ["SCT", "27925004", "Nodule"], "site": ["SCT", "39607008", "Lung"]}
+    data["outputs"][0]["codes"] = {"yes": nodule}
+    spec = load_spec(_write(tmp_path, data))
+    card = model_card(spec, precision="fp32", output_shapes=[[-1, 2]], report_digest="0" * 64, drift_reference=None)
+    assert card.outputs[0].codes == {
+        "yes": LabelCodes(Code("SCT", "49755003", "Morphologically abnormal structure"), Code("SCT", "27925004", "Nodule"), Code("SCT", "39607008", "Lung"))
+    }
