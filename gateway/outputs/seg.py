@@ -6,9 +6,10 @@ each frame referencing the source slice it lies on.
 
 from __future__ import annotations
 
+import hashlib
 import io
-
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import highdicom as hd
 import numpy as np
@@ -16,45 +17,38 @@ from pydicom.charset import python_encoding
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.sr.codedict import codes
+from pydicom.sr.codedict import codes as pydicom_codes
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.valuerep import DA, DT, TM
 
+from contract.codes import Code, LabelCodes
 from preprocessing import SeriesPlan
 from preprocessing.attributes import header_text, header_value
 from preprocessing.frames import Frame
 
 from ..errors import OutputUnavailable
 from .encoder import SEGMENTATION_TASKS, Answer, Binary, output_format
-
-#: Segmented property types for common label names; others are coded as "Morphologically
-#: Abnormal Structure" with the label as the segment's free-text name.
-_PROPERTY_TYPES = {
-    "nodule": codes.SCT.Nodule,
-    "lesion": codes.SCT.Lesion,
-    "mass": codes.SCT.Mass,
-    "neoplasm": codes.SCT.Neoplasm,
-    "tumor": codes.SCT.Neoplasm,
-    "liver": codes.SCT.Liver,
-    "lung": codes.SCT.Lung,
-}
-_ANATOMY = {"liver", "lung"}
+from .label_codes import card_label_codes, label_codes
+from .uids import derived_uid
 
 
-def _description(number: int, label: str, model: str, version: str) -> hd.seg.SegmentDescription:
-    property_type = _PROPERTY_TYPES.get(label.lower(), codes.SCT.MorphologicallyAbnormalStructure)
-    category = codes.SCT.AnatomicalStructure if label.lower() in _ANATOMY else codes.SCT.MorphologicallyAbnormalStructure
+def _description(number: int, label: str, codes: LabelCodes, model: str, version: str) -> hd.seg.SegmentDescription:
     return hd.seg.SegmentDescription(
         segment_number=number,
         segment_label=label[:64],
-        segmented_property_category=category,
-        segmented_property_type=property_type,
+        segmented_property_category=coded(codes.category),
+        segmented_property_type=coded(codes.type),
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=hd.AlgorithmIdentificationSequence(
-            name=model[:64], version=version[:64] or "1", family=codes.cid7162.ArtificialIntelligence
+            name=model[:64], version=version[:64] or "1", family=pydicom_codes.cid7162.ArtificialIntelligence
         ),
     )
+
+
+def coded(code: Code) -> hd.sr.CodedConcept:
+    """A contract code as highdicom's coded concept."""
+    return hd.sr.CodedConcept(code.value, code.scheme, code.meaning)
 
 
 #: What a SEG copies from its sources, or needs to reference them (PS3.3 A.51).
@@ -137,23 +131,76 @@ def _vr(header: Dataset, tag: BaseTag) -> str | None:
         return None
 
 
-def segmentation(
-    frames: Sequence[Frame], labels_map: np.ndarray, labels: list[str], model: str, model_version: str
-) -> bytes:
-    """A binary DICOM SEG of ``labels_map`` ([slices, rows, cols] on the source grid, slices
-    in the order of ``frames``; value k = class ``labels[k]``, 0 = background)."""
-    source_images, labels_map = seg_sources(frames, labels_map)
+@dataclass(frozen=True)
+class SegObject:
+    """A SEG and which segment number each label value of the label map got (values absent
+    from the map have none)."""
+
+    dataset: hd.seg.Segmentation
+    segment_numbers: dict[int, int]
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        self.dataset.save_as(buffer)
+        return buffer.getvalue()
+
+
+def seg_object(
+    frames: Sequence[Frame],
+    labels_map: np.ndarray,
+    labels: list[str],
+    model: str,
+    model_version: str,
+    codes: Mapping[str, LabelCodes] | None = None,
+) -> SegObject:
+    """The binary DICOM SEG of ``labels_map`` ([slices, rows, cols] on the source grid, slices
+    in the order of ``frames``; value k = class ``labels[k]``, 0 = background), each segment
+    coded by :func:`~gateway.outputs.label_codes.label_codes` (``codes``: the card's).
+
+    Its Series Instance UID is derived from the model, its version and the source SOP
+    Instance UIDs (and frame numbers) in slice order, its SOP Instance UID from those and the label map's bytes
+    (:func:`~gateway.outputs.uids.derived_uid`): the same result gives the same SEG, which an
+    SR made from it can reference."""
+    sources = [f"{header_text(frame.header, 'SOPInstanceUID')}/{frame.index}" for frame in frames]
+    digest = hashlib.sha256(np.ascontiguousarray(labels_map, dtype=np.uint8).tobytes() + repr(labels_map.shape).encode()).hexdigest()
+    series_uid = derived_uid("seg-series", model, model_version, *sources)
+    instance_uid = derived_uid("seg", model, model_version, *sources, digest)
+    source_images, stored = seg_sources(frames, labels_map)
     try:
-        return _encode(source_images, labels_map, labels, model, model_version)
+        return _encode(source_images, stored, labels, model, model_version, codes or {}, series_uid, instance_uid)
     except (ValueError, TypeError, AttributeError, KeyError, LookupError) as exc:  # highdicom judging the sources
         raise OutputUnavailable(
             f"the source headers cannot be carried into a DICOM SEG ({type(exc).__name__}); ask for format=nifti or rle"
         ) from exc
 
 
-def _encode(source_images: list[Dataset], labels_map: np.ndarray, labels: list[str], model: str, model_version: str) -> bytes:
+def segmentation(
+    frames: Sequence[Frame],
+    labels_map: np.ndarray,
+    labels: list[str],
+    model: str,
+    model_version: str,
+    codes: Mapping[str, LabelCodes] | None = None,
+) -> bytes:
+    """The bytes of :func:`seg_object`."""
+    return seg_object(frames, labels_map, labels, model, model_version, codes).to_bytes()
+
+
+def _encode(
+    source_images: list[Dataset],
+    labels_map: np.ndarray,
+    labels: list[str],
+    model: str,
+    model_version: str,
+    codes: Mapping[str, LabelCodes],
+    series_uid: str,
+    instance_uid: str,
+) -> SegObject:
     present = [value for value in range(1, len(labels)) if (labels_map == value).any()] or [1]
-    descriptions = [_description(number, labels[value], model, model_version) for number, value in enumerate(present, start=1)]
+    descriptions = [
+        _description(number, labels[value], label_codes(labels[value], codes), model, model_version)
+        for number, value in enumerate(present, start=1)
+    ]
     remapped = np.zeros(labels_map.shape, dtype=np.uint8)
     for number, value in enumerate(present, start=1):
         remapped[labels_map == value] = number
@@ -163,9 +210,9 @@ def _encode(source_images: list[Dataset], labels_map: np.ndarray, labels: list[s
         pixel_array=remapped,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
-        series_instance_uid=hd.UID(),
+        series_instance_uid=series_uid,
         series_number=int(reference.get("SeriesNumber", 0) or 0) + 9000,
-        sop_instance_uid=hd.UID(),
+        sop_instance_uid=instance_uid,
         instance_number=1,
         manufacturer="medserve",
         manufacturer_model_name=model[:64],
@@ -173,14 +220,13 @@ def _encode(source_images: list[Dataset], labels_map: np.ndarray, labels: list[s
         device_serial_number="medserve-gateway",
         series_description=f"medserve {model}"[:64],
     )
-    buffer = io.BytesIO()
-    seg.save_as(buffer)
-    return buffer.getvalue()
+    numbers = {value: number for number, value in enumerate(present, start=1) if (labels_map == value).any()}
+    return SegObject(seg, numbers)
 
 
 @output_format("seg", "application/dicom", tasks=SEGMENTATION_TASKS, check_sources=check_sources)
 def encoder(answer: Answer) -> Binary:
     """DICOM SEG (highdicom) referencing the source instances"""
     result, name = answer.result, answer.card.name
-    content = segmentation(result.frames, result.labels_map, result.labels, name, result.model_version)
+    content = segmentation(result.frames, result.labels_map, result.labels, name, result.model_version, card_label_codes(answer.card))
     return Binary.attachment(content, f"{name}-seg.dcm")
