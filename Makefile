@@ -31,10 +31,13 @@ install: $(STAMP)
 # Installed when missing.
 # Orthanc (the hospital PACS of tests/e2e/test_orthanc_pacs.py) is named by its path: /usr/sbin is not on a
 # normal user's PATH, and `command -v /usr/sbin/Orthanc` answers for an absolute path.
+# Orthanc's DICOMweb plugin is the STOW-RS destination of tests/e2e/test_results_to_pacs.py.
+ORTHANC_DICOMWEB := /usr/share/orthanc/plugins/libOrthancDicomWeb.so
 SYSTEM_TOOLS := dciodvfy:dicom3tools promtool:prometheus storescu:dcmtk /usr/sbin/Orthanc:orthanc
 install-system-tools:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	test -e $(ORTHANC_DICOMWEB) || missing="$$missing orthanc-dicomweb"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing (apt)"; \
 	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     job_webhook_timeout_s: float = Field(5.0, gt=0, description="Deadline of a job's completion webhook call (a failure is logged and counted, never fails the job).")
     routes: str | None = Field(None, description="Routing rules (YAML) for series the DICOM receiver completes; unset: each series to the models whose contract takes it.")
     routing_poll_s: float = Field(1.0, gt=0, description="How often complete series are routed into jobs.")
+    delivery_workers: int = Field(1, ge=0, le=16, description="Threads sending finished jobs' DICOM outputs to the destinations of the routes file (0: this process sends nothing; another replica does).")
+    delivery_poll_s: float = Field(1.0, gt=0, description="How often an idle sender looks for deliveries that are due.")
+    delivery_lease_s: float = Field(300.0, gt=0, description="Seconds a sender holds a delivery; one whose sender died is sent by another after it (longer than a send can take).")
     routing_study_silence_s: float = Field(10.0, gt=0, description="A study grouped by rule is routed this long after its last series completed.")
 
 

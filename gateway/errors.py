@@ -77,6 +77,16 @@ class JobNotFinished(GatewayError):
     status_code, code = 409, "job_not_finished"
 
 
+class DeliveryNotFound(GatewayError):
+    status_code, code = 404, "delivery_not_found"
+
+
+class DeliveryNotRetryable(GatewayError):
+    """Only a dead-lettered delivery (``failed_export``) is retried through the API."""
+
+    status_code, code = 409, "delivery_not_retryable"
+
+
 class JobFailed(GatewayError):
     """A failed job's result: answered with the code the job failed with, and that code's
     status (:func:`status_of_code`)."""

@@ -4,9 +4,10 @@ A job's input is the DICOM parts its request sent, written in order under
 ``<work_dir>/jobs/<id>/input/`` (``0000.dcm``...; ``parts.json`` keeps each part's form field,
 which can select a model input) and fsync'd, files and folders, before the job is accepted.
 :class:`ModelJobRunner` is the ``run`` of the gateway's :class:`jobs.JobWorker`: it reads the
-parts back and calls :func:`gateway.dispatch.run_model` on the application's event loop (its
-Triton channel, catalog and decoder pool belong to that loop) with the job's output format,
-then stores the encoded answer — the bytes predict would have sent — as ``result``.
+parts back and calls :func:`gateway.dispatch.run_model_outputs` on the application's event loop
+(its Triton channel, catalog and decoder pool belong to that loop) with the job's output format,
+then stores the encoded answer — the bytes predict would have sent — as ``result``, and the
+DICOM outputs its deliveries send (SEG, SR, SC) as ``outputs/<format>.dcm``.
 
 Metrics (:mod:`gateway.metrics`): each job's stages in ``medserve_job_stage_seconds`` — wait and,
 for a DIMSE series, assembly on its first attempt (:class:`JobAttemptMetrics`), inference and
@@ -27,12 +28,13 @@ from fastapi import FastAPI, Response
 from pydantic import BaseModel
 
 from jobs import Job, JobError, JobOutcome, JobStore, JobWorker, database_url, make_engine
+from jobs.engine import OUTPUTS_FOLDER
 from jobs.received import ReceivedStore
 from preprocessing import PreprocessingError
 
 from .audit import AuditRecord
-from .dispatch import run_model
-from .errors import PREPROCESSING_STATUS
+from .dispatch import run_model_outputs
+from .errors import PREPROCESSING_STATUS, GatewayError
 from .metrics import JOB_OUTCOMES, JOB_STAGE_LATENCY, JOB_STORE_METRICS
 from .outputs.registry import OutputFormat
 from .stages import StageClock
@@ -98,6 +100,23 @@ def encoded_answer(answer: BaseModel | Response) -> tuple[bytes, str]:
     return bytes(answer.body), answer.media_type or "application/octet-stream"
 
 
+def _write_outputs(folder: Path, made: dict[str, Response | GatewayError]) -> tuple[dict[str, str], dict[str, str]]:
+    """Write each output the job's deliveries send as ``<folder>/<format>.dcm`` (durably, before
+    the job is done); ``(format → file, format → why it could not be made)``."""
+    outputs, errors = {}, {}
+    for name, answer in made.items():
+        if isinstance(answer, GatewayError):
+            errors[name] = f"{answer.code}: {answer.message}"
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.dcm"
+        _write_durably(path, bytes(answer.body))
+        outputs[name] = str(path)
+    if outputs:
+        _fsync_folder(folder)
+    return outputs, errors
+
+
 class ModelJobRunner:
     """``run(job)`` for :class:`jobs.JobWorker`, in a worker thread, against ``app``'s state."""
 
@@ -115,9 +134,11 @@ class ModelJobRunner:
         clock = StageClock(card.name)
         audit = AuditRecord(request_id=job.id, key_id="job", route="/v1/models/{name}/jobs", model=card.name)
         started = time.perf_counter()
+        wanted = await asyncio.to_thread(state.job_store.wanted_outputs, job.id)
         try:
-            answer = await run_model(
-                parts, card, state.triton, clock, audit, job.id, state.settings, OutputFormat(job.output_format), None, state.catalog.monitor(card)
+            answer, made = await run_model_outputs(
+                parts, card, state.triton, clock, audit, job.id, state.settings, OutputFormat(job.output_format), wanted, None,
+                state.catalog.monitor(card),
             )
         except PreprocessingError as exc:  # as the gateway answers it: by code, with its status
             self._audit(audit, exc.code, PREPROCESSING_STATUS.get(exc.code, 400), clock)
@@ -132,11 +153,12 @@ class ModelJobRunner:
         result = job_folder(state.settings.work_dir, job.id) / RESULT_FILE
         result.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(_write_durably, result, body)
+        outputs, output_errors = await asyncio.to_thread(_write_outputs, result.parent / OUTPUTS_FOLDER, made)
         JOB_STAGE_LATENCY.labels(job.model, "export").observe(time.perf_counter() - started)
         timings = clock.finish()
         if job.started_at is not None:
             timings["wait"] = round((job.started_at - job.created_at).total_seconds() * 1000, 3)
-        return JobOutcome(str(result), media_type, timings)
+        return JobOutcome(str(result), media_type, timings, outputs, output_errors)
 
     def _audit(self, record: AuditRecord, outcome: str, status_code: int, clock: StageClock) -> None:
         """The job's run in the audit trail, as a predict request is (request id: the job id)."""

@@ -26,6 +26,7 @@ from .audit import AuditLog, AuditRecord
 from .catalog import ModelCatalog
 from .config import Settings, get_settings
 from .errors import GatewayError, install_error_handlers, internal_error_response
+from .delivery import start_delivery_workers
 from .job_runner import open_job_store, start_job_workers
 from .routing import load_rules, route_forever
 from .logs import configure_logging, request_id_var
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await anyio.to_thread.run_sync(decoder_pool().start)  # warm decoder processes before the first request
         app.state.job_store = await anyio.to_thread.run_sync(open_job_store, settings)
         job_workers = start_job_workers(app, app.state.job_store, asyncio.get_running_loop())
+        senders = start_delivery_workers(settings, app.state.job_store, rules)
         routing = asyncio.create_task(route_forever(app.state.catalog, app.state.job_store, rules, settings.routing_poll_s, settings.routing_study_silence_s))
         quiet_garbage_collector()
         try:
@@ -63,9 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             routing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await routing
-            for worker in job_workers:  # stop claiming; a job in hand finishes on this loop
+            for worker in [*job_workers, *senders]:  # stop claiming; a job in hand finishes on this loop
                 worker.stop(timeout_s=0)
-            await anyio.to_thread.run_sync(lambda: [worker.stop(timeout_s=settings.triton_timeout_s) for worker in job_workers])
+            await anyio.to_thread.run_sync(lambda: [worker.stop(timeout_s=settings.triton_timeout_s) for worker in [*job_workers, *senders]])
             app.state.job_store.engine.dispose()
             await triton.close()
             await anyio.to_thread.run_sync(close_decoder_pool)

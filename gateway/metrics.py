@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from jobs import JobStore, JobWorker
+from jobs.delivery import DeliveryStore
 
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -68,6 +69,17 @@ JOB_OUTCOMES = Counter(
     "medserve_job_outcomes_total", "Job attempts by model and the state they left the job in (done, failed, queued: retried).", ["model", "state"]
 )
 
+DELIVERY_ATTEMPTS = Counter(
+    "medserve_delivery_attempts_total",
+    "Attempts to send a job's outputs to a destination, by the outcome they left the delivery in "
+    "(delivered, retry: pending again after the backoff, failed_export: dead-lettered).",
+    ["destination", "outcome"],
+)
+DELIVERY_LATENCY = Histogram(
+    "medserve_delivery_seconds", "Seconds one delivery attempt took (every output of a job to one destination).", ["destination"],
+    buckets=_JOB_BUCKETS_S,
+)
+
 _log = logging.getLogger("medserve.metrics")
 
 
@@ -87,6 +99,7 @@ class JobStoreMetrics(Collector):
         return [
             GaugeMetricFamily("medserve_jobs", "Jobs in the store by state.", labels=["state"]),
             GaugeMetricFamily("medserve_jobs_oldest_queued_age_seconds", "Seconds since the oldest queued job was submitted (0: none queued)."),
+            GaugeMetricFamily("medserve_deliveries", "Deliveries of job outputs by state (failed_export: the dead-letter list).", labels=["state"]),
             CounterMetricFamily("medserve_job_webhook_failures", "Job webhooks that failed or timed out."),
         ]
 
@@ -96,15 +109,19 @@ class JobStoreMetrics(Collector):
             return
         try:
             counts, oldest = store.counts_by_state(), store.oldest_queued_age_s()
+            delivery_counts = DeliveryStore(store.engine).counts_by_state()
         except Exception as exc:  # noqa: BLE001 - the database away: no job series this scrape, the rest still served
             _log.warning("job store metrics unavailable", extra={"error_type": type(exc).__name__})
         else:
-            jobs, age, _ = self.describe()
+            jobs, age, deliveries, _ = self.describe()
             for state, count in counts.items():
                 jobs.add_metric([state], count)
             age.add_metric([], max(oldest or 0.0, 0.0))
+            for state, count in delivery_counts.items():
+                deliveries.add_metric([state], count)
             yield jobs
             yield age
+            yield deliveries
         failures = CounterMetricFamily("medserve_job_webhook_failures", "Job webhooks that failed or timed out.")
         failures.add_metric([], sum(worker.webhook_failures for worker in self.workers))
         yield failures

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import DeclarativeBase
+from datetime import UTC, datetime
 
-__all__ = ["Base", "DEFAULT_DATABASE_FILE", "database_url", "make_engine"]
+from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["Base", "DEFAULT_DATABASE_FILE", "UTCDateTime", "database_url", "make_engine"]
 
 #: The SQLite file under the work directory when no database URL is configured.
 DEFAULT_DATABASE_FILE = "medserve.db"
@@ -24,6 +27,23 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 class Base(DeclarativeBase):
     """The declarative base of every table of the node."""
+
+
+class UTCDateTime(TypeDecorator):
+    """An aware UTC ``datetime`` in Python, naive UTC in the database (SQLite has no zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:  # noqa: ANN001
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("job times must be timezone-aware")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:  # noqa: ANN001
+        return None if value is None else value.replace(tzinfo=UTC)
 
 
 def database_url(work_dir: Path, configured: str | None = None) -> str:
@@ -55,7 +75,8 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    from . import received, store  # noqa: F401  (every table of the node, whoever opens the database first)
+    from . import received, store  # noqa: F401
+    from .delivery import store as _deliveries  # noqa: F401  (every table of the node, whoever opens the database first)
 
     Base.metadata.create_all(engine)
     return engine

@@ -29,20 +29,29 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
+from .delivery.store import DeliveryStore
+from .polling import PollingWorker
 from .store import Job, JobStore
 
 __all__ = ["JobError", "JobOutcome", "JobWorker", "cleanup", "error_of"]
 
 log = logging.getLogger("medserve.jobs")
 
+#: The folder beside a job's ``result`` holding the outputs its deliveries send (``<format>.dcm``).
+OUTPUTS_FOLDER = "outputs"
+
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """What a successful run stored: the answer's file and media type, and its stage times (ms)."""
+    """What a successful run stored: the answer's file and media type, its stage times (ms),
+    and the outputs its deliveries send: ``outputs`` format → file, ``output_errors`` format →
+    why it could not be made (those deliveries are dead-lettered, the job is still done)."""
 
     result_path: str
     media_type: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    output_errors: dict[str, str] = field(default_factory=dict)
 
 
 class JobError(Exception):
@@ -65,7 +74,7 @@ def error_of(exc: BaseException) -> tuple[str, str, bool]:
     return code, str(message), retryable
 
 
-class JobWorker:
+class JobWorker(PollingWorker):
     """One worker thread: claim, run under a renewed lease, complete or fail, notify; and
     every ``cleanup_every_s`` seconds, when ``retention`` is set, :func:`cleanup`.
     ``on_attempt(job, after)``, when given, hears of each attempt: the job as claimed and as the
@@ -90,45 +99,19 @@ class JobWorker:
         cleanup_every_s: float = 300.0,
         on_attempt: Callable[[Job, Job | None], None] | None = None,
     ) -> None:
-        if lease_s <= 0 or poll_s <= 0:
-            raise ValueError("lease_s and poll_s must be positive")
+        if lease_s <= 0:
+            raise ValueError("lease_s must be positive")
+        super().__init__(worker_id or f"worker-{uuid.uuid4().hex[:12]}", poll_s)
         self.store, self.run = store, run
-        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
-        self.lease_s, self.poll_s = lease_s, poll_s
+        self.lease_s = lease_s
         self.webhook_timeout_s, self.result_url = webhook_timeout_s, result_url
         self.retention, self.cleanup_every_s = retention, cleanup_every_s
         self.on_attempt = on_attempt
         self.webhook_failures = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._last_cleanup = float("-inf")
 
-    # -- the loop -------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name=self.worker_id, daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout_s: float | None = None) -> None:
-        """Stop claiming; wait up to ``timeout_s`` for the job in hand to finish (a job left
-        running is taken again by a worker once its lease expires)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._maybe_cleanup()
-                job = self.run_once()
-            except Exception as exc:  # the database away: keep the worker, try again later
-                log.error("job worker error", extra={"worker": self.worker_id, "error_type": type(exc).__name__})
-                job = None
-            if job is None:
-                self._stop.wait(self.poll_s)
-
-    def _maybe_cleanup(self) -> None:
+    def between(self) -> None:
+        """Every ``cleanup_every_s`` seconds, when ``retention`` is set, :func:`cleanup`."""
         if self.retention is not None and time.monotonic() - self._last_cleanup >= self.cleanup_every_s:
             self._last_cleanup = time.monotonic()
             cleanup(self.store, self.retention)
@@ -155,7 +138,10 @@ class JobWorker:
                 extra={"job_id": job.id, "model": job.model, "code": code, "attempt": job.attempts, "state": after.state},
             )
         else:
-            if not self.store.complete(job.id, self.worker_id, outcome.result_path, outcome.media_type, outcome.timings_ms):
+            done = self.store.complete(
+                job.id, self.worker_id, outcome.result_path, outcome.media_type, outcome.timings_ms, outcome.outputs, outcome.output_errors
+            )
+            if not done:
                 log.warning("job lease lost before completion", extra={"job_id": job.id, "model": job.model})
             after = self.store.get(job.id)
         finally:
@@ -198,11 +184,14 @@ class JobWorker:
 
 def cleanup(store: JobStore, retention: timedelta, now: datetime | None = None) -> int:
     """Delete the jobs that finished more than ``retention`` before ``now``, with their result
-    file and their input folder (kept while another job still reads it, as the several models
-    routed from one received series do); the number of jobs deleted."""
+    file, the outputs their deliveries sent and their input folder (kept while another job
+    still reads it, as the several models routed from one received series do); a job with a
+    delivery still under way is kept until it is delivered or dead-lettered. The number of jobs
+    deleted."""
     deleted = 0
+    deliveries = DeliveryStore(store.engine)
     for job in store.finished_before((now or store.clock()) - retention):
-        if not store.delete(job.id):
+        if deliveries.has_open(job.id) or not store.delete(job.id):
             continue  # another worker's cleanup was first
         deleted += 1
         if not store.input_in_use(job.input_dir):
@@ -210,6 +199,7 @@ def cleanup(store: JobStore, retention: timedelta, now: datetime | None = None) 
         if job.result_path:
             result = Path(job.result_path)
             result.unlink(missing_ok=True)
+            shutil.rmtree(result.parent / OUTPUTS_FOLDER, ignore_errors=True)
             _remove_if_empty(result.parent)  # the job's own folder, once input and result are gone
     return deleted
 

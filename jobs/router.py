@@ -109,7 +109,7 @@ class SeriesRouter:
                     shutil.rmtree(folder, ignore_errors=True)
                 log.info("series unrouted", extra={"rules": self.rules.source, "instances": record.instances, "modality": record.modality or ""})
             return
-        self._submit_series_jobs(record, chosen, _one_folder(files), outcome)
+        self._submit_series_jobs(record, chosen, _one_folder(files), outcome, cards)
         if self.received.mark(record.series_uid, ROUTED, expected=COMPLETE):
             outcome.routed += 1
 
@@ -121,12 +121,14 @@ class SeriesRouter:
             return False
         return (now - record.completed_at).total_seconds() < self.study_silence_s
 
-    def _submit_series_jobs(self, record: SeriesRecord, chosen: list[tuple[str, str]], folder: Path, outcome: RoutingOutcome) -> None:
+    def _submit_series_jobs(
+        self, record: SeriesRecord, chosen: list[tuple[str, str]], folder: Path, outcome: RoutingOutcome, cards: Sequence[ModelCard]
+    ) -> None:
         for rule, model in chosen:
             job, created = self.jobs.submit(
                 model, "dimse", str(folder), idempotency_key=f"dimse:{record.series_uid}:{model}",
                 study_uid=record.study_uid, series_uid=record.series_uid, output_format=self.output_format,
-                max_attempts=self.max_attempts,
+                max_attempts=self.max_attempts, sends=self.rules.sends(_facts(record), model, cards),
             )
             if created:
                 outcome.jobs.append(job.id)
@@ -142,10 +144,12 @@ class SeriesRouter:
             outcome.waiting_studies += 1
             return
         study_models: dict[str, str] = {}
+        study_sends: dict[str, list] = {}
         for series in siblings:
             if self.rules.group_by(_facts(series)) == "study":
                 for rule, model in self.rules.route(_facts(series), cards):
                     study_models.setdefault(model, rule)
+                    study_sends.setdefault(model, []).extend(self.rules.sends(_facts(series), model, cards))
         if not study_models:  # the study's rules chose no served model: each series on its own
             for series in complete:
                 self._route_series(series, cards, outcome)
@@ -155,7 +159,7 @@ class SeriesRouter:
         for model, rule in study_models.items():
             job, created = self.jobs.submit(
                 model, "dimse", str(folder), idempotency_key=f"dimse-study:{study_uid}:{model}", study_uid=study_uid,
-                output_format=self.output_format, max_attempts=self.max_attempts,
+                output_format=self.output_format, max_attempts=self.max_attempts, sends=study_sends.get(model, ()),
             )
             if created:
                 outcome.jobs.append(job.id)
@@ -164,7 +168,7 @@ class SeriesRouter:
             if self.rules.group_by(_facts(series)) == "series":
                 chosen, own = self.rules.route(_facts(series), cards), self.received.instances_of(series.series_uid)
                 if chosen and own:
-                    self._submit_series_jobs(series, chosen, _one_folder(own), outcome)
+                    self._submit_series_jobs(series, chosen, _one_folder(own), outcome, cards)
             if self.received.mark(series.series_uid, ROUTED, expected=COMPLETE):
                 outcome.routed += 1
 

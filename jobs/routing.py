@@ -11,6 +11,10 @@ routes:
       called_ae: [MEDSERVE]              # the AE title it was sent to, any of
     models: [ct_nodule_segmenter_3d]     # or "auto": every model whose input takes the series
     group_by: series                     # or study: wait for the whole study, one job per model
+    send:                                # optional: where each job's DICOM outputs go
+      - {destination: pacs, outputs: [seg, sr]}
+destinations:                            # optional: named in send (jobs.delivery.destinations)
+  pacs: {kind: dimse, ae_title: PACS, host: 10.0.0.5, port: 104}
 ```
 
 Rules are tried in order and every matching rule contributes its models (a series may go to
@@ -18,14 +22,15 @@ several models); a series no rule matches is recorded as unrouted and cleaned up
 Without a file, every series goes to the models whose contract takes it (:func:`accepts`):
 single-input models whose input modality is the series' and whose input shape the series can
 fill (a 3D model needs more than one slice). The file is validated at start; every problem is
-named with the rule's position and key.
+named with the rule's position and key, and a ``send`` naming a destination the file does not
+define is refused.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -33,6 +38,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from contract import ModelCard, Task
+
+from .delivery.destinations import Destination, Send
 
 __all__ = ["AUTO", "RoutesError", "Route", "RoutingRules", "SeriesFacts", "accepts"]
 
@@ -95,10 +102,12 @@ class Route(_Strict):
     match: Match = Match()
     models: list[str] | Literal["auto"] = Field(min_length=1)
     group_by: Literal["series", "study"] = "series"
+    send: list[Send] = Field(default_factory=list)
 
 
 class _File(_Strict):
     routes: list[Route] = Field(min_length=1)
+    destinations: dict[str, Destination] = Field(default_factory=dict)
 
 
 def accepts(card: ModelCard, series: SeriesFacts) -> bool:
@@ -119,6 +128,7 @@ class RoutingRules:
 
     routes: tuple[Route, ...] = ()
     source: str = "default"
+    destinations: Mapping[str, Destination] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path | str | None) -> "RoutingRules":
@@ -142,7 +152,15 @@ class RoutingRules:
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise RoutesError(f"{path}: route names must be unique, repeated: {', '.join(repeated)}")
-        return cls(tuple(parsed.routes), str(path))
+        undefined = [
+            f"routes[{index}].send[{position}].destination: {send.destination!r} is not among destinations"
+            for index, route in enumerate(parsed.routes)
+            for position, send in enumerate(route.send)
+            if send.destination not in parsed.destinations
+        ]
+        if undefined:
+            raise RoutesError(f"{path}: {'; '.join(undefined)}")
+        return cls(tuple(parsed.routes), str(path), dict(parsed.destinations))
 
     def unknown_models(self, known: Iterable[str]) -> list[str]:
         """Models the rules name that are not among ``known`` (to warn about at start)."""
@@ -162,6 +180,17 @@ class RoutingRules:
             for name in names:  # a named model not served now: its job fails model_not_found, recorded
                 chosen.setdefault(name, rule.name)
         return [(rule, model) for model, rule in chosen.items()]
+
+    def sends(self, series: SeriesFacts, model: str, cards: Sequence[ModelCard]) -> list[Send]:
+        """Where the outputs of ``model``'s job on ``series`` go: the ``send`` of every matching
+        rule that chose the model (the default rules send nothing)."""
+        found: list[Send] = []
+        for rule in self.routes:
+            if rule.send and rule.match.matches(series):
+                names = [c.name for c in cards if accepts(c, series)] if rule.models == AUTO else rule.models
+                if model in names:
+                    found.extend(rule.send)
+        return found
 
     def group_by(self, series: SeriesFacts) -> str:
         """``study`` when the first matching rule groups by study, else ``series``."""

@@ -25,14 +25,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Literal
 
-from sqlalchemy import JSON, DateTime, Engine, Index, Integer, String, Text, and_, delete, func, or_, select, update
+from sqlalchemy import JSON, Engine, Index, Integer, String, Text, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from sqlalchemy.types import TypeDecorator
 
-from .db import Base
+from .db import Base, UTCDateTime
+from .delivery.destinations import Send
+from .delivery.store import activate_deliveries, add_deliveries, cancel_deliveries, delete_deliveries, wanted_outputs
 
 __all__ = ["Job", "JobState", "JobStore", "LEASE_EXPIRED", "SOURCES", "STATES"]
 
@@ -46,23 +48,6 @@ LEASE_EXPIRED = "lease_expired"
 MAX_MESSAGE_CHARS = 2000
 
 
-class _UTCDateTime(TypeDecorator):
-    """An aware UTC ``datetime`` in Python, naive UTC in the database (SQLite has no zones)."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:  # noqa: ANN001
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("job times must be timezone-aware")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:  # noqa: ANN001
-        return None if value is None else value.replace(tzinfo=UTC)
-
-
 class JobRow(Base):
     """One row of ``jobs``."""
 
@@ -74,10 +59,10 @@ class JobRow(Base):
     source: Mapped[str] = mapped_column(String(8))
     state: Mapped[str] = mapped_column(String(8))
     output_format: Mapped[str] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(_UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(_UTCDateTime)
-    started_at: Mapped[datetime | None] = mapped_column(_UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(_UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
     input_dir: Mapped[str] = mapped_column(Text)
@@ -91,7 +76,7 @@ class JobRow(Base):
     webhook_url: Mapped[str | None] = mapped_column(Text)
     timings_ms: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     lease_owner: Mapped[str | None] = mapped_column(String(128))
-    lease_expires_at: Mapped[datetime | None] = mapped_column(_UTCDateTime)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 @dataclass(frozen=True)
@@ -160,10 +145,12 @@ class JobStore:
         output_format: str = "json",
         max_attempts: int = 3,
         job_id: str | None = None,
+        sends: Sequence[Send] = (),
     ) -> tuple[Job, bool]:
         """A new queued job, ``(job, True)``; or, when ``idempotency_key`` names an existing
         job, ``(that job, False)`` as it is, whatever the other arguments say. ``job_id``
-        (32 hex digits) when the caller has already named the job's folder by it."""
+        (32 hex digits) when the caller has already named the job's folder by it. ``sends``:
+        where its outputs go once it is done, recorded with it (:mod:`jobs.delivery.store`)."""
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}")
         if max_attempts < 1:
@@ -181,6 +168,8 @@ class JobStore:
         try:
             with self._session() as session, session.begin():
                 session.add(row)
+                session.flush()  # the job before its deliveries
+                add_deliveries(session, row.id, sends, now, study_uid)
         except IntegrityError:
             # another submitter inserted the same key between our look-up and insert
             existing = self.by_idempotency_key(idempotency_key) if idempotency_key is not None else None
@@ -209,7 +198,7 @@ class JobStore:
                 if row is None:
                     return None
                 if row.state == "running" and row.attempts >= row.max_attempts:
-                    self._finish_failed(row, now, LEASE_EXPIRED, "the worker stopped renewing its lease on the last attempt")
+                    self._finish_failed(session, row, now, LEASE_EXPIRED, "the worker stopped renewing its lease on the last attempt")
                     continue
                 row.state, row.attempts = "running", row.attempts + 1
                 row.lease_owner, row.lease_expires_at = worker_id, now + timedelta(seconds=lease_s)
@@ -228,9 +217,19 @@ class JobStore:
             )
             return result.rowcount == 1
 
-    def complete(self, job_id: str, worker_id: str, result_path: str, media_type: str, timings_ms: dict[str, float]) -> bool:
-        """Mark the job done with its stored answer; False (and nothing changed) if
-        ``worker_id`` lost the lease."""
+    def complete(
+        self,
+        job_id: str,
+        worker_id: str,
+        result_path: str,
+        media_type: str,
+        timings_ms: dict[str, float],
+        outputs: Mapping[str, str] | None = None,
+        output_errors: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Mark the job done with its stored answer, and its deliveries pending with the
+        ``outputs`` they send (format → file; ``output_errors``: format → why it could not be
+        made); False (and nothing changed) if ``worker_id`` lost the lease."""
         now = self.clock()
         with self.engine.begin() as connection:
             result = connection.execute(
@@ -241,7 +240,17 @@ class JobStore:
                     error_code=None, error_message=None, finished_at=now, updated_at=now, lease_owner=None, lease_expires_at=None,
                 )
             )
-            return result.rowcount == 1
+            if result.rowcount != 1:
+                return False
+            with Session(bind=connection) as session:
+                activate_deliveries(session, job_id, outputs or {}, output_errors or {}, now)
+                session.flush()
+            return True
+
+    def wanted_outputs(self, job_id: str) -> list[str]:
+        """The output formats the job's deliveries send (to make beside its answer)."""
+        with self._session() as session:
+            return wanted_outputs(session, job_id)
 
     def fail(self, job_id: str, worker_id: str, code: str, message: str, timings_ms: dict[str, float], retryable: bool) -> Job:
         """Record an attempt's failure: back to queued while ``retryable`` and attempts are
@@ -261,14 +270,15 @@ class JobStore:
                 row.lease_owner = row.lease_expires_at = None
                 row.updated_at = now
             else:
-                self._finish_failed(row, now, code, message)
+                self._finish_failed(session, row, now, code, message)
             return Job._of(row)
 
     @staticmethod
-    def _finish_failed(row: JobRow, now: datetime, code: str, message: str) -> None:
+    def _finish_failed(session: Session, row: JobRow, now: datetime, code: str, message: str) -> None:
         row.state, row.error_code, row.error_message = "failed", code, message[:MAX_MESSAGE_CHARS]
         row.finished_at = row.updated_at = now
         row.lease_owner = row.lease_expires_at = None
+        cancel_deliveries(session, row.id, now)
 
     def get(self, job_id: str) -> Job | None:
         with self._session() as session:
@@ -325,6 +335,7 @@ class JobStore:
             return session.scalar(select(func.count()).where(JobRow.input_dir == str(input_dir))) > 0
 
     def delete(self, job_id: str) -> bool:
-        """Remove the job's record (its files are the caller's); False if there was none."""
-        with self.engine.begin() as connection:
-            return connection.execute(delete(JobRow).where(JobRow.id == job_id)).rowcount == 1
+        """Remove the job's record and its deliveries' (its files are the caller's); False if there was none."""
+        with self._session() as session, session.begin():
+            delete_deliveries(session, job_id)
+            return session.execute(delete(JobRow).where(JobRow.id == job_id)).rowcount == 1

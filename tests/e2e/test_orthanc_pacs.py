@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -28,74 +25,20 @@ from fastapi.testclient import TestClient
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless
 from pynetdicom import _config
 
-from devtools.processes import free_ports
+from devtools.orthanc import ORTHANC, start_orthanc, stop_orthanc
 
 pytestmark = pytest.mark.e2e
 
 SEG_3D = "ct_nodule_segmenter_3d"
 PACS_AE = "PACS"
-ORTHANC = shutil.which("Orthanc") or ("/usr/sbin/Orthanc" if os.access("/usr/sbin/Orthanc", os.X_OK) else None)
 
 
-def _orthanc_binary() -> str:
+def _orthanc_binary() -> None:
     if ORTHANC is None:
         message = "Orthanc is not installed (Debian package orthanc; make test installs it)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    return ORTHANC
-
-
-class Orthanc:
-    """A started Orthanc: its REST API on ``http_port``, its DICOM port ``dicom_port``."""
-
-    def __init__(self, process: subprocess.Popen, http_port: int, dicom_port: int) -> None:
-        self.process, self.http_port, self.dicom_port = process, http_port, dicom_port
-
-    def rest(self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json") -> object:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", data=body, method=method,
-                                         headers={"Content-Type": content_type})
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return json.loads(response.read())
-
-
-def start_orthanc(folder: Path, receiver_port: int) -> Orthanc:
-    """Orthanc with its storage and index in ``folder``, REST and DICOM on free loopback ports,
-    knowing medserve as the modality ``medserve`` (AE MEDSERVE on ``receiver_port``); serving
-    once ``GET /system`` answers."""
-    http_port, dicom_port = free_ports(2)
-    config = {
-        "Name": PACS_AE, "StorageDirectory": str(folder / "db"), "IndexDirectory": str(folder / "db"),
-        "HttpPort": http_port, "DicomPort": dicom_port, "DicomAet": PACS_AE, "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False, "Plugins": [], "DicomModalities": {"medserve": ["MEDSERVE", "127.0.0.1", receiver_port]},
-    }
-    (folder / "orthanc.json").write_text(json.dumps(config))
-    log = open(folder / "orthanc.log", "ab")  # noqa: SIM115 - the child holds its own descriptor
-    try:
-        process = subprocess.Popen([_orthanc_binary(), str(folder / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, cwd=folder)
-    finally:
-        log.close()
-    orthanc = Orthanc(process, http_port, dicom_port)
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, (folder / "orthanc.log").read_text(errors="replace")[-3000:]
-        try:
-            orthanc.rest("GET", "/system")
-            return orthanc
-        except OSError:
-            assert time.monotonic() < deadline, "Orthanc did not answer GET /system in 60 s"
-            time.sleep(0.2)
-
-
-def stop_orthanc(orthanc: Orthanc) -> None:
-    """SIGTERM Orthanc by its PID (it exits cleanly), SIGKILL if it has not within 30 s."""
-    orthanc.process.terminate()
-    try:
-        orthanc.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        orthanc.process.kill()
-        orthanc.process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -114,11 +57,10 @@ def node(triton, tmp_path: Path):
     saved = (_config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir)
     receiver = DimseServer(DimseSettings(work_dir=work, dimse_port=0, dimse_host="127.0.0.1", dimse_series_silence_s=1.0,
                                          dimse_assembly_poll_s=0.2)).start()
-    (tmp_path / "orthanc").mkdir()
     orthanc = None
     settings = Settings(triton_grpc_url=triton.grpc_url, model_cache_ttl_s=0, work_dir=str(work), routes=str(routes), routing_poll_s=0.2)
     try:
-        orthanc = start_orthanc(tmp_path / "orthanc", receiver.port)
+        orthanc = start_orthanc(tmp_path / "orthanc", PACS_AE, {"medserve": ("MEDSERVE", "127.0.0.1", receiver.port)})
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:
             yield client, receiver, orthanc
     finally:

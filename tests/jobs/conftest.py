@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import Iterator
 
 import pytest
@@ -92,3 +93,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
         return database_url(tmp_path)
     return request.getfixturevalue("postgres_url")
+
+
+class Clock:
+    """A clock the test moves by hand (the stores' injectable ``clock``)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()

@@ -16,20 +16,9 @@ import pytest
 from jobs.db import make_engine
 from jobs.store import LEASE_EXPIRED, JobStore
 
+from .conftest import Clock
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -39,11 +28,6 @@ def engine(database_url: str):
         yield engine
     finally:
         engine.dispose()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The async REST API: submit a job (``POST /v1/models/{name}/jobs``, the bodies of predict),
 follow it (``GET /v1/jobs/{id}``, ``GET /v1/jobs``) and fetch its answer
 (``GET /v1/jobs/{id}/result``) — the bytes predict would have answered, in the format asked
-for at submission.
+for at submission — and the deliveries of jobs' outputs to the destinations of their route
+(``GET /v1/deliveries``, ``state=failed_export`` the dead letters, ``POST .../retry``).
 
 The upload is received and bounded exactly as predict's (:func:`gateway.uploads.receive`)
 and written durably under ``<work_dir>/jobs/<id>/input/`` before the 202. An
@@ -22,10 +23,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from jobs import Job, JobStore
+from jobs.delivery import Delivery, DeliveryStore
 from preprocessing import PreprocessingError, open_instance
 from preprocessing.attributes import header_text
 
-from ...errors import JobFailed, JobNotFinished, JobNotFound, NotAcceptable
+from ...errors import DeliveryNotFound, DeliveryNotRetryable, JobFailed, JobNotFinished, JobNotFound, NotAcceptable
 from ...job_runner import job_folder, write_input
 from ...outputs.negotiation import requested_format
 from ...outputs.openapi import FORMAT_NAMES
@@ -43,6 +45,45 @@ JobStateName = Literal["queued", "running", "done", "failed"]
 class JobErrorPublic(BaseModel):
     code: str = Field(description="The stable error code the job failed with (the README's error table).")
     message: str
+
+
+class DeliveryPublic(BaseModel):
+    """Where a job's DICOM outputs go, and how far they got."""
+
+    id: str
+    job_id: str
+    destination: str = Field(description="The destination's name in the routes file.")
+    outputs: list[str] = Field(description="The outputs sent (seg, sr, sc), together in one attempt.")
+    state: Literal["waiting", "pending", "sending", "delivered", "failed_export", "cancelled"] = Field(
+        description="waiting: the job runs; pending: due at next_attempt_at; delivered; failed_export: dead-lettered "
+        "(retry with POST /v1/deliveries/{id}/retry); cancelled: the job failed."
+    )
+    attempts: int
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    error: JobErrorPublic | None = Field(description="Why the latest attempt failed (the README's delivery error codes).")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, delivery: Delivery) -> DeliveryPublic:
+        return cls(
+            id=delivery.id, job_id=delivery.job_id, destination=delivery.destination, outputs=delivery.outputs, state=delivery.state,
+            attempts=delivery.attempts, next_attempt_at=delivery.next_attempt_at if delivery.state == "pending" else None,
+            delivered_at=delivery.delivered_at,
+            error=JobErrorPublic(code=delivery.error_code, message=delivery.error_message or "") if delivery.error_code else None,
+            created_at=delivery.created_at, updated_at=delivery.updated_at,
+        )
+
+
+def export_state(deliveries: list[Delivery]) -> str | None:
+    """The job's deliveries in one word: failed_export when one is dead-lettered, pending while
+    one is under way, delivered when all are, cancelled when the job failed; None without any."""
+    states = {delivery.state for delivery in deliveries}
+    for summary, members in (("failed_export", {"failed_export"}), ("pending", {"waiting", "pending", "sending"}), ("cancelled", {"cancelled"})):
+        if states & members:
+            return summary
+    return "delivered" if states else None
 
 
 class JobPublic(BaseModel):
@@ -64,10 +105,16 @@ class JobPublic(BaseModel):
     study_uid: str | None
     series_uid: str | None
     result_url: str | None = Field(description="Where the answer is, once done.")
+    export_state: Literal["pending", "delivered", "failed_export", "cancelled"] | None = Field(
+        description="Its deliveries in one word (failed_export when one is dead-lettered); null when its route sends nothing."
+    )
+    deliveries: list[DeliveryPublic] = Field(description="Where its DICOM outputs go (the send entries of its route).")
 
     @classmethod
-    def of(cls, job: Job) -> JobPublic:
+    def of(cls, job: Job, deliveries: list[Delivery] = ()) -> JobPublic:
+        deliveries = list(deliveries)
         return cls(
+            export_state=export_state(deliveries), deliveries=[DeliveryPublic.of(d) for d in deliveries],
             id=job.id, model=job.model, source=job.source, state=job.state, format=job.output_format,
             created_at=job.created_at, updated_at=job.updated_at, started_at=job.started_at, finished_at=job.finished_at,
             attempts=job.attempts, max_attempts=job.max_attempts, timings_ms=job.timings_ms,
@@ -162,9 +209,19 @@ async def _job(request: Request, job_id: str) -> Job:
     return job
 
 
-@router.get("/v1/jobs/{job_id}", response_model=JobPublic, summary="A job's state, stage times and error", responses=_errors(401, 403, 404, 422))
+def _deliveries(request: Request) -> DeliveryStore:
+    return DeliveryStore(_store(request).engine)
+
+
+async def _public(request: Request, jobs: list[Job]) -> list[JobPublic]:
+    """The jobs as the API shows them, each with its deliveries (one query for all)."""
+    deliveries = await anyio.to_thread.run_sync(_deliveries(request).for_jobs, [job.id for job in jobs])
+    return [JobPublic.of(job, deliveries[job.id]) for job in jobs]
+
+
+@router.get("/v1/jobs/{job_id}", response_model=JobPublic, summary="A job's state, stage times, error and deliveries", responses=_errors(401, 403, 404, 422))
 async def get_job(job_id: str, request: Request) -> JobPublic:
-    return JobPublic.of(await _job(request, job_id))
+    return (await _public(request, [await _job(request, job_id)]))[0]
 
 
 @router.get(
@@ -227,4 +284,52 @@ async def list_jobs(
     limit: int = Query(100, ge=1, le=1000),
 ) -> JobListPublic:
     jobs = await anyio.to_thread.run_sync(lambda: _store(request).list(state, model, source, study_uid, series_uid, limit))
-    return JobListPublic(jobs=[JobPublic.of(job) for job in jobs])
+    return JobListPublic(jobs=await _public(request, jobs))
+
+
+class DeliveryListPublic(BaseModel):
+    deliveries: list[DeliveryPublic]
+
+
+DeliveryStateName = Literal["waiting", "pending", "sending", "delivered", "failed_export", "cancelled"]
+
+
+@router.get(
+    "/v1/deliveries", response_model=DeliveryListPublic, summary="Deliveries, newest first, filtered (state=failed_export: the dead letters)",
+    responses=_errors(401, 403, 422),
+)
+async def list_deliveries(
+    request: Request,
+    state: DeliveryStateName | None = None,
+    destination: str | None = Query(None, max_length=64),
+    job_id: str | None = Query(None, max_length=64),
+    limit: int = Query(100, ge=1, le=1000),
+) -> DeliveryListPublic:
+    found = await anyio.to_thread.run_sync(lambda: _deliveries(request).list(state, destination, job_id, limit))
+    return DeliveryListPublic(deliveries=[DeliveryPublic.of(delivery) for delivery in found])
+
+
+@router.get("/v1/deliveries/{delivery_id}", response_model=DeliveryPublic, summary="One delivery", responses=_errors(401, 403, 404, 422))
+async def get_delivery(delivery_id: str, request: Request) -> DeliveryPublic:
+    delivery = await anyio.to_thread.run_sync(_deliveries(request).get, delivery_id)
+    if delivery is None:
+        raise DeliveryNotFound("no delivery with this id (deliveries are removed with their job after the retention period)")
+    return DeliveryPublic.of(delivery)
+
+
+@router.post(
+    "/v1/deliveries/{delivery_id}/retry",
+    response_model=DeliveryPublic,
+    summary="Send a dead-lettered delivery again",
+    description="A failed_export delivery becomes pending now with its attempts counted afresh; 409 delivery_not_retryable in any other state.",
+    responses=_errors(401, 403, 404, 409, 422),
+)
+async def retry_delivery(delivery_id: str, request: Request) -> DeliveryPublic:
+    store = _deliveries(request)
+    retried = await anyio.to_thread.run_sync(store.retry, delivery_id)
+    if retried is None:
+        current = await anyio.to_thread.run_sync(store.get, delivery_id)
+        if current is None:
+            raise DeliveryNotFound("no delivery with this id (deliveries are removed with their job after the retention period)")
+        raise DeliveryNotRetryable(f"the delivery is {current.state}; only a failed_export delivery whose outputs were made is retried")
+    return DeliveryPublic.of(retried)
