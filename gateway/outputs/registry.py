@@ -20,7 +20,7 @@ from contract import Task
 
 from ..errors import InvalidUpload, OutputUnavailable
 from ..quality import answer_warnings
-from . import csv, heatmap, json, nifti, png, rle, sc, seg
+from . import csv, fhir, heatmap, json, nifti, png, rle, sc, seg, sr
 from .encoder import Answer, OutputEncoder
 
 if TYPE_CHECKING:
@@ -35,9 +35,11 @@ ENCODERS: dict[str, OutputEncoder] = {
         png.encoder,
         nifti.encoder,
         seg.encoder,
+        sr.encoder,
         sc.encoder,
         heatmap.encoder,
         csv.encoder,
+        fhir.encoder,
     )
 }
 
