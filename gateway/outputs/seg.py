@@ -83,13 +83,13 @@ def seg_sources(frames: Sequence[Frame], labels_map: np.ndarray) -> tuple[list[D
     back in its stored frame order (the order of its per-frame functional groups)."""
     first = frames[0].instance
     if first.pixels.number_of_frames == 1:
-        return [_conformant(frame.instance.header) for frame in frames], labels_map
+        return [conformant(frame.instance.header) for frame in frames], labels_map
     stored = np.zeros((first.pixels.number_of_frames, *labels_map.shape[1:]), dtype=labels_map.dtype)
     stored[[frame.index for frame in frames]] = labels_map
-    return [_conformant(first.header)], stored
+    return [conformant(first.header)], stored
 
 
-def _conformant(header: Dataset) -> Dataset:
+def conformant(header: Dataset) -> Dataset:
     """A shallow copy of a source header that highdicom can copy into the SEG: dates and
     times that do not parse and enumerated values out of their set are emptied (they are
     Type 2 in the SEG), an unknown (0008,0005) Specific Character Set is dropped (text then

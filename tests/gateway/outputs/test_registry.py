@@ -60,10 +60,10 @@ def test_a_classifier_with_an_activation_map_answers_png_as_its_heatmap() -> Non
 @pytest.mark.parametrize(
     "output_format, task, has_activation_map, allowed",
     [
-        (OutputFormat.PNG, Task.CLASSIFICATION, False, "fhir, json"),
-        (OutputFormat.HEATMAP, Task.CLASSIFICATION, False, "fhir, json"),
-        (OutputFormat.HEATMAP, Task.MULTI_INPUT, True, "fhir, json"),
-        (OutputFormat.SEG, Task.CLASSIFICATION, True, "fhir, heatmap, json"),
+        (OutputFormat.PNG, Task.CLASSIFICATION, False, "fhir, json, sr"),
+        (OutputFormat.HEATMAP, Task.CLASSIFICATION, False, "fhir, json, sr"),
+        (OutputFormat.HEATMAP, Task.MULTI_INPUT, True, "fhir, json, sr"),
+        (OutputFormat.SEG, Task.CLASSIFICATION, True, "fhir, heatmap, json, sr"),
     ],
 )
 def test_a_format_that_does_not_apply_is_unavailable(output_format, task, has_activation_map, allowed) -> None:
