@@ -20,7 +20,7 @@ from contract import Task
 
 from ..errors import InvalidUpload, OutputUnavailable
 from ..quality import answer_warnings
-from . import csv, heatmap, json, nifti, png, rle, sc, seg, sr
+from . import csv, fhir, heatmap, json, nifti, png, rle, sc, seg, sr
 from .encoder import Answer, OutputEncoder
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ ENCODERS: dict[str, OutputEncoder] = {
         sc.encoder,
         heatmap.encoder,
         csv.encoder,
+        fhir.encoder,
     )
 }
 
