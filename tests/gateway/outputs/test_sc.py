@@ -170,3 +170,14 @@ def _bytes(ds: pydicom.Dataset) -> bytes:
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def test_patient_names_in_the_sources_character_set_arrive_as_sent(series) -> None:
+    datasets, labels_map = series
+    latin1 = []
+    for ds in datasets:
+        copy = pydicom.dcmread(io.BytesIO(_bytes(ds)))
+        copy.SpecificCharacterSet, copy.PatientName = "ISO_IR 100", "Müller^Jürgen"
+        latin1.append(pydicom.dcmread(io.BytesIO(_bytes(copy))))
+    capture = pydicom.dcmread(io.BytesIO(sc.encoder.encode(_answer(latin1, labels_map)).content))
+    assert (capture.SpecificCharacterSet, str(capture.PatientName)) == ("ISO_IR 100", "Müller^Jürgen")
