@@ -15,7 +15,9 @@ A Bundle of type ``collection`` (plain JSON, built here as dicts; the tests vali
   table, :mod:`gateway.outputs.label_codes`) with the label as text, body site the label's site
   code when it has one, and components with UCUM quantities: volume (SCT 118565006, ``mL``), long
   and short axis (SCT 103339001 / 103340004, ``mm``), mean and maximum (SCT 373098007 / 56851009)
-  in the modality's unit (``[hnsf'U]`` for CT, ``Bq/mL`` for PET in BQML, ``1`` otherwise);
+  in the modality's unit (``[hnsf'U]`` for CT, ``Bq/mL`` for PET in BQML, ``1`` otherwise), and as
+  identifiers the finding's tracking UID and tracking identifier (``"<label> <n>"``), those the SR
+  (``format=sr``) of the same result gives it;
 - for a classification, one ``Observation`` per instance: code DCM 121071 *Finding*, value the
   predicted label's code, and one component per class — the class's code, its probability
   (UCUM ``1``).
@@ -42,7 +44,7 @@ from preprocessing.attributes import header_text
 
 from .encoder import SEGMENTATION_TASKS, Answer, Binary, output_format
 from .findings import Finding, find
-from .label_codes import label_codes
+from .label_codes import card_label_codes, label_codes
 from .uids import derived_uid
 
 #: FHIR code systems of DICOM's coding scheme designators (a scheme not listed is written
@@ -82,12 +84,14 @@ def _component(code: PydicomCode, text: str, value: dict[str, Any]) -> dict[str,
     return {"code": concept(code, text), "valueQuantity": value}
 
 
-def _card_codes(answer: Answer) -> dict[str, LabelCodes]:
-    return {label: codes_ for output in answer.card.outputs for label, codes_ in output.codes.items()}
+def tracking_identifiers(tracking_uid: str, tracking_id: str) -> list[dict[str, str]]:
+    """An Observation's identifiers: the finding's tracking UID and tracking identifier, as the
+    SR (``format=sr``) of the same result names that finding."""
+    return [{"system": "urn:dicom:uid", "value": f"urn:oid:{tracking_uid}"}, {"value": tracking_id}]
 
 
 def finding_observation(finding: Finding, codes_: LabelCodes) -> dict[str, Any]:
-    """The Observation of one segmentation finding (no id, subject or device yet)."""
+    """The Observation of one segmentation finding (no id, identifiers, subject or device yet)."""
     unit = finding.unit
     components = [
         _component(codes.SCT.Volume, "Volume", quantity(finding.volume_ml, "mL", "mL", 4)),
@@ -130,9 +134,16 @@ def classification_observation(probabilities: list[tuple[str, float]], card_code
 
 def _segmentation(answer: Answer) -> tuple[list[dict[str, Any]], str, Any, list[str]]:
     """Observations, conclusion, a source header, the identity parts of a segmentation result."""
-    result, card_codes = answer.result, _card_codes(answer)
+    result, card_codes = answer.result, card_label_codes(answer.card)
+    name, version = answer.card.name, result.model_version
     findings = find(result.labels_map, result.affine_lps, result.labels, result.frames)
-    observations = [finding_observation(f, label_codes(f.label, card_codes)) for f in findings]
+    slices = [f"{header_text(frame.header, 'SOPInstanceUID')}/{frame.index}" for frame in result.frames]
+    observations = []
+    for f in findings:
+        observation = finding_observation(f, label_codes(f.label, card_codes))
+        tracking_uid = derived_uid("finding", name, version, *slices, str(f.label_value), str(f.component))  # the SR's
+        observation["identifier"] = tracking_identifiers(tracking_uid, f"{f.label} {f.component}"[:64])
+        observations.append(observation)
     counts = {label: sum(f.label == label for f in findings) for label in result.labels[1:]}
     conclusion = "; ".join(
         f"{label}: {count} finding{'s' * (count != 1)}"
@@ -147,7 +158,7 @@ def _segmentation(answer: Answer) -> tuple[list[dict[str, Any]], str, Any, list[
 
 def _classification(answer: Answer) -> tuple[list[dict[str, Any]], str, Any, list[str]]:
     """Observations, conclusion, a source header, the identity parts of a classification result."""
-    result, card_codes = answer.result, _card_codes(answer)
+    result, card_codes = answer.result, card_label_codes(answer.card)
     observations = [classification_observation(i.probabilities, card_codes) for i in result.instances]
     conclusion = "; ".join(f"{i.probabilities[0][0]} ({i.probabilities[0][1]:.3f})" for i in result.instances)
     header = next((i.source.header for i in result.instances if i.source is not None), None)

@@ -4,8 +4,10 @@ the findings' values in UCUM units."""
 
 from __future__ import annotations
 
+import io
 import json
 
+import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
@@ -18,7 +20,7 @@ from contract import ModelCard, ModelInput, ModelOutput
 from contract.codes import Code, LabelCodes
 from devtools.dicomgen import write_ct_series
 from devtools.phantoms import chest_volume
-from gateway.outputs import fhir
+from gateway.outputs import fhir, sr
 from gateway.outputs.encoder import Answer
 from gateway.outputs.findings import find
 from gateway.tasks.classification import ClassificationResult, InstanceClassification
@@ -102,6 +104,15 @@ def test_a_segmentation_is_a_report_with_one_observation_per_finding(segmented) 
             assert (coding["code"], observation["bodySite"]["coding"][0]["code"]) == ("59820001", "39607008")
     nodules = [f for f in findings if f.label == "nodule"]
     assert report["conclusion"].startswith(f"nodule: {len(nodules)} findings, {sum(f.volume_ml for f in nodules):.2f} mL; vessel: 1 finding, ")
+
+
+def test_each_observation_names_its_finding_as_the_sr_of_the_same_result_does(segmented) -> None:
+    _, answer = segmented
+    observations = [e["resource"] for e in json.loads(fhir.encoder.encode(answer).content)["entry"] if e["resource"]["resourceType"] == "Observation"]
+    groups = hd.sr.srread(io.BytesIO(sr.encoder.encode(answer).content)).content.get_volumetric_roi_measurement_groups()
+    assert [o["identifier"] for o in observations] == [
+        [{"system": "urn:dicom:uid", "value": f"urn:oid:{g.tracking_uid}"}, {"value": g.tracking_identifier}] for g in groups
+    ]
 
 
 def test_the_same_result_encoded_twice_is_the_same_document(segmented) -> None:
