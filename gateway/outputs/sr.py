@@ -39,6 +39,7 @@ from pydicom.sr.codedict import codes
 from contract import Task
 from preprocessing import SeriesPlan
 from preprocessing.attributes import header_text
+from preprocessing.frames import Frame
 
 from ..errors import OutputUnavailable
 from .encoder import SEGMENTATION_TASKS, Answer, Binary, output_format
@@ -90,6 +91,23 @@ def _finding_measurements(finding: Finding, modality: str, algorithm: hd.sr.Algo
     return measurements
 
 
+def _referenced_segment(seg: hd.seg.Segmentation, number: int, frames: Sequence[Frame]) -> hd.sr.ReferencedSegment:
+    """Segment ``number`` of ``seg`` with the source images the finding spans (``frames``; a
+    multi-frame source as one reference naming its frames). Built here rather than by
+    ``ReferencedSegment.from_segmentation``, which needs per-frame segment identification that
+    a one-segment SEG keeps in its shared functional groups."""
+    by_instance: dict[str, tuple[str, list[int]]] = {}
+    for frame in frames:
+        uid = header_text(frame.header, "SOPInstanceUID")
+        by_instance.setdefault(uid, (header_text(frame.instance.header, "SOPClassUID"), []))[1].append(frame.index + 1)
+    multi_frame = frames[0].instance.pixels.number_of_frames > 1
+    images = [
+        hd.sr.SourceImageForSegmentation(sop_class, uid, sorted(numbers) if multi_frame else None)
+        for uid, (sop_class, numbers) in by_instance.items()
+    ]
+    return hd.sr.ReferencedSegment(seg.SOPClassUID, seg.SOPInstanceUID, number, source_images=images)
+
+
 def segmentation_report(answer: Answer) -> tuple[hd.sr.Comprehensive3DSR, hd.seg.Segmentation]:
     """The SR of a segmentation result, and the SEG it references (the one ``format=seg`` gives)."""
     model, result = answer.card.name, answer.result
@@ -110,7 +128,7 @@ def segmentation_report(answer: Answer) -> tuple[hd.sr.Comprehensive3DSR, hd.seg
         groups.append(
             hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
                 tracking_identifier=tracking,
-                referenced_segment=hd.sr.ReferencedSegment.from_segmentation(seg.dataset, seg.segment_numbers[finding.label_value]),
+                referenced_segment=_referenced_segment(seg.dataset, seg.segment_numbers[finding.label_value], [result.frames[d] for d in finding.frames]),
                 finding_category=coded(item_codes.category),
                 finding_type=coded(item_codes.type),
                 finding_sites=[hd.sr.FindingSite(coded(item_codes.site))] if item_codes.site is not None else None,
