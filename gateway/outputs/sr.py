@@ -115,6 +115,7 @@ def segmentation_report(answer: Answer) -> tuple[hd.sr.Comprehensive3DSR, hd.seg
     card_codes = card_label_codes(answer.card)
     seg = seg_object(result.frames, result.labels_map, result.labels, model, version, card_codes)
     sources = [conformant(header) for header in _unique_headers(frame.instance.header for frame in result.frames)]
+    library = [_library_entry(frame) for frame in _first_frames(result.frames)]
     source_uids = [f"{header_text(frame.header, 'SOPInstanceUID')}/{frame.index}" for frame in result.frames]
     modality = header_text(result.frames[0].header, "Modality").upper()
     algorithm = _algorithm(model, version)
@@ -137,7 +138,7 @@ def segmentation_report(answer: Answer) -> tuple[hd.sr.Comprehensive3DSR, hd.seg
             )
         )
     digest = hashlib.sha256(seg.dataset.SOPInstanceUID.encode()).hexdigest()  # the SEG's UID digests the label map
-    sr = _document(sources + [seg.dataset], groups, sources, model, version, source_uids, digest)
+    sr = _document(sources + [seg.dataset], groups, library, model, version, source_uids, digest)
     return sr, seg.dataset
 
 
@@ -204,6 +205,28 @@ def _document(
         raise OutputUnavailable(
             f"the source headers cannot be carried into a DICOM SR ({type(exc).__name__}); ask for format=json"
         ) from exc
+
+
+#: What an image library entry describes (TID 1602) and a multi-frame source keeps in its
+#: functional groups: taken from the first frame's flattened header.
+_PLANE_KEYWORDS = ("PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient", "SliceThickness")
+
+
+def _first_frames(frames: Sequence[Frame]) -> list[Frame]:
+    first: dict[int, Frame] = {}
+    for frame in frames:
+        first.setdefault(id(frame.instance), frame)
+    return list(first.values())
+
+
+def _library_entry(frame: Frame) -> Dataset:
+    """The source instance of ``frame`` as the image library describes it: its header, with the
+    plane attributes of an enhanced multi-frame instance lifted from its first frame."""
+    entry = conformant(frame.instance.header)
+    for keyword in _PLANE_KEYWORDS:
+        if keyword not in entry and keyword in frame.header:
+            setattr(entry, keyword, frame.header[keyword].value)
+    return entry
 
 
 def _unique_headers(headers) -> list[Dataset]:

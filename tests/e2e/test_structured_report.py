@@ -74,3 +74,29 @@ def test_the_classifiers_probabilities_as_sr(gateway: TestClient, tmp_path) -> N
     assert reported == pytest.approx(served)
     present = [g.tracking_identifier for g in groups if g.get_qualitative_evaluations(name=codes.DCM.PresenceOfProperty)[0].value == codes.DCM.Present]
     assert present == [max(served, key=served.get)]
+
+
+def test_sr_of_an_enhanced_multiframe_source_is_valid_and_references_it(gateway: TestClient, tmp_path) -> None:
+    from devtools.testdata import pydicom_test_file
+
+    data = pydicom_test_file("eCT_Supplemental.dcm").read_bytes()
+    answered = gateway.post(f"/v1/models/{SEG_3D}/predict?format=sr", content=data, headers=DICOM)
+    assert answered.status_code == 200, answered.text
+    assert dciodvfy_errors(answered.content, tmp_path) == []
+    sr = pydicom.dcmread(io.BytesIO(answered.content))
+    source = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    evidence = {i.ReferencedSOPInstanceUID for s in sr.CurrentRequestedProcedureEvidenceSequence for r in s.ReferencedSeriesSequence for i in r.ReferencedSOPSequence}
+    assert source.SOPInstanceUID in evidence
+
+
+def test_sr_of_a_ct_without_frame_of_reference_is_refused_before_the_model_runs(gateway: TestClient) -> None:
+    from devtools.testdata import pydicom_test_file
+
+    ds = pydicom.dcmread(pydicom_test_file("CT_small.dcm"))
+    del ds.FrameOfReferenceUID
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    answered = gateway.post(f"/v1/models/{SEG_3D}/predict?format=sr", content=buffer.getvalue(), headers=DICOM)
+    assert answered.status_code == 422, answered.text
+    assert answered.json()["code"] == "output_unavailable"
+    assert "Frame of Reference UID" in answered.json()["message"]
