@@ -4,11 +4,14 @@ the sender of their destination's kind, and records the outcome with the destina
 Senders come in kinds (:data:`SENDERS`: ``dimse`` → C-STORE SCU, ``dicomweb`` → STOW-RS); a
 new kind is a module with ``send(destination, files)`` raising
 :class:`~jobs.delivery.errors.DeliveryFailure`, a destination model in
-:mod:`jobs.delivery.destinations`, and an entry here.
+:mod:`jobs.delivery.destinations`, and an entry here. A sender's module is imported when its
+kind is first used, so that the job store stays free of the DICOM stack (pydicom, pynetdicom)
+for the processes that only read it.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 import uuid
@@ -18,17 +21,21 @@ from pathlib import Path
 
 from ..polling import PollingWorker
 from .destinations import Destination
-from .dimse_scu import send_dimse
 from .errors import DeliveryFailure
 from .store import Delivery, DeliveryStore
-from .stow import send_stow
 
 __all__ = ["SENDERS", "DeliveryWorker"]
 
 log = logging.getLogger("medserve.delivery")
 
-#: The sender of each destination kind.
-SENDERS: dict[str, Callable[[Destination, Sequence[Path]], None]] = {"dimse": send_dimse, "dicomweb": send_stow}
+#: The sender of each destination kind: ``module:function``, imported on first use.
+SENDERS: dict[str, str] = {"dimse": "jobs.delivery.dimse_scu:send_dimse", "dicomweb": "jobs.delivery.stow:send_stow"}
+
+
+def sender(kind: str) -> Callable[[Destination, Sequence[Path]], None]:
+    """The send function of destinations of ``kind``."""
+    module, function = SENDERS[kind].split(":")
+    return getattr(importlib.import_module(module), function)
 
 #: What :class:`DeliveryWorker` tells ``on_attempt``: the delivery as claimed, the outcome
 #: (``delivered``, ``retry``, ``failed_export``), the error code (None when delivered) and seconds spent.
@@ -69,7 +76,7 @@ class DeliveryWorker(PollingWorker):
             files = [Path(name) for name in delivery.files]
             if missing := [path.name for path in files if not path.is_file()]:
                 raise DeliveryFailure("output_missing", f"the job's outputs are gone: {', '.join(missing)}", retryable=False)
-            SENDERS[destination.kind](destination, files)
+            sender(destination.kind)(destination, files)
         except DeliveryFailure as failure:
             outcome = self._failed(delivery, destination, failure)
             code: str | None = failure.code
