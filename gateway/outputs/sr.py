@@ -15,7 +15,9 @@ the numbers of a result as a reporting system and a PACS read them.
   under the finding as TID 1419 does it: the modality's concept (*Attenuation Coefficient*,
   DCM 112031; *MR signal intensity*, DCM 110852) with derivation *Mean* (SCT 373098007) /
   *Maximum* (SCT 56851009); other modalities carry no intensity measurement. Every measurement
-  names the algorithm (model name and version).
+  names the algorithm (model name and version). A foreground class without any finding is one
+  TID 1501 group: tracking identifier ``"<label>"``, its codes, *Presence of property*
+  (DCM 121052) *Absent* — the report says what the model looked for and did not find.
 - **Classification**: per classified instance and class a TID 1501 group: tracking identifier
   ``"<label>"`` (``"<label> <instance>"`` when several instances were classified), finding type
   the label's code, the class *Probability* (DCM 122157, unit ``1``) and a qualitative evaluation
@@ -33,6 +35,7 @@ import io
 from collections.abc import Sequence
 
 import highdicom as hd
+import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
@@ -137,6 +140,21 @@ def segmentation_report(answer: Answer) -> tuple[hd.sr.Comprehensive3DSR, hd.seg
                 measurements=_finding_measurements(finding, modality, algorithm),
             )
         )
+    found = {int(value) for value in np.unique(result.labels_map) if value}
+    for value in range(1, len(result.labels)):
+        if value not in found:  # the model ran and found none: said so, per class
+            item_codes = label_codes(result.labels[value], card_codes)
+            groups.append(
+                hd.sr.MeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=hd.sr.TrackingIdentifier(
+                        uid=derived_uid("absent", model, version, *source_uids, str(value)), identifier=result.labels[value][:64]
+                    ),
+                    finding_category=coded(item_codes.category),
+                    finding_type=coded(item_codes.type),
+                    algorithm_id=algorithm,
+                    qualitative_evaluations=[hd.sr.QualitativeEvaluation(codes.DCM.PresenceOfProperty, codes.DCM.Absent)],
+                )
+            )
     digest = hashlib.sha256(seg.dataset.SOPInstanceUID.encode()).hexdigest()  # the SEG's UID digests the label map
     sr = _document(sources + [seg.dataset], groups, library, model, version, source_uids, digest)
     return sr, seg.dataset

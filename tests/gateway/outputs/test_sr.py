@@ -157,3 +157,18 @@ def test_a_classification_reports_each_class_probability_and_the_predicted_label
         assert [image.referenced_sop_instance_uid for image in group.source_images] == [instance.header.SOPInstanceUID]
     assert groups[0].finding_type == codes.SCT.Nodule
     assert classification_report(Answer(card, result, {}, "r1")).SOPInstanceUID == sr.SOPInstanceUID
+
+
+def test_a_class_without_findings_is_reported_absent(segmented, tmp_path) -> None:
+    answer, _ = segmented
+    empty = SimpleNamespace(**{**vars(answer.result), "labels_map": np.zeros_like(answer.result.labels_map)})
+    sr, _ = segmentation_report(Answer(answer.card, empty, {}, "r1"))
+    content = report_bytes(sr)
+    assert dciodvfy_errors(content, tmp_path) == []
+    report = hd.sr.srread(io.BytesIO(content)).content
+    assert report.get_volumetric_roi_measurement_groups() == []
+    groups = report.get_image_measurement_groups()
+    assert [g.tracking_identifier for g in groups] == ["nodule", "liver"]
+    for group in groups:
+        (evaluation,) = group.get_qualitative_evaluations(name=codes.DCM.PresenceOfProperty)
+        assert evaluation.value == codes.DCM.Absent
