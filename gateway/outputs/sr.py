@@ -22,7 +22,8 @@ the numbers of a result as a reporting system and a PACS read them.
   ``"<label>"`` (``"<label> <instance>"`` when several instances were classified), finding type
   the label's code, the class *Probability* (DCM 122157, unit ``1``) and a qualitative evaluation
   *Presence of property* (DCM 121052): *Present* for the predicted (highest) class, *Absent*
-  for the others; the classified instance as the group's source image.
+  for the others; the classified instance as the group's source image. Multi-input models are
+  not offered ``sr``: their result does not carry the source instances an SR must reference.
 
 The SR's Series and SOP Instance UIDs are derived from the model, its version, the sources and
 the result (:func:`gateway.outputs.uids.derived_uid`): the same result gives the same SR.
@@ -266,7 +267,7 @@ def report_bytes(sr: hd.sr.Comprehensive3DSR) -> bytes:
     "sr",
     "application/dicom",
     accept=(),  # SEG's media type: only format= selects it
-    tasks=SEGMENTATION_TASKS | {Task.CLASSIFICATION, Task.MULTI_INPUT},
+    tasks=SEGMENTATION_TASKS | {Task.CLASSIFICATION},  # a multi-input result does not carry its source instances yet
     check_sources=check_sources,
 )
 def encoder(answer: Answer) -> Binary:
