@@ -41,7 +41,6 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from contract import Task
-from preprocessing import SeriesPlan
 from preprocessing.attributes import header_text
 from preprocessing.frames import Frame
 
@@ -53,7 +52,7 @@ from .seg import check_sources as seg_check_sources
 from .seg import coded, conformant, seg_object
 from .uids import derived_uid
 
-__all__ = ["classification_report", "encoder", "segmentation_report"]
+__all__ = ["classification_report", "encoder", "report_bytes", "segmentation_report"]
 
 MILLILITRE = hd.sr.CodedConcept("ml", "UCUM", "milliliter")
 MILLIMETRE = hd.sr.CodedConcept("mm", "UCUM", "millimeter")
@@ -63,11 +62,6 @@ PROBABILITY = codes.DCM.Probability
 #: The TID 1419 concept of a modality's values, by modality; others get no intensity measurement.
 _INTENSITY_CONCEPTS = {"CT": codes.DCM.AttenuationCoefficient, "MR": codes.DCM.MRSignalIntensity}
 _UNCARRIED = (ValueError, TypeError, AttributeError, KeyError, LookupError)
-
-
-def check_sources(plan: SeriesPlan) -> None:
-    """What the SEG the SR references needs of the sources (see :func:`gateway.outputs.seg.check_sources`)."""
-    seg_check_sources(plan)
 
 
 def _observation_context(model: str) -> hd.sr.ObservationContext:
@@ -268,7 +262,7 @@ def report_bytes(sr: hd.sr.Comprehensive3DSR) -> bytes:
     "application/dicom",
     accept=(),  # SEG's media type: only format= selects it
     tasks=SEGMENTATION_TASKS | {Task.CLASSIFICATION},  # a multi-input result does not carry its source instances yet
-    check_sources=check_sources,
+    check_sources=seg_check_sources,  # what the SEG it references needs of the sources
 )
 def encoder(answer: Answer) -> Binary:
     """DICOM SR (TID 1500 measurement report, highdicom): findings with volume, axes and intensities, or class probabilities"""
