@@ -16,10 +16,12 @@ from .metrics import DELIVERY_ATTEMPTS, DELIVERY_LATENCY
 __all__ = ["start_delivery_workers"]
 
 
+#: The outcomes of an attempt (:class:`jobs.delivery.DeliveryWorker`).
+OUTCOMES = ("delivered", "retry", "failed_export")
+
+
 def _observe(delivery: Delivery, outcome: str, code: str | None, seconds: float) -> None:
     """Each attempt in ``medserve_delivery_attempts_total`` and ``medserve_delivery_seconds``."""
-    for name in ("delivered", "retry", "failed_export"):  # every outcome's series from 0, so increase() sees its first count
-        DELIVERY_ATTEMPTS.labels(delivery.destination, name)
     DELIVERY_ATTEMPTS.labels(delivery.destination, outcome).inc()
     DELIVERY_LATENCY.labels(delivery.destination).observe(seconds)
 
@@ -30,6 +32,9 @@ def start_delivery_workers(settings: Settings, store: JobStore, rules: RoutingRu
     destination is not defined waits, pending, for a replica that knows it)."""
     if not rules.destinations:
         return []
+    for name in rules.destinations:  # every destination's outcomes from 0, so increase() sees their first count
+        for outcome in OUTCOMES:
+            DELIVERY_ATTEMPTS.labels(name, outcome)
     deliveries = DeliveryStore(store.engine)
     workers = [
         DeliveryWorker(

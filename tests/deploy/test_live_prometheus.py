@@ -179,7 +179,15 @@ def test_dashboard_and_alerts_against_a_real_prometheus(triton, start_gateway, r
     # Gateway A serves, runs jobs and routes the series the receiver completes (one work
     # directory); a low in-flight cap makes bursts produce 429s, a short drift window makes drift
     # visible within the test. Gateway B's 1 ms Triton deadline answers 504s.
-    serving = start_gateway(max_in_flight="2", drift_window_size="30", drift_min_samples="10", work_dir=str(tmp_path / "node"), routing_poll_s="0.2")
+    # Its routes send each CT job's SEG to a PACS that is down: two attempts, then a dead letter.
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(json.dumps({
+        "destinations": {"pacs": {"kind": "dimse", "ae_title": "PACS", "host": "127.0.0.1", "port": _free_port(), "timeout_s": 2,
+                                  "retry": {"max_attempts": 2, "backoff_s": 1}}},
+        "routes": [{"name": "ct", "match": {"modality": ["CT"]}, "models": "auto", "send": [{"destination": "pacs", "outputs": ["seg"]}]}],
+    }))
+    serving = start_gateway(max_in_flight="2", drift_window_size="30", drift_min_samples="10", work_dir=str(tmp_path / "node"), routing_poll_s="0.2",
+                            routes=str(routes), delivery_poll_s="0.2")
     timing_out = start_gateway(triton_timeout_s="0.001", work_dir=str(tmp_path / "timing-out"))
     prometheus = Prometheus(
         tmp_path, [f"127.0.0.1:{serving.port}", f"127.0.0.1:{timing_out.port}"], f"127.0.0.1:{triton.ports.metrics}", [receiver.metrics]
@@ -225,7 +233,9 @@ def test_dashboard_and_alerts_against_a_real_prometheus(triton, start_gateway, r
                   and prometheus.query("medserve_input_quality_total") and prometheus.query("medserve_dimse_instances_refused_total")
                   and prometheus.query('medserve_job_stage_seconds_count{stage="assembly"} > 0')
                   and prometheus.query('medserve_job_stage_seconds_count{stage="export"} > 0')
-                  and prometheus.query('medserve_job_outcomes_total{state="failed"} > 0'), 60, "the traffic to be scraped")
+                  and prometheus.query('medserve_job_outcomes_total{state="failed"} > 0')
+                  and prometheus.query('medserve_delivery_attempts_total{outcome="retry"} > 0')
+                  and prometheus.query('medserve_deliveries{state="failed_export"} > 0'), 60, "the traffic to be scraped")
         time.sleep(3)  # a few more scrapes, so that rate() over the dashboards' 1m windows has points
 
         problems = []

@@ -33,6 +33,9 @@ GATEWAY_METRICS = {
     "medserve_jobs": ("gauge", ("state",)),
     "medserve_jobs_oldest_queued_age_seconds": ("gauge", ()),
     "medserve_job_webhook_failures_total": ("counter", ()),
+    "medserve_deliveries": ("gauge", ("state",)),
+    "medserve_delivery_attempts_total": ("counter", ("destination", "outcome")),
+    "medserve_delivery_seconds": ("histogram", ("destination",)),
 }
 # The DIMSE receiver's (python -m dimse, dimse.metrics.ReceiverMetrics).
 DIMSE_METRICS = {
