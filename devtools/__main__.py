@@ -5,6 +5,7 @@
     python -m devtools demo-repository  # export the demo zoo where missing or stale
     python -m devtools train NAME       # retrain a demo zoo model from its seed
     python -m devtools bench            # the serving benchmark (benchmarks/serving/)
+    python -m devtools demo-series DIR  # a 24-slice chest CT series (the zoo's phantom) to send a PACS or the receiver
 
 Development tooling, never imported by the product packages (``contract``, ``preprocessing``,
 ``export``, ``gateway``, ``medserve``): synthetic phantoms and DICOM writers, test-data
@@ -50,6 +51,14 @@ def _run(args: argparse.Namespace) -> int:
 
     return run(Path(args.repository), Path(args.work_dir), args.host, args.port, TritonPorts(args.triton_http_port, args.triton_grpc_port, args.triton_metrics_port),
                demo_models=args.demo_models, dimse_port=args.dimse_port)
+
+
+def _demo_series(args: argparse.Namespace) -> int:
+    from .testdata import chest_ct_series, write_series
+
+    paths = write_series(chest_ct_series(seed=args.seed), Path(args.output))
+    print(f"{len(paths)} CT instances of one series in {args.output}")
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -110,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--dimse-port", type=int, default=int(os.environ.get("MEDSERVE_DIMSE_PORT", "11112")),
                      help="the DIMSE receiver's port (default: MEDSERVE_DIMSE_PORT, else %(default)s)")
     run.set_defaults(handler=_run)
+
+    series = commands.add_parser("demo-series", help="write a 24-slice chest CT series (the zoo's phantom, 96x96, 2 mm) as DICOM files")
+    series.add_argument("output", help="folder to write <SOP Instance UID>.dcm into")
+    series.add_argument("--seed", type=int, default=0, help="the same seed gives the same pixels (new UIDs each time)")
+    series.set_defaults(handler=_demo_series)
 
     bench = commands.add_parser("bench", help="medserve vs the naive baseline under closed-loop load, side by side (docs/benchmarks.md)")
     bench.add_argument("--models", default="ct_nodule_classifier,ct_nodule_segmenter_3d")

@@ -89,6 +89,27 @@ def ct_series(
     return _shuffled(datasets, shuffle_seed)
 
 
+def chest_ct_series(seed: int, slices: int = 24, transfer_syntax: UID = ExplicitVRLittleEndian) -> list[Dataset]:
+    """The demo zoo's chest phantom as a CT series a modality would send: ``slices`` 96×96 slices
+    of 2 mm pixels, 2 mm apart, one nodule each (:func:`devtools.phantoms.chest_slice`), in
+    ``transfer_syntax``; the same ``seed`` gives the same pixels."""
+    from .phantoms import chest_slice
+
+    rng = np.random.default_rng(seed)
+    volume = np.stack([chest_slice(rng, size=96, nodules=1).hu for _ in range(slices)])
+    return ct_series(volume, pixel_spacing_mm=(2.0, 2.0), distances_mm=[2.0 * k for k in range(slices)], transfer_syntax=transfer_syntax)
+
+
+def write_series(datasets: Sequence[Dataset], folder: Path) -> list[Path]:
+    """Each instance as ``<folder>/<SOP Instance UID>.dcm`` (Part 10; ``folder`` created)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ds in datasets:
+        paths.append(folder / f"{ds.SOPInstanceUID}.dcm")
+        ds.save_as(paths[-1], enforce_file_format=True)
+    return paths
+
+
 def mr_series(
     signal: np.ndarray,
     *,

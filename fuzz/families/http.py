@@ -97,11 +97,19 @@ _ODD_TEXT = ("", "x" * 5000, "..%2F..%2Fetc", "%00", "%C3%A9", "1%27%20OR%20%271
 
 
 def _jobs_abuse(rng, data: bytes):
-    """The jobs API: odd job ids, filters, result formats, Idempotency-Keys and webhook URLs."""
+    """The jobs API: odd job ids, filters, result formats, Idempotency-Keys and webhook URLs;
+    and the deliveries API: odd delivery ids, filters, retries of what does not exist."""
     from ..cases import Request
 
     odd = rng.choice(_ODD_TEXT)
-    shape = rng.choice(("status", "result", "list", "idempotency", "webhook"))
+    shape = rng.choice(("status", "result", "list", "idempotency", "webhook", "delivery", "deliveries", "retry"))
+    if shape == "delivery":
+        return Request("GET", f"/v1/deliveries/{odd}", note="delivery status")
+    if shape == "deliveries":
+        key = rng.choice(("state", "destination", "job_id", "limit"))
+        return Request("GET", f"/v1/deliveries?{key}={odd}", note="deliveries list")
+    if shape == "retry":
+        return Request("POST", f"/v1/deliveries/{odd}/retry", b"", note="delivery retry")
     if shape == "status":
         return Request("GET", f"/v1/jobs/{odd}", note="jobs status")
     if shape == "result":

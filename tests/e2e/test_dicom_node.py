@@ -12,7 +12,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
@@ -26,8 +25,7 @@ SEG_3D = "ct_nodule_segmenter_3d"
 @pytest.fixture
 def node(triton, tmp_path: Path):
     """A receiver and a gateway over one work directory, routing CT to the 3D segmenter."""
-    from devtools.phantoms import chest_slice
-    from devtools.testdata import ct_series
+    from devtools.testdata import chest_ct_series, write_series
     from dimse.config import DimseSettings
     from dimse.server import DimseServer
     from gateway.config import Settings
@@ -39,12 +37,8 @@ def node(triton, tmp_path: Path):
     saved = (_config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir)
     receiver = DimseServer(DimseSettings(work_dir=work, dimse_port=0, dimse_host="127.0.0.1", dimse_series_silence_s=1.0,
                                          dimse_assembly_poll_s=0.2)).start()
-    rng = np.random.default_rng(3)
-    volume = np.stack([chest_slice(rng, size=96, nodules=1).hu for _ in range(24)])
     folder = tmp_path / "series"
-    folder.mkdir()
-    for ds in ct_series(volume, pixel_spacing_mm=(2.0, 2.0), distances_mm=[2.0 * k for k in range(24)]):
-        ds.save_as(folder / f"{ds.SOPInstanceUID}.dcm", enforce_file_format=True)
+    write_series(chest_ct_series(seed=3), folder)
     settings = Settings(triton_grpc_url=triton.grpc_url, model_cache_ttl_s=0, work_dir=str(work), routes=str(routes), routing_poll_s=0.2)
     try:
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:

@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
@@ -72,17 +71,9 @@ def node(triton, tmp_path: Path):
 
 def write_series(folder: Path, transfer_syntax: str) -> list[Path]:
     """A real 24-slice chest CT series (96², 2 mm) with one nodule per slice, in ``transfer_syntax``."""
-    from devtools.phantoms import chest_slice
-    from devtools.testdata import ct_series
+    from devtools.testdata import chest_ct_series, write_series
 
-    rng = np.random.default_rng(5)
-    volume = np.stack([chest_slice(rng, size=96, nodules=1).hu for _ in range(24)])
-    folder.mkdir()
-    paths = []
-    for ds in ct_series(volume, pixel_spacing_mm=(2.0, 2.0), distances_mm=[2.0 * k for k in range(24)], transfer_syntax=transfer_syntax):
-        paths.append(folder / f"{ds.SOPInstanceUID}.dcm")
-        ds.save_as(paths[-1], enforce_file_format=True)
-    return paths
+    return write_series(chest_ct_series(seed=5, transfer_syntax=transfer_syntax), folder)
 
 
 def _wait_for_jobs(client: TestClient, series_uid: str, timeout_s: float = 120.0) -> list[dict]:

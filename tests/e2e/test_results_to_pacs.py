@@ -23,7 +23,6 @@ import urllib.request
 from pathlib import Path
 
 import highdicom as hd
-import numpy as np
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
@@ -96,15 +95,10 @@ def gateway_settings(triton, tmp_path: Path, routes: Path, **overrides):
 def store_and_push(tmp_path: Path, orthanc: Orthanc) -> pydicom.Dataset:
     """A real 24-slice chest CT series: into Orthanc by dcmtk's storescu, then pushed by Orthanc
     to medserve; the first slice's header."""
-    from devtools.phantoms import chest_slice
-    from devtools.testdata import ct_series
+    from devtools.testdata import chest_ct_series, write_series
 
-    rng = np.random.default_rng(16)
-    volume = np.stack([chest_slice(rng, size=96, nodules=1).hu for _ in range(24)])
     folder = tmp_path / "series"
-    folder.mkdir()
-    for ds in ct_series(volume, pixel_spacing_mm=(2.0, 2.0), distances_mm=[2.0 * k for k in range(24)]):
-        ds.save_as(folder / f"{ds.SOPInstanceUID}.dcm", enforce_file_format=True)
+    write_series(chest_ct_series(seed=16), folder)
     subprocess.run(["storescu", "-aet", "MODALITY", "-aec", PACS_AE, "127.0.0.1", str(orthanc.dicom_port), *map(str, sorted(folder.iterdir()))],
                    check=True, capture_output=True, timeout=120)
     header = pydicom.dcmread(next(folder.iterdir()), stop_before_pixels=True)

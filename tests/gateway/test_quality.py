@@ -145,14 +145,11 @@ def _classifier_gate(action: str, real_ct_files: dict[str, Path], spec: Preproce
 
 def _series_gate(action: str, spec: PreprocessingSpec) -> dict:
     """What export would derive from two synthetic chest CT series (the zoo's phantom)."""
-    from devtools.phantoms import chest_slice
-    from devtools.testdata import ct_series
+    from devtools.testdata import chest_ct_series
 
     cases = []
     for seed in (1, 2):
-        rng = np.random.default_rng(seed)
-        volume = np.stack([chest_slice(rng, size=96, nodules=1).hu for _ in range(24)])
-        series = ct_series(volume, pixel_spacing_mm=(2.0, 2.0), distances_mm=[2.0 * k for k in range(24)])
+        series = chest_ct_series(seed)
         cases.append(quality_features(preprocess_series(series, spec).applied))
     return {"action": action, "margin": 1.0, "cases": {"volume": 2}, "inputs": {"volume": feature_ranges(cases, 1.0)}}
 
@@ -217,14 +214,11 @@ class TestServed:
         assert response.headers["X-Medserve-Warnings"].split(", ")[0] == "input_out_of_range:std"
 
     def test_a_normal_series_passes_the_gate_derived_from_others(self, gateway: TestClient, gated, tmp_path: Path) -> None:
-        from devtools.phantoms import chest_slice
-        from devtools.testdata import ct_series
+        from devtools.testdata import chest_ct_series
 
         gated(SEG_3D, lambda spec: _series_gate("reject", spec))
-        rng = np.random.default_rng(7)
-        volume = np.stack([chest_slice(rng, size=96, nodules=1).hu for _ in range(24)])
         parts = []
-        for ds in ct_series(volume, pixel_spacing_mm=(2.0, 2.0), distances_mm=[2.0 * k for k in range(24)]):
+        for ds in chest_ct_series(seed=7):
             buffer = io.BytesIO()
             ds.save_as(buffer, enforce_file_format=True)
             parts.append(("files", (f"{ds.SOPInstanceUID}.dcm", buffer.getvalue(), "application/dicom")))
