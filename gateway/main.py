@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="DICOM in, predictions out: medical-image inference over NVIDIA Triton.",
         lifespan=lifespan,
+        redirect_slashes=False,  # /v1/jobs/ (an empty id) is a 404 not_found, not a 307 to another resource
     )
     app.state.settings = settings
     app.state.admission = AdmissionController(settings.max_in_flight)
