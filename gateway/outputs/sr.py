@@ -261,7 +261,7 @@ def report_bytes(sr: hd.sr.Comprehensive3DSR) -> bytes:
     "sr",
     "application/dicom",
     accept=(),  # SEG's media type: only format= selects it
-    tasks=SEGMENTATION_TASKS | {Task.CLASSIFICATION},  # a multi-input result does not carry its source instances yet
+    tasks=SEGMENTATION_TASKS | {Task.CLASSIFICATION, Task.MULTI_INPUT},
     check_sources=seg_check_sources,  # what the SEG it references needs of the sources
 )
 def encoder(answer: Answer) -> Binary:

@@ -92,6 +92,7 @@ async def classify_fusion(context: InferenceContext) -> ClassificationResult:
             str(assigned[first][k].header.get("SOPInstanceUID", "")),
             ranked_probabilities(card, probabilities[k]),
             {name: items[k].applied for name, items in prepared.items()},
+            source=assigned[first][k],
         )
         for k in range(total)
     ]

@@ -97,3 +97,20 @@ def test_stow_routes_ct_and_pet_to_the_fusion_model(live_gateway, cases) -> None
             time.sleep(0.3)
         assert job["state"] == "done", job
         assert "probabilities" in http.get(job["result_url"]).json()
+
+
+def test_the_fusion_models_probabilities_as_sr(gateway: TestClient, cases, tmp_path) -> None:
+    import io
+
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from devtools.dicom3tools import dciodvfy_errors
+
+    files = [("ct", ("ct.dcm", cases[1]["ct"], "application/dicom")), ("pet", ("pet.dcm", cases[1]["pet"], "application/dicom"))]
+    served = {p["label"]: p["probability"] for p in gateway.post(f"/v1/models/{MODEL}/predict", files=files).json()["probabilities"]}
+    answered = gateway.post(f"/v1/models/{MODEL}/predict?format=sr", files=files)
+    assert answered.status_code == 200, answered.text
+    assert dciodvfy_errors(answered.content, tmp_path) == []
+    groups = hd.sr.srread(io.BytesIO(answered.content)).content.get_image_measurement_groups()
+    assert {g.tracking_identifier: g.get_measurements(name=codes.DCM.Probability)[0].value for g in groups} == pytest.approx(served)

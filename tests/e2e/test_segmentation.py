@@ -6,8 +6,6 @@ import gzip
 import io
 import json
 import urllib.request
-import shutil
-import subprocess
 
 import nibabel as nib
 import numpy as np
@@ -19,6 +17,7 @@ from PIL import Image
 from gateway.outputs import rle
 from devtools.dicomgen import ct_dataset, write_ct_series
 from devtools.phantoms import chest_slice, chest_volume
+from devtools.dicom3tools import dciodvfy_errors
 
 SEG_2D = "ct_nodule_segmenter"
 SEG_3D = "ct_nodule_segmenter_3d"
@@ -112,8 +111,7 @@ def test_dicom_seg_is_valid_and_references_the_source(gateway: TestClient, nodul
     assert response.status_code == 200 and response.headers["content-type"] == "application/dicom"
     path = tmp_path / "seg.dcm"
     path.write_bytes(response.content)
-    report = subprocess.run([shutil.which("dciodvfy") or "dciodvfy", str(path)], capture_output=True, text=True)
-    assert [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")] == []
+    assert dciodvfy_errors(path, tmp_path) == []
     seg = pydicom.dcmread(path)
     source = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
     assert seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID

@@ -18,7 +18,7 @@ from scipy import ndimage
 from devtools.dicomgen import ct_dataset, write_ct_series
 from devtools.phantoms import chest_slice, chest_volume
 from gateway.outputs import rle
-from tests.gateway.outputs.test_seg import dciodvfy_errors
+from devtools.dicom3tools import dciodvfy_errors
 
 SEG_3D = "ct_nodule_segmenter_3d"
 CLASSIFIER = "ct_nodule_classifier"

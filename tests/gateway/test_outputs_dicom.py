@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import shutil
-import subprocess
 
 import nibabel as nib
 import numpy as np
@@ -18,6 +16,7 @@ from gateway.outputs.seg import segmentation
 from preprocessing import plan_series
 from devtools.dicomgen import write_ct_series
 from devtools.phantoms import chest_volume
+from devtools.dicom3tools import dciodvfy_errors
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +38,7 @@ def test_seg_passes_dciodvfy_and_references_every_source(ct_series, tmp_path) ->
     path = tmp_path / "seg.dcm"
     path.write_bytes(segmentation(_frames(datasets), mask, ["background", "nodule"], "nodule_seg", "1"))
 
-    dciodvfy = shutil.which("dciodvfy")
-    assert dciodvfy, "dciodvfy (Debian package dicom3tools) is required: make install-system-tools"
-    report = subprocess.run([dciodvfy, str(path)], capture_output=True, text=True)
-    errors = [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
-    assert errors == []
+    assert dciodvfy_errors(path, tmp_path) == []
 
     seg = pydicom.dcmread(path)
     assert seg.SOPClassUID == pydicom.uid.SegmentationStorage

@@ -62,7 +62,7 @@ def test_a_classifier_with_an_activation_map_answers_png_as_its_heatmap() -> Non
     [
         (OutputFormat.PNG, Task.CLASSIFICATION, False, "fhir, json, sr"),
         (OutputFormat.HEATMAP, Task.CLASSIFICATION, False, "fhir, json, sr"),
-        (OutputFormat.HEATMAP, Task.MULTI_INPUT, True, "fhir, json"),
+        (OutputFormat.HEATMAP, Task.MULTI_INPUT, True, "fhir, json, sr"),
         (OutputFormat.SEG, Task.CLASSIFICATION, True, "fhir, heatmap, json, sr"),
     ],
 )

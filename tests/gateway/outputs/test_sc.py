@@ -4,9 +4,6 @@ the source's study, with the very pixels of ``format=png`` and UIDs that a resul
 from __future__ import annotations
 
 import io
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -25,6 +22,7 @@ from gateway.outputs.overlay import CLASS_COLOURS
 from gateway.tasks.segmentation import SegmentationResult
 from preprocessing import PreprocessingSpec, plan_series
 from preprocessing.spec import WindowSpec
+from devtools.dicom3tools import dciodvfy_errors
 
 LABELS = ["background", "nodule", "vessel"]
 WINDOW = (-600.0, 1500.0)  # center, width in HU
@@ -62,18 +60,11 @@ def series(tmp_path_factory):
     return datasets, labels_map
 
 
-def _dciodvfy_errors(path: Path) -> list[str]:
-    dciodvfy = shutil.which("dciodvfy")
-    assert dciodvfy, "dciodvfy (Debian package dicom3tools) is required: make install-system-tools"
-    report = subprocess.run([dciodvfy, str(path)], capture_output=True, text=True)
-    return [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
-
-
 def test_the_capture_is_a_valid_rgb_secondary_capture_in_the_source_study(series, tmp_path) -> None:
     datasets, labels_map = series
     path = tmp_path / "sc.dcm"
     path.write_bytes(sc.encoder.encode(_answer(datasets, labels_map)).content)
-    assert _dciodvfy_errors(path) == []
+    assert dciodvfy_errors(path, tmp_path) == []
 
     capture = pydicom.dcmread(path)
     areas = (labels_map > 0).sum(axis=(1, 2))
@@ -146,7 +137,7 @@ def test_a_frame_of_an_enhanced_multiframe_source_is_referenced_by_frame_number(
     answer = _answer([pydicom.dcmread(stored)], labels_map)
     path = tmp_path / "sc.dcm"
     path.write_bytes(sc.encoder.encode(answer).content)
-    assert _dciodvfy_errors(path) == []
+    assert dciodvfy_errors(path, tmp_path) == []
 
     capture = pydicom.dcmread(path)
     index = int(np.argmax((labels_map > 0).sum(axis=(1, 2))))

@@ -5,8 +5,6 @@ uneven spacing) that dciodvfy accepts."""
 from __future__ import annotations
 
 import io
-import shutil
-import subprocess
 
 import numpy as np
 import pydicom
@@ -17,6 +15,7 @@ from devtools.dicomgen import write_ct_series
 from devtools.phantoms import chest_volume
 from gateway.outputs.seg import seg_object, segmentation
 from preprocessing import plan_series
+from devtools.dicom3tools import dciodvfy_errors
 
 LABELS = ["background", "nodule", "liver", "gizmo"]
 
@@ -30,16 +29,6 @@ def series(tmp_path_factory):
     labels_map[2:5, 10:20, 10:20] = 1
     labels_map[5:7, 30:40, 5:15] = 3  # "gizmo"; no "liver" voxels
     return datasets, labels_map
-
-
-def dciodvfy_errors(content: bytes, tmp_path) -> list[str]:
-    """The "Error" lines dciodvfy reports on ``content`` (warnings are not errors)."""
-    dciodvfy = shutil.which("dciodvfy")
-    assert dciodvfy, "dciodvfy (Debian package dicom3tools) is required: make install-system-tools"
-    path = tmp_path / "object.dcm"
-    path.write_bytes(content)
-    report = subprocess.run([dciodvfy, str(path)], capture_output=True, text=True)
-    return [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
 
 
 def test_the_same_result_gives_the_same_uids_and_another_result_other_ones(series) -> None:

@@ -25,7 +25,7 @@ from gateway.outputs.sr import classification_report, report_bytes, segmentation
 from gateway.tasks.classification import ClassificationResult, InstanceClassification
 from preprocessing import open_instance, plan_series
 
-from .test_seg import dciodvfy_errors
+from devtools.dicom3tools import dciodvfy_errors
 
 LABELS = ["background", "nodule", "liver"]
 LIVER = LabelCodes(Code("SCT", "91723000", "Anatomical Structure"), Code("SCT", "10200004", "Liver"), Code("SCT", "10200004", "Liver"))
