@@ -111,3 +111,15 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+@pytest.fixture
+def engine(database_url: str):
+    """An engine over an empty database of each backend, every table of the node created."""
+    from jobs.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()

@@ -22,15 +22,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def engine(database_url: str):
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
 def store(engine, clock: Clock) -> JobStore:
     return JobStore(engine, clock=clock)
 

@@ -10,21 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs.db import make_engine
 from jobs.delivery import DeliveryStore, Send
 from jobs.engine import cleanup
 from jobs.store import JobStore
 
 from ..conftest import Clock
-
-
-@pytest.fixture
-def engine(database_url: str):
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
