@@ -155,3 +155,21 @@ def test_a_worker_thread_runs_the_queue(served: TestClient, worker: JobWorker, r
         thread_worker.stop(timeout_s=60)
     assert served.get(f"/v1/jobs/{job_id}").json()["state"] == "done"
     assert served.get(f"/v1/jobs/{job_id}/result").json()["model"] == CLASSIFIER
+
+
+def test_a_job_answers_the_structured_report_predict_answers(served: TestClient, worker: JobWorker, real_ct_files) -> None:
+    import io
+
+    import highdicom as hd
+
+    data = real_ct_files["CT_small"].read_bytes()
+    job_id = submit(served, SEGMENTER, data, "?format=sr").json()["id"]
+    while (done := worker.run_once()) is not None and done.id != job_id:
+        pass
+    result = served.get(f"/v1/jobs/{job_id}/result")
+    synchronous = served.post(f"/v1/models/{SEGMENTER}/predict?format=sr", content=data, headers=DICOM)
+    assert result.status_code == synchronous.status_code == 200 and result.headers["content-type"] == "application/dicom"
+    from_job, from_predict = hd.sr.srread(io.BytesIO(result.content)), hd.sr.srread(io.BytesIO(synchronous.content))
+    assert from_job.SOPInstanceUID == from_predict.SOPInstanceUID  # the same result, the same report
+    tracking = lambda sr: [g.tracking_uid for g in sr.content.get_volumetric_roi_measurement_groups()]  # noqa: E731
+    assert tracking(from_job) == tracking(from_predict)
