@@ -1,0 +1,261 @@
+"""Benchmark: the gateway's CPU per 512 × 512 CT classification request, and where it goes.
+
+A real tritonserver serving the demo classifier ``ct_nodule_classifier`` and a real gateway
+process (``python -m gateway.server``, one worker, as production starts it). Keep-alive HTTP
+clients send pydicom-data's 512 × 512 CT slice ``693_UNCI.dcm`` as ``application/dicom``,
+``--requests`` requests sequentially and as many at concurrency 4; the gateway's CPU is its
+process group's user + system time from ``/proc`` read just before and after (the decoder
+processes included), divided by the answered requests. Issue 17's target: ≤ 3 ms.
+
+Measured separately, in the same run:
+
+* **HTTP/ASGI share** — ``GET /healthz``: uvicorn (httptools, uvloop), the request-context
+  middleware (request id, auth, access log, latency metric), Starlette routing, FastAPI's
+  dependency solving and response model, JSON answer — everything a request costs before
+  any DICOM or Triton work. ``POST /healthz`` with the same DICOM body (answered 405 without
+  the app reading it; uvicorn still parses all 525 kB) adds the cost of the body on the wire.
+* **gRPC share** — an in-process harness: the gateway's own :class:`gateway.triton.TritonClient`
+  calling the same model with a tensor of the model's input shape, sequentially, CPU by
+  ``time.process_time`` of that process (grpc's threads included). Run in a subprocess of
+  the same tree as the gateway it is compared with.
+* **idle** — the gateway's CPU per second without requests (its pollers), which the
+  per-request figures include for the seconds they ran.
+* **rest** — predict minus the ASGI (with body) and gRPC shares: upload receive, DICOM read, decode, preprocess,
+  postprocess, drift, metrics, JSON answer.
+
+``--against DIR`` starts a second gateway from another tree (e.g. ``git archive HEAD~1 |
+tar -x -C DIR``) on the same Triton; the two take turns per round (ABBA), so that a noisy
+neighbour falls on both alike, and the table gives both and their ratio.
+``--profile`` records the gateway with py-spy (``py-spy record --pid``) during the sequential
+predict run of the first round and writes the flame graph next to the JSON.
+
+    .venv/bin/python -m benchmarks.gateway_cpu [--requests 300] [--rounds 2] [--against DIR] [--profile]
+
+Writes ``benchmarks/results/gateway-cpu-<UTC>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+MODEL = "ct_nodule_classifier"
+INPUT_SHAPE = (1, 1, 128, 128)  # the model's input, batch of one (its config.pbtxt)
+SLICE = "693_UNCI.dcm"
+RESULTS = PROJECT_ROOT / "benchmarks" / "results"
+
+
+async def drive(method: str, url: str, body: bytes | None, requests: int, concurrency: int, expect: int) -> int:
+    """``concurrency`` keep-alive clients sending ``requests`` requests in all; returns how
+    many were answered with ``expect`` (any other answer stops the run: a wrong answer is
+    not a measurement)."""
+    import aiohttp
+
+    headers = {"Content-Type": "application/dicom"} if body is not None else {}
+    sent = answered = 0
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        nonlocal sent, answered
+        while sent < requests:
+            sent += 1
+            async with session.request(method, url, data=body, headers=headers) as response:
+                await response.read()
+                if response.status != expect:
+                    raise RuntimeError(f"{method} {url}: {response.status}, expected {expect}")
+                answered += 1
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
+        await asyncio.gather(*(client(session) for _ in range(concurrency)))
+    return answered
+
+
+def cpu_ms_per_request(pgid: int, method: str, url: str, body: bytes | None, requests: int, concurrency: int, expect: int) -> float:
+    """The CPU milliseconds per answered request of process group ``pgid`` over one run."""
+    from benchmarks.serving.machine import group_cpu_seconds
+
+    asyncio.run(drive(method, url, body, max(concurrency, 8), concurrency, expect))  # warm connections and caches
+    before = group_cpu_seconds(pgid)
+    answered = asyncio.run(drive(method, url, body, requests, concurrency, expect))
+    return (group_cpu_seconds(pgid) - before) / answered * 1000
+
+
+async def _grpc_harness(url: str, requests: int) -> float:
+    """CPU ms per ``TritonClient.infer`` of the tree on ``sys.path`` (this process's CPU)."""
+    import numpy as np
+
+    from gateway.triton import TritonClient
+
+    client = TritonClient(url, timeout_s=30.0, probe_timeout_s=5.0)
+    image = np.random.default_rng(0).random(INPUT_SHAPE, dtype=np.float32)
+    try:
+        for _ in range(10):
+            await client.infer(MODEL, {"image": image}, ["probabilities"])
+        started = time.process_time()
+        for k in range(requests):
+            await client.infer(MODEL, {"image": image}, ["probabilities"], request_id=str(k))
+        return (time.process_time() - started) / requests * 1000
+    finally:
+        await client.close()
+
+
+def grpc_cpu_ms(source: Path, url: str, requests: int) -> float:
+    """:func:`_grpc_harness` in a fresh interpreter with ``source``'s gateway first on the path."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(source), str(PROJECT_ROOT)])}
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--grpc-harness", url, str(requests)],
+        env=env, cwd=source, check=True, capture_output=True, text=True,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def idle_cpu_ms_per_s(pgid: int, seconds: float) -> float:
+    """CPU milliseconds per second process group ``pgid`` spends with no request to serve (the
+    job, routing and delivery pollers, gRPC's and the event loop's timers)."""
+    from benchmarks.serving.machine import group_cpu_seconds
+
+    before = group_cpu_seconds(pgid)
+    time.sleep(seconds)
+    return (group_cpu_seconds(pgid) - before) / seconds * 1000
+
+
+def measure(gateway: Any, source: Path, triton_url: str, body: bytes, requests: int, idle_s: float) -> dict[str, float]:
+    """One round of every figure for one gateway: CPU ms per request (idle: CPU ms per s)."""
+    pid, url = gateway.pid, gateway.url
+    predict = f"{url}/v1/models/{MODEL}/predict"
+    return {
+        "idle_ms_per_s": idle_cpu_ms_per_s(pid, idle_s),
+        "predict_c1": cpu_ms_per_request(pid, "POST", predict, body, requests, 1, 200),
+        "predict_c4": cpu_ms_per_request(pid, "POST", predict, body, requests, 4, 200),
+        "asgi_get_healthz": cpu_ms_per_request(pid, "GET", f"{url}/healthz", None, requests, 1, 200),
+        "asgi_post_body_405": cpu_ms_per_request(pid, "POST", f"{url}/healthz", body, requests, 1, 405),
+        "grpc_infer": grpc_cpu_ms(source, triton_url, requests),
+    }
+
+
+def summarise(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """Medians over the rounds, and the rest: predict (sequential) minus the ASGI share with
+    the body and the gRPC share."""
+    figures = {key: round(statistics.median(r[key] for r in rounds), 3) for key in rounds[0]}
+    figures["rest"] = round(figures["predict_c1"] - figures["asgi_post_body_405"] - figures["grpc_infer"], 3)
+    return figures
+
+
+ROWS = [
+    ("predict_c1", "predict, sequential (total)"),
+    ("predict_c4", "predict, concurrency 4"),
+    ("asgi_get_healthz", "HTTP/ASGI share: GET /healthz"),
+    ("asgi_post_body_405", "HTTP/ASGI share + 525 kB body (POST /healthz, 405)"),
+    ("grpc_infer", "gRPC share: TritonClient.infer"),
+    ("rest", "rest: DICOM, preprocess, postprocess, drift, metrics, JSON"),
+    ("idle_ms_per_s", "idle: CPU ms per second without requests"),
+]
+
+
+def table(results: dict[str, dict[str, float]]) -> str:
+    names = list(results)
+    header = f"{'CPU ms per request':58s}" + "".join(f"{n:>12s}" for n in names)
+    if len(names) == 2:
+        header += f"{'ratio':>8s}"
+    lines = [header]
+    for key, label in ROWS:
+        line = f"{label:58s}" + "".join(f"{results[n][key]:12.3f}" for n in names)
+        if len(names) == 2 and results[names[1]][key] > 0:
+            line += f"{results[names[0]][key] / results[names[1]][key]:8.2f}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def profile(gateway: Any, body: bytes, requests: int, destination: Path) -> Path | None:
+    """A py-spy flame graph of ``gateway`` over ``requests`` sequential predicts (None when
+    py-spy is missing or may not attach)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        return None
+    recorder = subprocess.Popen(
+        [spy, "record", "--pid", str(gateway.pid), "--rate", "500", "--format", "speedscope", "--output", str(destination), "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    time.sleep(1.0)
+    asyncio.run(drive("POST", f"{gateway.url}/v1/models/{MODEL}/predict", body, requests, 1, 200))
+    recorder.send_signal(2)  # SIGINT: py-spy writes what it recorded
+    recorder.wait(timeout=60)
+    return destination if destination.exists() else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300, help="requests per measurement")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds (gateways take turns ABBA per round); medians reported")
+    parser.add_argument("--against", type=Path, help="another tree's gateway to compare with, on the same Triton")
+    parser.add_argument("--idle-seconds", type=float, default=5.0, help="how long the idle CPU is measured per round")
+    parser.add_argument("--repository", type=Path, default=PROJECT_ROOT / "model_repository")
+    parser.add_argument("--profile", action="store_true", help="record a py-spy flame graph of this tree's gateway")
+    parser.add_argument("--work", type=Path, help="work directory (default: a temporary one, removed)")
+    args = parser.parse_args(argv)
+
+    from devtools.processes import GatewayProcess
+    from devtools.testdata import pydicom_test_file
+    from devtools.tritonserver import TritonPorts, TritonServer
+
+    from benchmarks.serving.repositories import bench_repository
+    from benchmarks.serving.servers import uncapped_env
+
+    body = pydicom_test_file(SLICE).read_bytes()
+    work = args.work or Path(tempfile.mkdtemp(prefix="medserve-gateway-cpu-"))
+    sources = {"this tree": PROJECT_ROOT}
+    if args.against:
+        sources["against"] = args.against.resolve()
+    triton = TritonServer(bench_repository(args.repository, work / "repository", [MODEL]), work / "triton", ports=TritonPorts.free(), poll_seconds=0)
+    gateways: dict[str, Any] = {}
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    try:
+        print("starting tritonserver", flush=True)
+        triton.start(ready_timeout_s=300)
+        for name, source in sources.items():
+            gateways[name] = GatewayProcess(triton.grpc_url, work, source=source, settings={"workers": "1"}, env=uncapped_env()).start()
+        for gateway in gateways.values():
+            gateway.wait_healthy(timeout_s=120)
+            gateway.wait_serving(timeout_s=120)
+        flame = profile(gateways["this tree"], body, args.requests, RESULTS / f"gateway-cpu-{stamp}.speedscope.json") if args.profile else None
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in sources}
+        for k in range(args.rounds):
+            order = list(sources) if k % 2 == 0 else list(reversed(sources))
+            for name in order:
+                print(f"round {k + 1}/{args.rounds}: {name}", flush=True)
+                rounds[name].append(measure(gateways[name], sources[name], triton.grpc_url, body, args.requests, args.idle_seconds))
+    finally:
+        for gateway in gateways.values():
+            gateway.stop()
+        triton.stop()
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    results = {name: summarise(r) for name, r in rounds.items()}
+    print(table(results))
+    output = RESULTS / f"gateway-cpu-{stamp}.json"
+    output.write_text(json.dumps({
+        "benchmark": "gateway_cpu", "utc": stamp, "model": MODEL, "input": SLICE, "requests": args.requests,
+        "rounds": rounds, "medians": results, "sources": {n: str(s) for n, s in sources.items()},
+        "flame_graph": str(flame) if flame else None, "unit": "CPU ms per request (gateway process group)",
+    }, indent=2))
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--grpc-harness":
+        print(asyncio.run(_grpc_harness(sys.argv[2], int(sys.argv[3]))))
+    else:
+        main()
