@@ -277,3 +277,29 @@ def test_the_hospital_network_reaches_the_receiver_s_11112_and_only_prometheus_i
     assert from_prometheus["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
     assert from_prometheus["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
     assert _find(docs, "ServiceMonitor", "medserve-dimse")["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_reads_routes_a_valid_file_mounted_from_its_config_map(rendered, overlay, tmp_path) -> None:
+    from jobs.routing import RoutingRules
+
+    docs = rendered[overlay]
+    container = _container(docs, "medserve-gateway")
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "routes")
+    assert env["MEDSERVE_ROUTES"] == f"{mount['mountPath']}/routes.yaml" and mount["readOnly"]
+    config_map = _find(docs, "ConfigMap", "medserve-routes")
+    (tmp_path / "routes.yaml").write_text(config_map["data"]["routes.yaml"])
+    rules = RoutingRules.load(tmp_path / "routes.yaml")
+    assert [route.models for route in rules.routes] == ["auto"] and rules.destinations == {}
+    assert {"secretRef": {"name": "medserve-destination-tokens", "optional": True}} in container["envFrom"]
+
+
+def test_the_commented_destination_example_of_the_routes_config_map_is_valid(tmp_path) -> None:
+    from jobs.routing import RoutingRules
+
+    text = (ROOT / "k8s" / "base" / "gateway" / "routes.yaml").read_text()
+    example = [line.removeprefix("#   ") for line in text.splitlines() if line.startswith("#   ") and not line.startswith("#   kubectl")]
+    (tmp_path / "routes.yaml").write_text("\n".join(example))
+    rules = RoutingRules.load(tmp_path / "routes.yaml")
+    assert set(rules.destinations) == {"pacs", "archive"} and rules.routes[0].send[0].destination == "pacs"
