@@ -63,6 +63,7 @@ test: install-system-tools model-repository
 bench: install-system-tools model-repository
 	$(BIN)/python -m benchmarks.preprocessing_bench
 	$(BIN)/python -m devtools bench
+	$(BIN)/python -m benchmarks.realsize
 	$(BIN)/python -m benchmarks.intake_bench
 	$(BIN)/python -m benchmarks.dimse_bench
 	$(BIN)/python -m benchmarks.gateway_cpu

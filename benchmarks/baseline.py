@@ -1,7 +1,7 @@
 """The naive baseline a team writes first: FastAPI + pydicom + the PyTorch model, in-process.
 
-One process, one uvicorn worker, one model (``MEDSERVE_BASELINE_MODEL``), built from its zoo
-factory and committed weights, in eval mode, run eagerly under ``torch.inference_mode()`` per
+One process, one uvicorn worker, one model (``MEDSERVE_BASELINE_MODEL``: a demo zoo model, or a
+real-size bench model of :mod:`devtools.zoo.realsize`), built from its factory and weights, in eval mode, run eagerly under ``torch.inference_mode()`` per
 request with torch's default thread count. The preprocessing is the gateway's own
 (:mod:`preprocessing`, the spec of the model's export spec), so the comparison measures the
 serving path, not a different image pipeline:
@@ -37,10 +37,16 @@ from monai.inferers import sliding_window_inference
 
 from export.spec import ExportSpec
 from export.torch2onnx import load_torch_model
+from devtools.zoo.realsize import REALSIZE, realsize_spec
 from devtools.zoo.repository import zoo_spec
 from preprocessing import preprocess_instance, preprocess_series
 
-MODELS = ("ct_nodule_classifier", "ct_nodule_segmenter_3d")
+MODELS = ("ct_nodule_classifier", "ct_nodule_segmenter_3d", *REALSIZE)
+
+
+def model_spec(name: str) -> ExportSpec:
+    """The export spec of a demo zoo model or of a real-size bench model."""
+    return realsize_spec(name) if name in REALSIZE else zoo_spec(name)
 
 
 def _classify(model: torch.nn.Module, spec: ExportSpec, body: bytes) -> dict[str, Any]:
@@ -82,7 +88,7 @@ def create_app() -> FastAPI:
     name = os.environ.get("MEDSERVE_BASELINE_MODEL", MODELS[0])
     if name not in MODELS:
         raise ValueError(f"MEDSERVE_BASELINE_MODEL must be one of {MODELS}, got {name!r}")
-    spec = zoo_spec(name)
+    spec = model_spec(name)
     model = load_torch_model(spec).eval()
     app = FastAPI(title="baseline")
 

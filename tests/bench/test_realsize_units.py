@@ -1,0 +1,49 @@
+"""The real-size bench's pieces that need no server: its inputs, its target and its Markdown block."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pydicom
+
+from benchmarks.realsize.inputs import series_workloads
+from benchmarks.realsize.report import BEGIN, END, write_markdown
+from benchmarks.realsize.run import targets
+from devtools.zoo.realsize import SEGMENTER_3D
+
+
+def test_the_series_is_sent_as_multipart_and_as_a_zip_of_the_same_files() -> None:
+    multipart, zipped = series_workloads(SEGMENTER_3D, slices=4, size=32)
+
+    files = multipart.files[0]
+    assert zipped.files[0] == files
+    assert [pydicom.dcmread(io.BytesIO(f)).Rows for f in files] == [32] * 4
+    with zipfile.ZipFile(io.BytesIO(zipped.payloads[0].body)) as archive:
+        assert sorted(archive.read(name) for name in archive.namelist()) == sorted(files)
+    assert multipart.payloads[0].content_type.startswith("multipart/form-data; boundary=")
+    assert zipped.payloads[0].content_type == "application/zip"
+
+
+def _cell(variant: str, p50_ms: float) -> dict:
+    return {"model": SEGMENTER_3D, "variant": variant, "concurrency": 1, "load": {"p50_ms": p50_ms}}
+
+
+def test_the_target_is_served_p50_over_the_script_p50_for_the_3d_series() -> None:
+    found = targets([_cell("script", 1000.0), _cell("served", 1100.0), _cell("served-zip", 1300.0)])
+
+    assert [(t["value"], t["met"]) for t in found] == [(1.1, True), (1.3, False)]
+
+
+def test_the_generated_block_is_replaced_and_the_text_around_it_kept(tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nhand-written\n")
+
+    write_markdown(doc, "first\n")
+    write_markdown(doc, "second\n")
+
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\n\nhand-written\n")
+    assert text.count(BEGIN) == text.count(END) == 1
+    assert "second\n" in text and "first" not in text
