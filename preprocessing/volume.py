@@ -6,12 +6,17 @@ the output volume and the two or three frames the current output slice needs are
 Frames are read one at a time into one reused buffer (a 512×512 frame stays in the CPU
 cache through its in-plane resampling, which batching several frames would lose). When a
 frame's Modality LUT is linear and it has no padding, interpolation runs on the stored
-integers and the rescale on the smaller result — the two commute.
+integers and the rescale on the smaller result — the two commute. When every frame is
+native (read without a decoder), the output slices are split into contiguous slabs resampled
+by :func:`~preprocessing.threads.worker_threads` threads at once, each with its own buffers
+(a frame on a slab boundary is read by both slabs); compressed frames are decoded in order,
+by the decoder pool, on one thread.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -19,6 +24,7 @@ from .decode import decode_frame
 from .frames import Frame
 from .pixels import fill_padding, is_color, linear_rescale, padding_mask, to_modality_values, to_rgb
 from .resample import AxisTaps, PlaneResampler
+from .threads import worker_threads
 
 
 class _FrameReader:
@@ -34,6 +40,16 @@ class _FrameReader:
         self._frames = frames
         self._scales = scales if scales is not None else [1.0] * len(frames)
         self._buffers: dict[np.dtype, np.ndarray] = {}
+
+    @property
+    def native(self) -> bool:
+        """Whether every frame is read without a decoder: then several readers (one per
+        thread) may read frames at once."""
+        return all(frame.instance.native_dtype is not None for frame in self._frames)
+
+    def copy(self) -> _FrameReader:
+        """A reader of the same frames with buffers of its own."""
+        return _FrameReader(self._frames, self._scales)
 
     def __call__(self, k: int) -> tuple[np.ndarray, float, float]:
         frame, scale = self._frames[k], self._scales[k]
@@ -89,10 +105,29 @@ def load_resampled(
     read = _FrameReader(frames, scales)
     channels = (3,) if is_color(frames[0].header) else ()
     out = np.empty((slice_taps.size, row_taps.size, column_taps.size) + channels, dtype=np.float32)
-    last_use = {k: j for j in range(slice_taps.size) for k in _inputs_of(slice_taps, j)}
-    in_plane = PlaneResampler(row_taps, column_taps)
+    threads = min(worker_threads(), slice_taps.size) if read.native else 1
+    bounds = np.linspace(0, slice_taps.size, threads + 1).round().astype(int)
+
+    def fill(slab: int) -> None:
+        reader = read if slab == 0 else read.copy()
+        _resample_slab(reader, slice_taps, PlaneResampler(row_taps, column_taps), range(bounds[slab], bounds[slab + 1]), out)
+
+    if threads == 1:
+        fill(0)
+    else:
+        with ThreadPoolExecutor(threads, thread_name_prefix="medserve-resample") as pool:
+            list(pool.map(fill, range(threads)))  # re-raises the first error of a slab
+    return out
+
+
+def _resample_slab(
+    read: _FrameReader, slice_taps: AxisTaps, in_plane: PlaneResampler, slab: range, out: np.ndarray
+) -> None:
+    """Output slices ``slab`` into ``out``: each input frame they need is read and resampled
+    in plane once, and dropped after the last output slice that blends it."""
+    last_use = {k: j for j in slab for k in _inputs_of(slice_taps, j)}
     resampled: dict[int, np.ndarray] = {}
-    for j in range(slice_taps.size):
+    for j in slab:
         inputs = _inputs_of(slice_taps, j)
         for k in inputs:
             if k not in resampled:
@@ -102,7 +137,6 @@ def load_resampled(
         for k in inputs:
             if last_use[k] == j:
                 del resampled[k]
-    return out
 
 
 def _rescaled(values: np.ndarray, slope: float, intercept: float) -> np.ndarray:
