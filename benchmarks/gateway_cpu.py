@@ -17,7 +17,9 @@ Measured separately, in the same run:
 * **gRPC share** — an in-process harness: the gateway's own :class:`gateway.triton.TritonClient`
   calling the same model with a tensor of the model's input shape, sequentially, CPU by
   ``time.process_time`` of that process (grpc's threads included). Run in a subprocess of
-  the same tree as the gateway it is compared with.
+  the same tree as the gateway it is compared with, which also times, in process, opening
+  the upload, preprocessing it and the input statistics of the quality gate within that:
+  the largest parts of the rest.
 * **idle** — the gateway's CPU per second without requests (its pollers), which the
   per-request figures include for the seconds they ran.
 * **rest** — predict minus the ASGI (with body) and gRPC shares: upload receive, DICOM read, decode, preprocess,
@@ -25,11 +27,11 @@ Measured separately, in the same run:
 
 ``--against DIR`` starts a second gateway from another tree (e.g. ``git archive HEAD~1 |
 tar -x -C DIR``) on the same Triton; the two take turns per round (ABBA), so that a noisy
-neighbour falls on both alike, and the table gives both and their ratio.
+neighbour falls on both alike, and the table gives both and the median of the per-round ratios.
 ``--profile`` records the gateway with py-spy (``py-spy record --pid``) during the sequential
 predict run of the first round and writes the flame graph next to the JSON.
 
-    .venv/bin/python -m benchmarks.gateway_cpu [--requests 300] [--rounds 2] [--against DIR] [--profile]
+    .venv/bin/python -m benchmarks.gateway_cpu [--requests 200] [--rounds 4] [--only KIND ...] [--against DIR] [--profile]
 
 Writes ``benchmarks/results/gateway-cpu-<UTC>.json``.
 """
@@ -92,33 +94,63 @@ def cpu_ms_per_request(pgid: int, method: str, url: str, body: bytes | None, req
     return (group_cpu_seconds(pgid) - before) / answered * 1000
 
 
-async def _grpc_harness(url: str, requests: int) -> float:
-    """CPU ms per ``TritonClient.infer`` of the tree on ``sys.path`` (this process's CPU)."""
+async def _in_process(url: str, body: bytes, requests: int) -> dict[str, float]:
+    """CPU ms per call, in this process, of the gateway's own steps of a 2D classification
+    (the tree on ``sys.path``): ``TritonClient.infer`` with a tensor of the model's input
+    shape (the gRPC share), opening the upload, preprocessing it and, within that, the input
+    statistics of the model's quality gate."""
     import numpy as np
 
+    from contract import ModelCard
+    from gateway.inputs import open_parts
     from gateway.triton import TritonClient
+    from gateway.uploads import DicomPart
+    from preprocessing import preprocess_instance
+    from preprocessing.decode import decode_frame
+    from preprocessing.pixels import to_modality_values
+    from preprocessing.quality import input_statistics
+    import pydicom.config
+
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+
+    def cpu_ms(step: Any) -> float:
+        for _ in range(5):
+            step()
+        started = time.process_time()
+        for _ in range(requests):
+            step()
+        return (time.process_time() - started) / requests * 1000
 
     client = TritonClient(url, timeout_s=30.0, probe_timeout_s=5.0)
     image = np.random.default_rng(0).random(INPUT_SHAPE, dtype=np.float32)
     try:
+        card = ModelCard.from_triton_config(await client.model_config(MODEL))
         for _ in range(10):
             await client.infer(MODEL, {"image": image}, ["probabilities"])
         started = time.process_time()
         for k in range(requests):
             await client.infer(MODEL, {"image": image}, ["probabilities"], request_id=str(k))
-        return (time.process_time() - started) / requests * 1000
+        grpc_ms = (time.process_time() - started) / requests * 1000
     finally:
         await client.close()
+    instance = open_parts([DicomPart(body)])[0]
+    values = to_modality_values(instance.header, decode_frame(instance, 0))
+    return {
+        "grpc_infer": grpc_ms,
+        "open": cpu_ms(lambda: open_parts([DicomPart(body)])),
+        "preprocess": cpu_ms(lambda: preprocess_instance(instance, card.preprocessing)),
+        "input_statistics": cpu_ms(lambda: input_statistics(values)),
+    }
 
 
-def grpc_cpu_ms(source: Path, url: str, requests: int) -> float:
-    """:func:`_grpc_harness` in a fresh interpreter with ``source``'s gateway first on the path."""
+def in_process_cpu_ms(source: Path, url: str, requests: int) -> dict[str, float]:
+    """:func:`_in_process` in a fresh interpreter with ``source``'s gateway first on the path."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(source), str(PROJECT_ROOT)])}
     out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--grpc-harness", url, str(requests)],
+        [sys.executable, str(Path(__file__).resolve()), "--in-process", url, str(requests)],
         env=env, cwd=source, check=True, capture_output=True, text=True,
     )
-    return float(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def idle_cpu_ms_per_s(pgid: int, seconds: float) -> float:
@@ -131,26 +163,35 @@ def idle_cpu_ms_per_s(pgid: int, seconds: float) -> float:
     return (group_cpu_seconds(pgid) - before) / seconds * 1000
 
 
-def measure(gateway: Any, source: Path, triton_url: str, body: bytes, requests: int, idle_s: float) -> dict[str, float]:
-    """One round of every figure for one gateway: CPU ms per request (idle: CPU ms per s)."""
+def figures(gateway: Any, source: Path, triton_url: str, body: bytes, requests: int, idle_s: float) -> dict[str, Any]:
+    """Each figure's measurement of one gateway, to be called in turns: CPU ms per request
+    (idle: CPU ms per s)."""
     pid, url = gateway.pid, gateway.url
     predict = f"{url}/v1/models/{MODEL}/predict"
     return {
-        "idle_ms_per_s": idle_cpu_ms_per_s(pid, idle_s),
-        "predict_c1": cpu_ms_per_request(pid, "POST", predict, body, requests, 1, 200),
-        "predict_c4": cpu_ms_per_request(pid, "POST", predict, body, requests, 4, 200),
-        "asgi_get_healthz": cpu_ms_per_request(pid, "GET", f"{url}/healthz", None, requests, 1, 200),
-        "asgi_post_body_405": cpu_ms_per_request(pid, "POST", f"{url}/healthz", body, requests, 1, 405),
-        "grpc_infer": grpc_cpu_ms(source, triton_url, requests),
+        "predict_c1": lambda: cpu_ms_per_request(pid, "POST", predict, body, requests, 1, 200),
+        "predict_c4": lambda: cpu_ms_per_request(pid, "POST", predict, body, requests, 4, 200),
+        "asgi_get_healthz": lambda: cpu_ms_per_request(pid, "GET", f"{url}/healthz", None, requests, 1, 200),
+        "asgi_post_body_405": lambda: cpu_ms_per_request(pid, "POST", f"{url}/healthz", body, requests, 1, 405),
+        "in_process": lambda: in_process_cpu_ms(source, triton_url, requests),
+        "idle_ms_per_s": lambda: idle_cpu_ms_per_s(pid, idle_s),
     }
 
 
-def summarise(rounds: list[dict[str, float]]) -> dict[str, float]:
+def summarise(rounds: dict[str, list[float]]) -> dict[str, float]:
     """Medians over the rounds, and the rest: predict (sequential) minus the ASGI share with
     the body and the gRPC share."""
-    figures = {key: round(statistics.median(r[key] for r in rounds), 3) for key in rounds[0]}
-    figures["rest"] = round(figures["predict_c1"] - figures["asgi_post_body_405"] - figures["grpc_infer"], 3)
-    return figures
+    medians = {key: round(statistics.median(values), 3) for key, values in rounds.items()}
+    if {"predict_c1", "asgi_post_body_405", "grpc_infer"} <= set(medians):
+        medians["rest"] = round(medians["predict_c1"] - medians["asgi_post_body_405"] - medians["grpc_infer"], 3)
+    return medians
+
+
+def paired_ratios(rounds: dict[str, dict[str, list[float]]]) -> dict[str, float]:
+    """First tree / second tree: the median of the per-round ratios (each round measured the
+    two back to back, so a noisy neighbour weighs on both alike)."""
+    first, second = rounds.values()
+    return {key: round(statistics.median(a / b for a, b in zip(first[key], second[key]) if b > 0), 3) for key in first}
 
 
 ROWS = [
@@ -160,21 +201,26 @@ ROWS = [
     ("asgi_post_body_405", "HTTP/ASGI share + 525 kB body (POST /healthz, 405)"),
     ("grpc_infer", "gRPC share: TritonClient.infer"),
     ("rest", "rest: DICOM, preprocess, postprocess, drift, metrics, JSON"),
+    ("open", "  of which, in process: open the upload (header, pixels)"),
+    ("preprocess", "  of which, in process: preprocess"),
+    ("input_statistics", "    of which: input statistics (quality gate)"),
     ("idle_ms_per_s", "idle: CPU ms per second without requests"),
 ]
 
 
-def table(results: dict[str, dict[str, float]]) -> str:
+def table(results: dict[str, dict[str, float]], ratios: dict[str, float] | None) -> str:
     names = list(results)
-    header = f"{'CPU ms per request':58s}" + "".join(f"{n:>12s}" for n in names)
-    if len(names) == 2:
-        header += f"{'ratio':>8s}"
+    header = f"{'CPU ms per request':58s}" + "".join(f"{n:>12s}" for n in names) + (f"{'ratio':>8s}" if ratios else "")
     lines = [header]
     for key, label in ROWS:
+        if key not in results[names[0]]:
+            continue
         line = f"{label:58s}" + "".join(f"{results[n][key]:12.3f}" for n in names)
-        if len(names) == 2 and results[names[1]][key] > 0:
-            line += f"{results[names[0]][key] / results[names[1]][key]:8.2f}"
+        if ratios and key in ratios:
+            line += f"{ratios[key]:8.2f}"
         lines.append(line)
+    if ratios:
+        lines.append("ratio: the median over the rounds of this tree / the other, measured back to back")
     return "\n".join(lines)
 
 
@@ -197,8 +243,9 @@ def profile(gateway: Any, body: bytes, requests: int, destination: Path) -> Path
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=300, help="requests per measurement")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds (gateways take turns ABBA per round); medians reported")
+    parser.add_argument("--requests", type=int, default=200, help="requests per measurement")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds per figure (gateways take turns ABBA); medians reported")
+    parser.add_argument("--only", nargs="+", choices=["predict_c1", "predict_c4", "asgi_get_healthz", "asgi_post_body_405", "in_process", "idle_ms_per_s"], help="measure only these figures")
     parser.add_argument("--against", type=Path, help="another tree's gateway to compare with, on the same Triton")
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="how long the idle CPU is measured per round")
     parser.add_argument("--repository", type=Path, default=PROJECT_ROOT / "model_repository")
@@ -231,12 +278,16 @@ def main(argv: list[str] | None = None) -> None:
             gateway.wait_healthy(timeout_s=120)
             gateway.wait_serving(timeout_s=120)
         flame = profile(gateways["this tree"], body, args.requests, RESULTS / f"gateway-cpu-{stamp}.speedscope.json") if args.profile else None
-        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in sources}
-        for k in range(args.rounds):
-            order = list(sources) if k % 2 == 0 else list(reversed(sources))
-            for name in order:
-                print(f"round {k + 1}/{args.rounds}: {name}", flush=True)
-                rounds[name].append(measure(gateways[name], sources[name], triton.grpc_url, body, args.requests, args.idle_seconds))
+        measurements = {name: figures(gateways[name], sources[name], triton.grpc_url, body, args.requests, args.idle_seconds) for name in sources}
+        kinds = args.only or list(measurements["this tree"])
+        rounds: dict[str, dict[str, list[float]]] = {name: {} for name in sources}
+        for kind in kinds:
+            for k in range(args.rounds):
+                for name in list(sources) if k % 2 == 0 else list(reversed(sources)):
+                    value = measurements[name][kind]()
+                    for key, figure in (value.items() if isinstance(value, dict) else [(kind, value)]):
+                        rounds[name].setdefault(key, []).append(figure)
+            print(f"{kind} done", flush=True)
     finally:
         for gateway in gateways.values():
             gateway.stop()
@@ -244,18 +295,21 @@ def main(argv: list[str] | None = None) -> None:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     results = {name: summarise(r) for name, r in rounds.items()}
-    print(table(results))
+    ratios = paired_ratios(rounds) if len(rounds) == 2 else None
+    print(table(results, ratios))
     output = RESULTS / f"gateway-cpu-{stamp}.json"
     output.write_text(json.dumps({
         "benchmark": "gateway_cpu", "utc": stamp, "model": MODEL, "input": SLICE, "requests": args.requests,
-        "rounds": rounds, "medians": results, "sources": {n: str(s) for n, s in sources.items()},
+        "rounds": rounds, "medians": results, "ratios": ratios, "sources": {n: str(s) for n, s in sources.items()},
         "flame_graph": str(flame) if flame else None, "unit": "CPU ms per request (gateway process group)",
     }, indent=2))
     print(f"wrote {output}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--grpc-harness":
-        print(asyncio.run(_grpc_harness(sys.argv[2], int(sys.argv[3]))))
+    if len(sys.argv) == 4 and sys.argv[1] == "--in-process":
+        from devtools.testdata import pydicom_test_file
+
+        print(json.dumps(asyncio.run(_in_process(sys.argv[2], pydicom_test_file(SLICE).read_bytes(), int(sys.argv[3])))))
     else:
         main()
