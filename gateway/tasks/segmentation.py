@@ -265,7 +265,7 @@ async def _labels_3d(context: InferenceContext, plan: SeriesPlan, scores: _Score
         on_model = _refine_on("model", model_labels, spec, spacing_of(model_affine))
         return _refine_on("source", labels_to_grid(on_model, model_affine, plan.affine_lps, plan.shape), spec, spacing_of(plan.affine_lps))
 
-    labels_map = await anyio.to_thread.run_sync(to_source) if spec is not None else to_source()
+    labels_map = await anyio.to_thread.run_sync(to_source)  # a whole CT's grid: off the event loop
     return _SourceLabels(labels_map, _applied(prepared.applied, spec), patches, volume_drift(card, prepared.array, plan), started)
 
 
