@@ -117,24 +117,54 @@ def apply_window(
     if out is None:
         out = np.empty_like(values)
     if function == "SIGMOID":
-        np.subtract(values, np.float32(center), out=out)
-        out *= np.float32(-4.0 / width)
-        with np.errstate(over="ignore"):
-            np.exp(out, out=out)
-        out += np.float32(1.0)
-        return np.reciprocal(out, out=out)
-    if function == "LINEAR_EXACT":
-        low, span = center - width / 2.0, width
+        window = _sigmoid_window(center, width)
+    elif function == "LINEAR_EXACT":
+        window = _linear_window(center - width / 2.0, width)
     else:
         if width < 1:
             raise ValueError("LINEAR window width must be >= 1")
-        low, span = (center - 0.5) - (width - 1.0) / 2.0, width - 1.0
-    np.subtract(values, np.float32(low), out=out)
-    out *= np.float32(1.0 / span)
-    # the clamp to [0, 1] as maximum then minimum (NaN stays NaN, as with np.clip): branch-free
-    # SIMD loops, 2.5x faster than np.clip's on a CT volume with a few percent of values outside
-    np.maximum(out, np.float32(0.0), out=out)
-    return np.minimum(out, np.float32(1.0), out=out)
+        window = _linear_window((center - 0.5) - (width - 1.0) / 2.0, width - 1.0)
+    if values.flags.c_contiguous and out.flags.c_contiguous and values.size > _WINDOW_CHUNK:
+        flat_values, flat_out = values.reshape(-1), out.reshape(-1)
+        for start in range(0, flat_values.size, _WINDOW_CHUNK):
+            window(flat_values[start : start + _WINDOW_CHUNK], flat_out[start : start + _WINDOW_CHUNK])
+    else:
+        window(values, out)
+    return out
+
+
+#: Values a window's passes run over at a time (128 KiB of float32): all its passes then run
+#: in the CPU cache and memory is read and written once, 1.3x faster on a CT volume than
+#: each pass over the whole volume (elementwise: the same values).
+_WINDOW_CHUNK = 1 << 15
+
+
+def _linear_window(low: float, span: float):
+    """``clamp((v - low) / span, 0, 1)`` from ``values`` into ``out``; the clamp as maximum
+    then minimum (NaN stays NaN, as with np.clip): branch-free SIMD loops, 2.5x faster than
+    np.clip's on a CT volume with a few percent of values outside."""
+
+    def window(values: np.ndarray, out: np.ndarray) -> None:
+        np.subtract(values, np.float32(low), out=out)
+        out *= np.float32(1.0 / span)
+        np.maximum(out, np.float32(0.0), out=out)
+        np.minimum(out, np.float32(1.0), out=out)
+
+    return window
+
+
+def _sigmoid_window(center: float, width: float):
+    """``1 / (1 + exp(-4 (v - center) / width))`` from ``values`` into ``out``."""
+
+    def window(values: np.ndarray, out: np.ndarray) -> None:
+        np.subtract(values, np.float32(center), out=out)
+        out *= np.float32(-4.0 / width)
+        with np.errstate(over="ignore"):  # per thread: set where the pass runs
+            np.exp(out, out=out)
+        out += np.float32(1.0)
+        np.reciprocal(out, out=out)
+
+    return window
 
 
 def apply_dicom_voi(values: np.ndarray, ds: Dataset, index: int = 0) -> np.ndarray:

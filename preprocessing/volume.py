@@ -16,7 +16,6 @@ by the decoder pool, on one thread.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -24,7 +23,7 @@ from .decode import decode_frame
 from .frames import Frame
 from .pixels import fill_padding, is_color, linear_rescale, padding_mask, to_modality_values, to_rgb
 from .resample import AxisTaps, PlaneResampler
-from .threads import worker_threads
+from .threads import for_slabs, worker_threads
 
 
 class _FrameReader:
@@ -105,18 +104,12 @@ def load_resampled(
     read = _FrameReader(frames, scales)
     channels = (3,) if is_color(frames[0].header) else ()
     out = np.empty((slice_taps.size, row_taps.size, column_taps.size) + channels, dtype=np.float32)
-    threads = min(worker_threads(), slice_taps.size) if read.native else 1
-    bounds = np.linspace(0, slice_taps.size, threads + 1).round().astype(int)
 
-    def fill(slab: int) -> None:
-        reader = read if slab == 0 else read.copy()
-        _resample_slab(reader, slice_taps, PlaneResampler(row_taps, column_taps), range(bounds[slab], bounds[slab + 1]), out)
+    def fill(slab: slice) -> None:
+        reader = read if slab.start == 0 else read.copy()
+        _resample_slab(reader, slice_taps, PlaneResampler(row_taps, column_taps), range(slab.start, slab.stop), out)
 
-    if threads == 1:
-        fill(0)
-    else:
-        with ThreadPoolExecutor(threads, thread_name_prefix="medserve-resample") as pool:
-            list(pool.map(fill, range(threads)))  # re-raises the first error of a slab
+    for_slabs(fill, slice_taps.size, worker_threads() if read.native else 1)
     return out
 
 

@@ -1,6 +1,7 @@
-"""Streaming resampling split over threads: the volume is the one-thread volume bit for bit,
-whatever the number of threads and wherever the frames are read from (Datasets, bytes,
-files); compressed frames are decoded on one thread."""
+"""Work split over threads: the streaming resampler's volume is the one-thread one bit for
+bit, whatever the number of threads and wherever the frames are read from (Datasets, bytes,
+files); compressed frames are decoded on one thread; slabs cover their range once and a
+slab's error reaches the caller."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import preprocessing.volume as volume
 from devtools import testdata
 from preprocessing import plan_series
 from preprocessing.resample import position_taps, spacing_taps
-from preprocessing.threads import MAX_THREADS, worker_threads
+from preprocessing.threads import MAX_THREADS, for_slabs, worker_threads
 
 
 def test_threads_are_the_cores_this_process_may_use_within_the_bound() -> None:
@@ -63,7 +64,28 @@ def test_compressed_frames_are_read_on_one_thread(rng, monkeypatch) -> None:
     monkeypatch.setattr(volume, "worker_threads", lambda: 1)
     one = volume.load_resampled(plan.frames, *taps)
     monkeypatch.setattr(volume, "worker_threads", lambda: 4)
-    calls: list[object] = []
-    monkeypatch.setattr(volume, "ThreadPoolExecutor", lambda *a, **k: calls.append(a))
+    asked: list[int] = []
+
+    def recorded(work, length, threads):
+        asked.append(threads)
+        return for_slabs(work, length, threads)
+
+    monkeypatch.setattr(volume, "for_slabs", recorded)
     np.testing.assert_array_equal(volume.load_resampled(plan.frames, *taps), one)
-    assert calls == []
+    assert asked == [1]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 5, 64])
+def test_slabs_cover_the_range_once(threads) -> None:
+    seen: list[int] = []
+    for_slabs(lambda slab: seen.extend(range(slab.start, slab.stop)), 37, threads)
+    assert sorted(seen) == list(range(37))
+
+
+def test_an_error_in_a_slab_is_raised() -> None:
+    def work(slab: slice) -> None:
+        if slab.start > 0:
+            raise ValueError("slab")
+
+    with pytest.raises(ValueError, match="slab"):
+        for_slabs(work, 10, 3)
