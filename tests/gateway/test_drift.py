@@ -139,3 +139,18 @@ def test_input_features_read_spacing_and_thickness_from_functional_groups() -> N
     features = input_features("image", np.zeros((1, 4, 4), np.float32), single).numeric
     assert features["image.pixel_spacing_mm"] == pytest.approx(float(single.PixelSpacing[0]))
     assert features["image.slice_thickness_mm"] == pytest.approx(float(single.SliceThickness))
+
+
+@pytest.mark.parametrize("value", [-5.0, 0.0, 0.5, 1.0, 2.5, 4.0, 9.0, float("nan"), np.float32(1.5), 3, np.array([2.0])])
+def test_a_single_value_counts_as_its_histogram(value) -> None:
+    """One value per request (a class probability, the rows): the window holds the histogram
+    ``histogram()`` gives that value, end bins for values outside the edges or NaN, and the
+    scores are those of the histograms added one by one."""
+    reference = HistogramReference(np.array([0.0, 1.0, 2.0, 4.0]), np.array([5.0, 3.0, 2.0]))
+    monitor = DriftMonitor("m", {"f": reference}, {}, window_size=3, min_samples=1)
+    for _ in range(4):  # one more than the window: the oldest leaves again
+        monitor.observe({"f": value}, {})
+    window = monitor._numeric["f"]
+    expected = histogram(np.ravel(np.asarray(value, dtype=float)), reference.edges)
+    assert [w.tolist() for w in window.window] == [expected.tolist()] * 3
+    assert window.current.tolist() == (expected * 3).tolist()
