@@ -230,6 +230,12 @@ class Instance:
         """dtype of frames read without a decoder (None when a decoder is needed)."""
         return None if self._native is None else self._native.dtype
 
+    @property
+    def frames_in_memory(self) -> bool:
+        """Whether native frames lie in bytes in memory: :func:`decode_frame` then returns a
+        view on them, which costs no copy (frames of a file are read into a buffer)."""
+        return self._native is not None and self._native.buffer is not None
+
 
 #: What an instance can be read from: a parsed Dataset, the bytes of a Part 10 file, its path,
 #: or an already opened :class:`Instance`.

@@ -31,7 +31,8 @@ class _FrameReader:
     ``values * slope + intercept`` (times the frame's ``scale``, e.g. an SUV factor).
 
     Uncompressed grayscale frames with a linear Modality LUT and no (0028,0120) padding come
-    back as their stored integers in a buffer reused by the next call; any other frame as
+    back as their stored integers: a read-only view on the uploaded bytes, or, for a file,
+    a buffer reused by the next call; any other frame as
     float32 modality values (padding filled), or RGB for color, with slope 1, intercept 0.
     """
 
@@ -58,7 +59,8 @@ class _FrameReader:
         rescale = linear_rescale(frame.header)
         dtype = frame.instance.native_dtype
         if rescale is not None and dtype is not None:
-            stored = decode_frame(frame.instance, frame.index, out=self._buffer(frame, dtype))
+            buffer = None if frame.instance.frames_in_memory else self._buffer(frame, dtype)
+            stored = decode_frame(frame.instance, frame.index, out=buffer)
             mask = padding_mask(frame.header, stored)
             if mask is None:
                 return stored, rescale[0] * scale, rescale[1] * scale

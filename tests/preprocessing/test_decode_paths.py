@@ -1,6 +1,7 @@
 """Instances opened from a path: the header is what ``dcmread`` reads from that file — up to
 the pixel data for native pixels, whether the header ends within the first bytes read in one
-pass or after them; whole for compressed and deflated ones — and the frames are pydicom's."""
+pass or after them; whole for compressed and deflated ones — and the frames are pydicom's,
+read from the file; opened from bytes, native frames are views on them."""
 
 from __future__ import annotations
 
@@ -39,3 +40,14 @@ def test_a_ct_slice_has_its_header_and_pixels(private_bytes: int, tmp_path) -> N
     instance = open_instance(path)
     _same_header(instance.header, path)
     np.testing.assert_array_equal(decode_frame(instance), pydicom.dcmread(path).pixel_array)
+
+
+def test_frames_of_bytes_are_views_and_frames_of_a_file_are_read(tmp_path) -> None:
+    hu = np.random.default_rng(5).integers(-1024, 2000, size=(32, 40)).astype(np.float32)
+    path = tmp_path / "slice.dcm"
+    ct_dataset(hu, pixel_spacing_mm=(0.7, 0.7)).save_as(path, enforce_file_format=True)
+    from_bytes, from_file = open_instance(path.read_bytes()), open_instance(path)
+    assert from_bytes.frames_in_memory and not from_file.frames_in_memory
+    view = decode_frame(from_bytes)
+    assert not view.flags.writeable and not view.flags.owndata  # on the uploaded bytes, no copy
+    np.testing.assert_array_equal(view, decode_frame(from_file))
