@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     routing_poll_s: float = Field(1.0, gt=0, description="How often complete series are routed into jobs.")
     delivery_workers: int = Field(1, ge=0, le=16, description="Threads sending finished jobs' DICOM outputs to the destinations of the routes file (0: this process sends nothing; another replica does).")
     delivery_poll_s: float = Field(1.0, gt=0, description="How often an idle sender looks for deliveries that are due.")
+    worker_idle_poll_max_s: float = Field(
+        5.0, gt=0,
+        description="Longest wait of an idle job worker or sender between looks for work (the wait doubles from its poll interval while idle; "
+        "work made in this process wakes them at once, work made by another replica waits at most this long).",
+    )
     delivery_lease_s: float = Field(300.0, gt=0, description="Seconds a sender holds a delivery; one whose sender died is sent by another after it (longer than a send can take).")
     routing_study_silence_s: float = Field(10.0, gt=0, description="A study grouped by rule is routed this long after its last series completed.")
 

@@ -40,6 +40,7 @@ def start_delivery_workers(settings: Settings, store: JobStore, rules: RoutingRu
         DeliveryWorker(
             deliveries, rules.destinations, f"{socket.gethostname()}-{os.getpid()}-send{index}",
             lease_s=settings.delivery_lease_s, poll_s=settings.delivery_poll_s, on_attempt=_observe,
+            max_poll_s=settings.worker_idle_poll_max_s,
         )
         for index in range(settings.delivery_workers)
     ]

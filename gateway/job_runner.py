@@ -17,6 +17,7 @@ export on success — and each attempt's outcome; the store's gauges are read at
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 import json
 import os
 import socket
@@ -29,6 +30,7 @@ from pydantic import BaseModel
 
 from jobs import Job, JobError, JobOutcome, JobStore, JobWorker, database_url, make_engine
 from jobs.engine import OUTPUTS_FOLDER
+from jobs.polling import PollingWorker
 from jobs.received import ReceivedStore
 from preprocessing import PreprocessingError
 
@@ -198,11 +200,27 @@ def open_job_store(settings) -> JobStore:  # noqa: ANN001 - gateway.config.Setti
     return JobStore(make_engine(database_url(Path(settings.work_dir), settings.database_url)))
 
 
-def start_job_workers(app: FastAPI, store: JobStore, loop: asyncio.AbstractEventLoop) -> list[JobWorker]:
+def wake_job_workers(app: FastAPI) -> None:
+    """This process made a job: its idle workers look for it now instead of at their next poll."""
+    for worker in getattr(app.state, "job_workers", ()):
+        worker.wake()
+
+
+def start_job_workers(
+    app: FastAPI, store: JobStore, loop: asyncio.AbstractEventLoop, senders: Sequence[PollingWorker] = ()
+) -> list[JobWorker]:
     """``MEDSERVE_JOB_WORKERS`` worker threads running jobs with :class:`ModelJobRunner`,
-    each cleaning up finished jobs past ``MEDSERVE_JOB_RETENTION_H``."""
+    each cleaning up finished jobs past ``MEDSERVE_JOB_RETENTION_H``; a job done wakes
+    ``senders`` (its deliveries are due now)."""
     settings = app.state.settings
-    observe = JobAttemptMetrics(ReceivedStore(store.engine))
+    metrics = JobAttemptMetrics(ReceivedStore(store.engine))
+
+    def observe(job: Job, after: Job | None) -> None:
+        metrics(job, after)
+        if after is not None and after.state == "done":
+            for sender in senders:
+                sender.wake()
+
     workers = [
         JobWorker(
             store,
@@ -210,6 +228,7 @@ def start_job_workers(app: FastAPI, store: JobStore, loop: asyncio.AbstractEvent
             f"{socket.gethostname()}-{os.getpid()}-{index}",
             lease_s=settings.job_lease_s,
             poll_s=JOB_POLL_S,
+            max_poll_s=settings.worker_idle_poll_max_s,
             webhook_timeout_s=settings.job_webhook_timeout_s,
             retention=timedelta(hours=settings.job_retention_h),
             on_attempt=observe,

@@ -27,7 +27,7 @@ from .catalog import ModelCatalog
 from .config import Settings, get_settings
 from .errors import GatewayError, install_error_handlers, internal_error_response
 from .delivery import start_delivery_workers
-from .job_runner import open_job_store, start_job_workers
+from .job_runner import open_job_store, start_job_workers, wake_job_workers
 from .routing import load_rules, route_forever
 from .logs import configure_logging, request_id_var
 from .metrics import ERRORS, REQUEST_LATENCY
@@ -55,9 +55,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.catalog = ModelCatalog(triton, settings.model_cache_ttl_s, settings.drift_window_size, settings.drift_min_samples)
         await anyio.to_thread.run_sync(decoder_pool().start)  # warm decoder processes before the first request
         app.state.job_store = await anyio.to_thread.run_sync(open_job_store, settings)
-        job_workers = start_job_workers(app, app.state.job_store, asyncio.get_running_loop())
         senders = start_delivery_workers(settings, app.state.job_store, rules)
-        routing = asyncio.create_task(route_forever(app.state.catalog, app.state.job_store, rules, settings.routing_poll_s, settings.routing_study_silence_s))
+        job_workers = start_job_workers(app, app.state.job_store, asyncio.get_running_loop(), senders)
+        app.state.job_workers = job_workers
+        routing = asyncio.create_task(
+            route_forever(app.state.catalog, app.state.job_store, rules, settings.routing_poll_s, settings.routing_study_silence_s,
+                          on_jobs=lambda: wake_job_workers(app))
+        )
         quiet_garbage_collector()
         try:
             yield

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import anyio
 
@@ -49,9 +50,11 @@ async def routable_cards(catalog: ModelCatalog) -> list[ModelCard]:
 
 
 async def route_forever(
-    catalog: ModelCatalog, store: JobStore, rules: RoutingRules, poll_s: float, study_silence_s: float, output_format: str = "json"
+    catalog: ModelCatalog, store: JobStore, rules: RoutingRules, poll_s: float, study_silence_s: float, output_format: str = "json",
+    on_jobs: Callable[[], None] = lambda: None,
 ) -> None:
-    """Route complete series until cancelled; a pass that fails is logged by type and retried."""
+    """Route complete series until cancelled; a pass that fails is logged by type and retried.
+    ``on_jobs`` hears of each pass that made jobs (the gateway wakes its job workers)."""
     router = SeriesRouter(ReceivedStore(store.engine), store, rules, output_format=output_format, study_silence_s=study_silence_s)
     while True:
         try:
@@ -60,6 +63,8 @@ async def route_forever(
                 continue
             cards = await routable_cards(catalog)
             outcome = await anyio.to_thread.run_sync(router.route_complete, cards)
+            if outcome.jobs:
+                on_jobs()
             if outcome.jobs or outcome.unrouted:
                 log.info("routing pass", extra={"jobs": len(outcome.jobs), "routed": outcome.routed, "unrouted": outcome.unrouted})
         except asyncio.CancelledError:

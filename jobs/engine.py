@@ -82,7 +82,8 @@ class JobWorker(PollingWorker):
 
     ``lease_s`` is how long a claim holds a job without a heartbeat; the heartbeat renews it
     every third of that, so a worker that dies frees its job within ``lease_s``. ``poll_s`` is
-    how long an idle worker waits before looking for work again.
+    how long an idle worker waits before looking for work again, doubled while it stays idle up
+    to ``max_poll_s`` (:class:`jobs.polling.PollingWorker`).
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class JobWorker(PollingWorker):
         lease_s: float = 60.0,
         poll_s: float = 1.0,
         *,
+        max_poll_s: float | None = None,
         webhook_timeout_s: float = 5.0,
         result_url: Callable[[Job], str] = lambda job: f"/v1/jobs/{job.id}/result",
         retention: timedelta | None = None,
@@ -101,7 +103,7 @@ class JobWorker(PollingWorker):
     ) -> None:
         if lease_s <= 0:
             raise ValueError("lease_s must be positive")
-        super().__init__(worker_id or f"worker-{uuid.uuid4().hex[:12]}", poll_s)
+        super().__init__(worker_id or f"worker-{uuid.uuid4().hex[:12]}", poll_s, max_poll_s)
         self.store, self.run = store, run
         self.lease_s = lease_s
         self.webhook_timeout_s, self.result_url = webhook_timeout_s, result_url

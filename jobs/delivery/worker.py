@@ -46,7 +46,9 @@ class DeliveryWorker(PollingWorker):
     """One sender thread over ``store``, with the destinations of the routes file by name.
 
     ``lease_s``: how long a claim holds a delivery (longer than a send can take: a sender that
-    dies frees it after that). ``poll_s``: how long an idle sender waits before looking again.
+    dies frees it after that). ``poll_s``: how long an idle sender waits before looking again,
+    doubled while it stays idle up to ``max_poll_s``; a delivery due later (a retry after its
+    backoff) is sent at most that long after it is due.
     """
 
     def __init__(
@@ -57,8 +59,9 @@ class DeliveryWorker(PollingWorker):
         lease_s: float = 300.0,
         poll_s: float = 1.0,
         on_attempt: AttemptObserver | None = None,
+        max_poll_s: float | None = None,
     ) -> None:
-        super().__init__(worker_id or f"sender-{uuid.uuid4().hex[:12]}", poll_s)
+        super().__init__(worker_id or f"sender-{uuid.uuid4().hex[:12]}", poll_s, max_poll_s)
         if lease_s <= 0:
             raise ValueError("lease_s must be positive")
         self.store, self.destinations, self.lease_s, self.on_attempt = store, dict(destinations), lease_s, on_attempt

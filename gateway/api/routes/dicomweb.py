@@ -35,7 +35,7 @@ from preprocessing.attributes import header_text
 
 from ...catalog import ModelCard
 from ...errors import GatewayError
-from ...job_runner import job_folder, write_input
+from ...job_runner import job_folder, wake_job_workers, write_input
 from ...schemas import ErrorBody
 from ...uploads import DicomPart, UploadLimits, receive
 from ..deps import AdmissionDep, CatalogDep, SettingsDep
@@ -167,6 +167,8 @@ async def store_instances(request: Request, catalog: CatalogDep, settings: Setti
             taken = [i for i in accepted if not modalities or i.modality in modalities]
             made.append({"id": await _submit(request.app.state.job_store, settings, card, taken), "model": card.name})
         request.state.audit.model = ",".join(sorted(job["model"] for job in made))
+        if made:
+            wake_job_workers(request.app)
 
     jobs = [{**job, "url": f"/v1/jobs/{job['id']}"} for job in made]
     body: dict[str, object] = {

@@ -28,7 +28,7 @@ from preprocessing import PreprocessingError, open_instance
 from preprocessing.attributes import header_text
 
 from ...errors import DeliveryNotFound, DeliveryNotRetryable, JobFailed, JobNotFinished, JobNotFound, NotAcceptable
-from ...job_runner import job_folder, write_input
+from ...job_runner import job_folder, wake_job_workers, write_input
 from ...outputs.negotiation import requested_format
 from ...outputs.openapi import FORMAT_NAMES
 from ...outputs.registry import ENCODERS
@@ -183,7 +183,9 @@ async def submit_job(
             webhook_url=webhook_url, output_format=output_format.value, max_attempts=settings.job_max_attempts,
         )
     )
-    if not created:  # the same key, submitted meanwhile by another request
+    if created:
+        wake_job_workers(request.app)
+    else:  # the same key, submitted meanwhile by another request
         await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder.parent, ignore_errors=True))
     return _accepted(job)
 
