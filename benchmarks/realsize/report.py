@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from benchmarks.serving.report import replace_block, targets_table
 from benchmarks.serving.stages import STAGES
 
 BEGIN, END = "<!-- realsize bench: begin (generated) -->", "<!-- realsize bench: end -->"
@@ -70,21 +71,11 @@ def render_markdown(report: dict[str, Any]) -> str:
                 + " | ".join(_fmt(cpu.get(k), 0) for k in CPU_KEYS) + " |"
             )
         lines.append("")
-    lines += ["#### Targets", "", "| target | measured | met |", "|---|---|---|"]
-    for target in report["targets"]:
-        lines.append(f"| {target['target']} | {target['measured']} | {'yes' if target['met'] else '**no**'} |")
+    lines += targets_table(report["targets"], "#### Targets")
     return "\n".join(lines) + "\n"
 
 
 def write_markdown(path: Path, generated: str) -> None:
     """Replace the block between this bench's markers, keeping everything around it; a missing
     block is appended under a "Real-size workloads" heading."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{generated}{END}\n"
-    if BEGIN in text and END in text:
-        head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        text = head + block + tail.lstrip("\n")
-    else:
-        text = text.rstrip() + "\n\n## Real-size workloads: served vs the in-process script vs PyTorch eager (issue 17)\n\n" + block
-    path.write_text(text)
+    replace_block(path, generated, (BEGIN, END), "## Real-size workloads: served vs the in-process script vs PyTorch eager (issue 17)\n\n")

@@ -106,22 +106,34 @@ def render_markdown(report: dict[str, Any]) -> str:
                 + " |"
             )
         lines.append("")
-    lines += ["### Targets", "", "| target | measured | met |", "|---|---|---|"]
-    for target in report["targets"]:
-        lines.append(f"| {target['target']} | {target['measured']} | {'yes' if target['met'] else '**no**'} |")
+    lines += targets_table(report["targets"], "### Targets")
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(path: Path, generated: str) -> None:
-    """Replace the generated block of ``path`` (between the bench markers), keeping the
-    hand-written text around it; a missing file or block is created."""
+def targets_table(targets: list[dict], heading: str) -> list[str]:
+    """The Markdown lines of a bench's targets under ``heading`` (e.g. ``### Targets``)."""
+    lines = [heading, "", "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |" for t in targets]
+    return lines
+
+
+def replace_block(path: Path, generated: str, markers: tuple[str, str] = (BEGIN, END), new_section: str = "") -> None:
+    """Replace the generated block of ``path`` between ``markers``, keeping the hand-written
+    text around it; a missing block is appended (after ``new_section``, a heading), a missing
+    file created."""
+    begin, end = markers
     text = path.read_text() if path.exists() else ""
-    block = f"{BEGIN}\n{generated}{END}\n"
-    if BEGIN in text and END in text:
-        head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
+    block = f"{begin}\n{generated}{end}\n"
+    if begin in text and end in text:
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
         text = head + block + tail.lstrip("\n")
     else:
-        text = (text.rstrip() + "\n\n" if text else "# Benchmarks\n\n") + block
+        text = (text.rstrip() + "\n\n" if text else "# Benchmarks\n\n") + new_section + block
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def write_markdown(path: Path, generated: str) -> None:
+    """Replace the serving bench's generated block of ``path`` (:func:`replace_block`)."""
+    replace_block(path, generated)

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 from typing import Iterator
 
 import pytest
-import uvicorn
 
+from .conftest import uvicorn_on_free_port
 from gateway.http_limits import CODE, HeaderLimitedHttpToolsProtocol, HeaderLimits
 
 LIMITS = HeaderLimits(max_bytes=8 * 1024, max_count=10)
@@ -38,20 +36,8 @@ async def _echo_header_count(scope, receive, send) -> None:
 
 @pytest.fixture(scope="module")
 def server_address() -> Iterator[tuple[str, int]]:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(_echo_header_count, http=_SmallLimits, lifespan="off", log_level="error")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield listener.getsockname()
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        listener.close()
+    with uvicorn_on_free_port(_echo_header_count, _SmallLimits) as address:
+        yield address
 
 
 def _exchange(address, *sends: bytes) -> bytes:

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
-import time
 from typing import Iterator
 
 import pytest
-import uvicorn
 
+from .conftest import uvicorn_on_free_port
 from gateway.http_limits import HeaderLimitedHttpToolsProtocol, HeaderLimits, _CoalescedWrites
 
 
@@ -86,19 +84,8 @@ async def _app(scope, receive, send) -> None:
 
 @pytest.fixture(scope="module")
 def address() -> Iterator[tuple[str, int]]:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(_app, http=_Limits, lifespan="off", log_level="error"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield listener.getsockname()
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        listener.close()
+    with uvicorn_on_free_port(_app, _Limits) as bound:
+        yield bound
 
 
 def _read_until(connection: socket.socket, end: bytes) -> bytes:
