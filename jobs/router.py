@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from contract import ModelCard
 
 from .received import COMPLETE, RECEIVING, ROUTED, UNROUTED, ReceivedSeries, ReceivedStore, SeriesRecord
+from .delivery.destinations import Send
 from .routing import RoutingRules, SeriesFacts
 from .store import JobStore
 
@@ -144,7 +145,7 @@ class SeriesRouter:
             outcome.waiting_studies += 1
             return
         study_models: dict[str, str] = {}
-        study_sends: dict[str, list] = {}
+        study_sends: dict[str, list[Send]] = {}
         for series in siblings:
             if self.rules.group_by(_facts(series)) == "study":
                 for rule, model in self.rules.route(_facts(series), cards):
