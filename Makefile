@@ -67,6 +67,7 @@ bench: install-system-tools model-repository
 	$(BIN)/python -m benchmarks.intake_bench
 	$(BIN)/python -m benchmarks.dimse_bench
 	$(BIN)/python -m benchmarks.gateway_cpu
+	$(BIN)/python -m benchmarks.scaling
 
 # The long reliability campaign (fuzz/): starts its own tritonserver and gateway. ~15 min on 2 cores.
 fuzz: model-repository
