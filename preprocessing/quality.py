@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset
 from .errors import InvalidDicom
 from .geometry import pixel_spacing_mm
 
-__all__ = ["FOREGROUND_LEVEL", "MAX_SAMPLES", "geometry_features", "input_statistics", "percentiles", "quality_features", "subsample"]
+__all__ = ["FOREGROUND_LEVEL", "MAX_SAMPLES", "geometry_features", "input_statistics", "quality_features", "subsample"]
 
 #: At most this many values are looked at (a regular stride over the flattened array): the
 #: percentiles of 2^18 samples are within a fraction of a percent of the full array's on a
@@ -51,7 +51,7 @@ def input_statistics(values: np.ndarray, max_samples: int = MAX_SAMPLES) -> dict
     sample = subsample(values, max_samples).astype(np.float64, copy=False)
     if sample.size == 0:
         return {"p1": 0.0, "p99": 0.0, "mean": 0.0, "std": 0.0, "foreground_fraction": 0.0}
-    p1, p99 = percentiles(sample, (1.0, 99.0))
+    p1, p99 = np.percentile(sample, [1.0, 99.0])
     level = p1 + FOREGROUND_LEVEL * (p99 - p1)
     stats = {
         "p1": p1,
@@ -61,41 +61,6 @@ def input_statistics(values: np.ndarray, max_samples: int = MAX_SAMPLES) -> dict
         "foreground_fraction": np.count_nonzero(sample > level) / sample.size,
     }
     return {key: float(f"{float(value):.6g}") for key, value in stats.items()}
-
-
-#: Integral samples spanning at most this many values are counted instead of sorted.
-_MAX_COUNTED_RANGE = 1 << 20
-
-
-def percentiles(sample: np.ndarray, percents: tuple[float, ...]) -> np.ndarray:
-    """``np.percentile(sample, percents)`` (its default, linear method) of a flat float64
-    ``sample``, to the last bit. Integral values in a modest range (HU, stored MR values) are
-    counted with ``np.bincount`` and the order statistics read from the cumulative counts — O(n)
-    instead of a partial sort, ~1.7× faster on 2^18 CT values; numpy's own interpolation
-    (``(n - 1) * q``, its two-sided lerp) is then applied to the same two neighbours. Anything
-    else (fractional, non-finite, a wide range) is ``np.percentile`` itself."""
-    n = sample.size
-    if n == 0 or not np.array_equal(sample[:64], np.floor(sample[:64])):  # a cheap look first: fractional values are common
-        return np.percentile(sample, percents)
-    low, high = sample.min(), sample.max()
-    if not (np.isfinite(low) and np.isfinite(high) and high - low <= _MAX_COUNTED_RANGE):
-        return np.percentile(sample, percents)
-    integral = sample.astype(np.int64)
-    if not np.array_equal(integral, sample):
-        return np.percentile(sample, percents)
-    q = np.true_divide(np.asarray(percents, dtype=np.float64), 100)
-    virtual = (n - 1) * q
-    previous = np.floor(virtual)
-    gamma = virtual - previous
-    previous = previous.astype(np.intp)
-    following = np.minimum(previous + 1, n - 1)
-    cumulative = np.cumsum(np.bincount(integral - int(low)))  # sorted sample[k] = low + first v with cumulative[v] > k
-    below = (np.searchsorted(cumulative, previous, side="right") + low).astype(np.float64)
-    above = (np.searchsorted(cumulative, following, side="right") + low).astype(np.float64)
-    difference = above - below
-    result = below + difference * gamma
-    np.subtract(above, difference * (1 - gamma), out=result, where=gamma >= 0.5)
-    return result
 
 
 def geometry_features(applied: Mapping[str, Any], header: Dataset | None = None) -> dict[str, float]:

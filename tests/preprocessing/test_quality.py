@@ -88,23 +88,3 @@ class TestPipelineRecordsStatistics:
         features = quality_features(prepared.applied, ds)
         assert features["spacing_min_mm"] == pytest.approx(float(ds.PixelSpacing[0]))
         assert features["extent_max_mm"] == pytest.approx(128 * max(float(v) for v in ds.PixelSpacing))
-
-
-def _percentile_cases():
-    rng = np.random.default_rng(17)
-    for n in (1, 2, 3, 7, 100, 4099, 1 << 18):
-        yield f"hu-{n}", rng.integers(-1024, 3072, size=n).astype(np.float64)
-        yield f"fractional-{n}", rng.normal(0, 100, size=n)
-    yield "constant", np.full(5000, 42.0)
-    yield "two-levels", rng.integers(0, 2, size=5000).astype(np.float64)
-    yield "integral-after-fractional-head", np.concatenate([np.full(64, 3.0), rng.normal(size=1000)])
-    yield "wide-range", rng.integers(-(1 << 30), 1 << 30, size=5000).astype(np.float64)
-    yield "with-nan", np.array([1.0, 2.0, np.nan, 4.0] * 50)
-    yield "with-inf", np.array([1.0, 2.0, np.inf, 4.0] * 50)
-
-
-@pytest.mark.parametrize(("name", "sample"), list(_percentile_cases()), ids=[name for name, _ in _percentile_cases()])
-def test_percentiles_equal_numpys_to_the_last_bit(name: str, sample: np.ndarray) -> None:
-    from preprocessing.quality import percentiles
-
-    np.testing.assert_array_equal(percentiles(sample, (1.0, 99.0)), np.percentile(sample, [1.0, 99.0]))
