@@ -16,7 +16,13 @@ alone (HTTP, upload parsing, gRPC, the event loop, metrics and audit):
    output's post-processing spec, the labels put back on the source grid
    (:func:`postprocessing.regrid.labels_to_grid`) and measured there
    (:func:`gateway.outputs.measurements.measure_labels`);
-5. the answer serialised to JSON bytes.
+5. for a cascade's card (``cascade``, e.g. deepbet): the gateway's steps of
+   :mod:`gateway.tasks.cascade`, which are :mod:`postprocessing.cascade`'s — the series read by
+   :func:`preprocessing.open_instance` and loaded once, the localiser's ``model.onnx`` on all of
+   it, its region, the crop prepared for and run through the served model's ``model.onnx``, the
+   labels pasted back and put on the source grid, measured there (the input quality gates, a
+   few statistics, are not run);
+6. the answer serialised to JSON bytes.
 
     python -m benchmarks.script_baseline MODEL_DIR FILE_OR_FOLDER... [--repeat N]
 """
@@ -38,8 +44,10 @@ import pydicom
 from contract import ModelCard, OutputMeaning, Task
 from export.triton.config import parse
 from postprocessing import to_labels
+from postprocessing.cascade import labels_on_source, localiser_input, localiser_region, stage_input, stage_labels
 from postprocessing.regrid import labels_to_grid
-from preprocessing import preprocess_instance, preprocess_series
+from preprocessing import SeriesPlan, open_instance, plan_series, preprocess_instance, preprocess_series
+from preprocessing.pipeline import load_series_volume
 
 #: Patches per onnxruntime run: the gateway's default ``MEDSERVE_SLIDING_WINDOW_BATCH_SIZE``.
 SLIDING_WINDOW_BATCH = 4
@@ -49,10 +57,12 @@ SLIDING_WINDOW_OVERLAP = 0.25
 @dataclass(frozen=True)
 class ScriptModel:
     """An exported Triton model directory opened for in-process use: its card and an
-    onnxruntime session configured as Triton's runner configures it."""
+    onnxruntime session configured as Triton's runner configures it; a cascade's card also
+    opens its localiser, the model of that name beside it in the repository."""
 
     card: ModelCard
     session: Any  # onnxruntime.InferenceSession
+    localiser: "ScriptModel | None" = None
 
     @classmethod
     def open(cls, model_dir: Path, version: str = "1") -> "ScriptModel":
@@ -69,7 +79,8 @@ class ScriptModel:
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", config.parameters.get("ort_allow_spinning", "0"))
         session = ort.InferenceSession(str(model_dir / version / "model.onnx"), options, providers=["CPUExecutionProvider"])
-        return cls(card, session)
+        localiser = cls.open(model_dir.parent / card.cascade.localiser, version) if card.cascade is not None else None
+        return cls(card, session, localiser)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """The first output of the card for one batch of inputs."""
@@ -90,12 +101,38 @@ def classify(model: ScriptModel, body: bytes) -> dict[str, Any]:
     }
 
 
+def cascade_labels(model: ScriptModel, bodies: Sequence[bytes]) -> tuple[np.ndarray, SeriesPlan]:
+    """A cascade on one series, as :func:`gateway.tasks.cascade.cascade_labels` runs it: the
+    uint8 labels on the source grid (frames in slice order) and the series' plan."""
+    first, output = model.localiser, model.card.outputs[0]
+    assert first is not None and model.card.cascade is not None
+    plan = plan_series([open_instance(body) for body in bodies])
+    base = load_series_volume(plan, first.card.preprocessing)
+    first_input = localiser_input(base, first.card.preprocessing)
+    found = localiser_region(_class_scores(first.run(first_input.array[None])), first_input,
+                             first.card.outputs[0].postprocessing, model.card.cascade.region, base)
+    if found.box is None:
+        raise ValueError(f"the localiser {first.card.name!r} found no region in this series")
+    second = stage_input(base, model.card.preprocessing, found)
+    on_base = stage_labels(_class_scores(model.run(second.array[None])), second, output.postprocessing, found.box, base.values.shape[:3])
+    return labels_on_source(on_base, base, output.postprocessing), plan
+
+
+def _class_scores(result: np.ndarray) -> np.ndarray:
+    """One item's [C, d, h, w] float32 class scores from a [1, C, d, h, w] answer."""
+    return np.asarray(result[0], dtype=np.float32)
+
+
 def segment(model: ScriptModel, bodies: Sequence[bytes]) -> dict[str, Any]:
     """One series → per-class measurements on the source grid (and the grid's shape)."""
     from gateway.outputs.measurements import measure_labels
     from gateway.sliding_window import sliding_window_inference
 
     output = model.card.outputs[0]
+    if model.card.cascade is not None:
+        labels_map, plan = cascade_labels(model, bodies)
+        measurements = measure_labels(labels_map, plan.affine_lps, output.labels)
+        return {"model": model.card.name, "measurements": [asdict(m) for m in measurements], "shape": list(labels_map.shape)}
     prepared = preprocess_series([pydicom.dcmread(io.BytesIO(body)) for body in bodies], model.card.preprocessing)
     roi = tuple(model.card.inputs[0].shape[2:])
     volume = prepared.array

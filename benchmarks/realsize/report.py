@@ -70,6 +70,11 @@ def render_markdown(report: dict[str, Any]) -> str:
                 + f" | {triton.get('requests', '–')} | {_fmt(triton.get('compute_infer_ms'))} | "
                 + " | ".join(_fmt(cpu.get(k), 0) for k in CPU_KEYS) + " |"
             )
+        check = report.get("agreement", {}).get(mine[0]["model"])
+        if check:
+            lines += ["", f"The script's mask against the served one on the same bytes: shape {'×'.join(map(str, check['shape']))}, "
+                      f"{check['differing_voxels']} voxels differ (Dice {check['dice']}); volume {check['script_volume_ml']} mL "
+                      f"(script) vs {check['served_volume_ml']} mL (served)."]
         lines.append("")
     lines += targets_table(report["targets"], "#### Targets")
     return "\n".join(lines) + "\n"

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
-from benchmarks.script_baseline import ScriptModel, answer
 from benchmarks.serving.load import LoadResult
 
 
-def script_closed_loop(model: ScriptModel, requests: Sequence[Sequence[bytes]], concurrency: int, max_requests: int, max_seconds: float) -> LoadResult:
-    """Like :func:`benchmarks.serving.load.closed_loop`, calling :func:`answer` instead of a URL."""
+def script_closed_loop(call: Callable[[Sequence[bytes]], Any], requests: Sequence[Sequence[bytes]], concurrency: int, max_requests: int,
+                       max_seconds: float) -> LoadResult:
+    """Like :func:`benchmarks.serving.load.closed_loop`, calling ``call`` on each request's files
+    (e.g. :func:`benchmarks.script_baseline.answer` of one model) instead of a URL."""
     lock = threading.Lock()
     latencies: list[float] = []
     answered_at: list[float] = []
@@ -34,7 +35,7 @@ def script_closed_loop(model: ScriptModel, requests: Sequence[Sequence[bytes]], 
             k += 1
             t0 = time.perf_counter()
             try:
-                answer(model, bodies)
+                call(bodies)
             except Exception as exc:  # counted like an error answer of a server
                 with lock:
                     errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
