@@ -112,3 +112,53 @@ def start_gateway(triton, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     finally:
         for gateway in started:
             gateway.stop()
+
+
+# deepbet (devtools/thirdparty): a real third-party cascade exported from its wheel's specs with
+# `medserve export` (both stages, about 2 minutes) and served by a Triton of its own, once per
+# session for every test that needs it (tests/e2e/test_byom_deepbet.py, tests/bench/test_script_baseline.py).
+
+
+@pytest.fixture(scope="session")
+def deepbet_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """deepbet's export project: both stages' specs, its validation cases and the enhanced MR."""
+    from devtools.thirdparty.deepbet_export import write_deepbet_project
+
+    return write_deepbet_project(tmp_path_factory.mktemp("deepbet"))
+
+
+@pytest.fixture(scope="session")
+def deepbet_brain(deepbet_project: Path) -> Path:
+    """The real enhanced multi-frame brain MR (the MNI T1 in a Philips header) deepbet is checked on."""
+    return deepbet_project.parent / "cases" / "brain" / "brain.dcm"
+
+
+@pytest.fixture(scope="session")
+def deepbet_exported(deepbet_project: Path, tmp_path_factory: pytest.TempPathFactory):
+    """``(repository, export result, export log lines)`` of deepbet's cascade."""
+    from export.pipeline import export_model
+    from export.spec import load_spec
+
+    repository = tmp_path_factory.mktemp("deepbet-repository") / "models"
+    lines: list[str] = []
+    result = export_model(load_spec(deepbet_project), repository, log=lines.append)
+    return repository, result, lines
+
+
+@pytest.fixture(scope="session")
+def deepbet_served(deepbet_exported, tmp_path_factory: pytest.TempPathFactory) -> Iterator["TestClient"]:
+    """The gateway (in-process) over a Triton serving deepbet's exported repository."""
+    from fastapi.testclient import TestClient
+
+    from devtools.tritonserver import TritonPorts, TritonServer
+    from gateway.config import Settings
+    from gateway.main import create_app
+
+    repository, _, _ = deepbet_exported
+    server = TritonServer(repository, tmp_path_factory.mktemp("deepbet-triton"), ports=TritonPorts.free(), poll_seconds=0)
+    server.start()
+    try:
+        with TestClient(create_app(Settings(triton_grpc_url=server.grpc_url, model_cache_ttl_s=0)), raise_server_exceptions=False) as client:
+            yield client
+    finally:
+        server.stop()

@@ -51,38 +51,12 @@ def test_script_3d_measures_on_the_source_grid_what_the_gateway_measures(gateway
         assert entry["volume_ml"] == pytest.approx(measured[entry["label"]]["volume_ml"], rel=1e-6)
 
 
-@pytest.fixture(scope="module")
-def deepbet_served(tmp_path_factory):
-    """deepbet's cascade exported from its wheel's specs (``medserve export``, both stages) and
-    served by a real Triton through the gateway, with the enhanced MR it is validated on."""
-    from fastapi.testclient import TestClient
-
-    from devtools.thirdparty.deepbet_export import write_deepbet_project
-    from devtools.tritonserver import TritonPorts, TritonServer
-    from export.pipeline import export_model
-    from export.spec import load_spec
-    from gateway.config import Settings
-    from gateway.main import create_app
-
-    project = write_deepbet_project(tmp_path_factory.mktemp("deepbet"))
-    repository = tmp_path_factory.mktemp("repository") / "models"
-    export_model(load_spec(project), repository, log=lambda line: None)
-    server = TritonServer(repository, tmp_path_factory.mktemp("triton"), ports=TritonPorts.free(), poll_seconds=0)
-    server.start()
-    try:
-        settings = Settings(triton_grpc_url=server.grpc_url, model_cache_ttl_s=0)
-        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-            yield client, repository, (project.parent / "cases" / "brain" / "brain.dcm").read_bytes()
-    finally:
-        server.stop()
-
-
 @pytest.mark.e2e
-def test_script_cascade_answers_the_served_mask_and_volume_on_the_enhanced_mr(deepbet_served) -> None:
+def test_script_cascade_answers_the_served_mask_and_volume_on_the_enhanced_mr(deepbet_served, deepbet_exported, deepbet_brain) -> None:
     from benchmarks.script_baseline import cascade_labels
     from gateway.outputs import rle
 
-    client, repository, brain = deepbet_served
+    client, (repository, _, _), brain = deepbet_served, deepbet_exported, deepbet_brain.read_bytes()
     headers = {"Content-Type": "application/dicom"}
     model = ScriptModel.open(repository / "deepbet")
     served_mask = client.post("/v1/models/deepbet/predict?format=rle", content=brain, headers=headers)

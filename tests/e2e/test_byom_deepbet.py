@@ -23,58 +23,18 @@ DICOM = {"Content-Type": "application/dicom"}
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    from devtools.thirdparty.deepbet_export import write_deepbet_project
-
-    return write_deepbet_project(tmp_path_factory.mktemp("deepbet"))
-
-
-@pytest.fixture(scope="module")
-def exported(project: Path, tmp_path_factory):
-    from export.pipeline import export_model
-    from export.spec import load_spec
-
-    repository = tmp_path_factory.mktemp("repository") / "models"
-    lines: list[str] = []
-    result = export_model(load_spec(project), repository, log=lines.append)
-    return repository, result, lines
-
-
-@pytest.fixture(scope="module")
-def served(exported, tmp_path_factory):
-    from devtools.tritonserver import TritonPorts, TritonServer
-    from gateway.config import Settings
-    from gateway.main import create_app
-
-    repository, _, _ = exported
-    server = TritonServer(repository, tmp_path_factory.mktemp("triton"), ports=TritonPorts.free(), poll_seconds=0)
-    server.start()
-    try:
-        settings = Settings(triton_grpc_url=server.grpc_url, model_cache_ttl_s=0)
-        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-            yield client
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def brain(project: Path) -> Path:
-    return project.parent / "cases" / "brain" / "brain.dcm"
-
-
-@pytest.fixture(scope="module")
-def reference(brain: Path):
+def reference(deepbet_brain: Path):
     from devtools.thirdparty.deepbet_reference import deepbet_reference
 
-    return deepbet_reference(brain)
+    return deepbet_reference(deepbet_brain)
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2.0 * float((a & b).sum()) / float(a.sum() + b.sum())
 
 
-def test_export_writes_both_stages_and_verifies_the_whole_cascade(exported):
-    repository, result, lines = exported
+def test_export_writes_both_stages_and_verifies_the_whole_cascade(deepbet_exported):
+    repository, result, lines = deepbet_exported
     assert {p.name for p in repository.iterdir() if p.is_dir()} >= {"deepbet", "deepbet_localiser"}
     steps = {step.name: step for step in result.report.steps}
     assert steps["export_localiser"].status.value == "OK"
@@ -83,8 +43,8 @@ def test_export_writes_both_stages_and_verifies_the_whole_cascade(exported):
     assert not [line for line in lines if "onnxruntime" in line.lower() and "warning" in line.lower()]
 
 
-def test_served_mask_matches_deepbets_own_pipeline(served: TestClient, brain: Path, reference):
-    response = served.post("/v1/models/deepbet/predict?format=rle", content=brain.read_bytes(), headers=DICOM)
+def test_served_mask_matches_deepbets_own_pipeline(deepbet_served: TestClient, deepbet_brain: Path, reference):
+    response = deepbet_served.post("/v1/models/deepbet/predict?format=rle", content=deepbet_brain.read_bytes(), headers=DICOM)
     assert response.status_code == 200, response.text
     body = response.json()
     served_mask = rle.decode(body["masks"]["brain"]).astype(bool)
@@ -101,18 +61,18 @@ def test_served_mask_matches_deepbets_own_pipeline(served: TestClient, brain: Pa
     assert timings["infer"] == pytest.approx(timings["localiser.infer"] + timings["model.infer"], abs=0.01)
 
 
-def test_the_brain_volume_is_deepbets_tiv(served: TestClient, brain: Path, reference):
-    body = served.post("/v1/models/deepbet/predict", content=brain.read_bytes(), headers=DICOM).json()
+def test_the_brain_volume_is_deepbets_tiv(deepbet_served: TestClient, deepbet_brain: Path, reference):
+    body = deepbet_served.post("/v1/models/deepbet/predict", content=deepbet_brain.read_bytes(), headers=DICOM).json()
     volume_ml = next(m["volume_ml"] for m in body["measurements"] if m["label"] == "brain")
     assert volume_ml == pytest.approx(reference.tiv_ml, rel=0.01)
 
 
-def test_a_blank_mr_is_refused_not_segmented(served: TestClient, brain: Path):
-    ds = pydicom.dcmread(brain)
+def test_a_blank_mr_is_refused_not_segmented(deepbet_served: TestClient, deepbet_brain: Path):
+    ds = pydicom.dcmread(deepbet_brain)
     ds.PixelData = bytes(len(ds.PixelData))
     buffer = io.BytesIO()
     ds.save_as(buffer)
-    response = served.post("/v1/models/deepbet/predict", content=buffer.getvalue(), headers=DICOM)
+    response = deepbet_served.post("/v1/models/deepbet/predict", content=buffer.getvalue(), headers=DICOM)
     assert response.status_code == 422, response.text
     assert response.json()["code"] == "input_out_of_range"  # the localiser's gate, before any inference
 
