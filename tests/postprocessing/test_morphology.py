@@ -95,3 +95,35 @@ def test_steps_run_in_order_on_the_grid_spacing(label_map: np.ndarray) -> None:
     ours = refine(label_map, spec, spacing)
     assert np.array_equal(ours, expected) and not np.array_equal(ours, label_map)
     assert np.array_equal(label_map, before), "refine never changes its input"
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("op", ["largest_component", "fill_holes", "remove_small_objects"])
+def test_component_steps_on_the_labels_box_equal_the_whole_map(seed: int, op: str) -> None:
+    """refine runs the component steps on each label's bounding box; the answer is what the
+    step gives on the whole map — labels touching the border, shells with holes, ties of sizes,
+    several labels."""
+    from postprocessing.components import fill_holes, keep_largest_component, remove_small_objects
+
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(n) for n in rng.integers(6, 20, size=3))
+    labels = np.zeros(shape, dtype=np.uint8)
+    for _ in range(int(rng.integers(1, 6))):  # boxes and shells of labels 1..3 anywhere, borders included
+        value = int(rng.integers(1, 4))
+        lo = [int(rng.integers(0, n - 2)) for n in shape]
+        hi = [int(rng.integers(l + 2, n + 1)) for l, n in zip(lo, shape)]
+        labels[tuple(slice(a, b) for a, b in zip(lo, hi))] = value
+        if rng.random() < 0.5 and all(b - a > 2 for a, b in zip(lo, hi)):
+            labels[tuple(slice(a + 1, b - 1) for a, b in zip(lo, hi))] = 0  # a hollow shell: a hole
+    labels[rng.random(shape) < 0.03] = 0
+    connectivity = int(rng.integers(1, 4))
+    step = {"op": op, "connectivity": connectivity, **({"min_size_mm3": 6.0} if op == "remove_small_objects" else {})}
+    expected = labels.copy()
+    for value in (1, 2, 3):
+        if op == "largest_component":
+            keep_largest_component(expected, value, connectivity)
+        elif op == "fill_holes":
+            fill_holes(expected, value, connectivity)
+        else:
+            remove_small_objects(expected, value, 6.0, (1.0, 1.0, 1.0), connectivity)
+    np.testing.assert_array_equal(refine(labels, _spec(**step), (1.0, 1.0, 1.0)), expected)
