@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 
 __all__ = ["PollingWorker"]
 
 log = logging.getLogger("medserve.jobs")
 
 
-class PollingWorker:
+class PollingWorker(ABC):
     """Calls :meth:`run_once` until stopped, waiting after a call that found nothing to do
     (returned None) or failed (the database away: the thread is kept and tries again later) —
     ``poll_s`` seconds, doubled after each further idle call up to ``max_poll_s`` (default:
@@ -34,8 +35,9 @@ class PollingWorker:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @abstractmethod
     def run_once(self) -> object | None:
-        raise NotImplementedError
+        """Take one item of work to its next state; None when there was none."""
 
     def between(self) -> None:
         """Periodic housekeeping before each :meth:`run_once` (nothing by default)."""

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
-from pynetdicom import _config
+from .conftest import running_receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(shutil.which("storescu") is None, reason="dcmtk is not installed")]
 
@@ -26,26 +25,17 @@ SEG_3D = "ct_nodule_segmenter_3d"
 def node(triton, tmp_path: Path):
     """A receiver and a gateway over one work directory, routing CT to the 3D segmenter."""
     from devtools.testdata import chest_ct_series, write_series
-    from dimse.config import DimseSettings
-    from dimse.server import DimseServer
     from gateway.config import Settings
     from gateway.main import create_app
 
     work = tmp_path / "work"
     routes = tmp_path / "routes.yaml"
     routes.write_text(f"routes:\n  - {{name: chest-ct, match: {{modality: [CT], calling_ae: [PACS]}}, models: [{SEG_3D}]}}\n")
-    saved = (_config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir)
-    receiver = DimseServer(DimseSettings(work_dir=work, dimse_port=0, dimse_host="127.0.0.1", dimse_series_silence_s=1.0,
-                                         dimse_assembly_poll_s=0.2)).start()
     folder = tmp_path / "series"
     write_series(chest_ct_series(seed=3), folder)
     settings = Settings(triton_grpc_url=triton.grpc_url, model_cache_ttl_s=0, work_dir=str(work), routes=str(routes), routing_poll_s=0.2)
-    try:
-        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-            yield client, receiver, folder
-    finally:
-        receiver.stop()
-        _config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir = saved
+    with running_receiver(work) as receiver, TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client, receiver, folder
 
 
 def _wait_for_jobs(client: TestClient, series_uid: str, states: set[str], timeout_s: float = 120.0) -> list[dict]:

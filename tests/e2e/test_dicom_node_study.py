@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
-from pynetdicom import _config
+from .conftest import running_receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(shutil.which("storescu") is None, reason="dcmtk is not installed")]
 
@@ -26,8 +25,6 @@ STRIP = ("request_id", "timings_ms")
 def node(triton, tmp_path: Path):
     """A receiver and a gateway over one work directory, grouping CT studies for the fusion model."""
     from devtools.zoo.datasets import write_fusion_set
-    from dimse.config import DimseSettings
-    from dimse.server import DimseServer
     from gateway.config import Settings
     from gateway.main import create_app
 
@@ -36,16 +33,9 @@ def node(triton, tmp_path: Path):
     routes.write_text(f"routes:\n  - {{name: ct-pet, match: {{modality: [CT]}}, models: [{FUSION}], group_by: study}}\n")
     write_fusion_set(tmp_path / "cases", count=2, seed=77)
     case = tmp_path / "cases" / "case_0001"  # an avid case: CT and PET slices of one study, each its own series
-    saved = (_config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir)
-    receiver = DimseServer(DimseSettings(work_dir=work, dimse_port=0, dimse_host="127.0.0.1", dimse_series_silence_s=1.0,
-                                         dimse_assembly_poll_s=0.2)).start()
     settings = Settings(triton_grpc_url=triton.grpc_url, model_cache_ttl_s=0, work_dir=str(work), routes=str(routes), routing_poll_s=0.2)
-    try:
-        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-            yield client, receiver, case
-    finally:
-        receiver.stop()
-        _config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir = saved
+    with running_receiver(work) as receiver, TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client, receiver, case
 
 
 def test_a_ct_and_pet_study_grouped_by_rule_is_one_fusion_job_answered_as_predict_would(node) -> None:

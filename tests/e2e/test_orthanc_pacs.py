@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,9 +21,9 @@ import pydicom
 import pytest
 from fastapi.testclient import TestClient
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless
-from pynetdicom import _config
 
 from devtools.orthanc import ORTHANC, start_orthanc, stop_orthanc
+from .conftest import running_receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -44,8 +43,6 @@ def _orthanc_binary() -> None:
 def node(triton, tmp_path: Path):
     """A receiver and a gateway over one work directory, routing CT from PACS to the 3D
     segmenter, and an Orthanc that knows the receiver as ``medserve``."""
-    from dimse.config import DimseSettings
-    from dimse.server import DimseServer
     from gateway.config import Settings
     from gateway.main import create_app
 
@@ -53,20 +50,14 @@ def node(triton, tmp_path: Path):
     work = tmp_path / "work"
     routes = tmp_path / "routes.yaml"
     routes.write_text(f"routes:\n  - {{name: chest-ct, match: {{modality: [CT], calling_ae: [{PACS_AE}]}}, models: [{SEG_3D}]}}\n")
-    saved = (_config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir)
-    receiver = DimseServer(DimseSettings(work_dir=work, dimse_port=0, dimse_host="127.0.0.1", dimse_series_silence_s=1.0,
-                                         dimse_assembly_poll_s=0.2)).start()
-    orthanc = None
     settings = Settings(triton_grpc_url=triton.grpc_url, model_cache_ttl_s=0, work_dir=str(work), routes=str(routes), routing_poll_s=0.2)
-    try:
+    with running_receiver(work) as receiver:
         orthanc = start_orthanc(tmp_path / "orthanc", PACS_AE, {"medserve": ("MEDSERVE", "127.0.0.1", receiver.port)})
-        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-            yield client, receiver, orthanc
-    finally:
-        if orthanc is not None:
+        try:
+            with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+                yield client, receiver, orthanc
+        finally:
             stop_orthanc(orthanc)
-        receiver.stop()
-        _config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir = saved
 
 
 def write_series(folder: Path, transfer_syntax: str) -> list[Path]:

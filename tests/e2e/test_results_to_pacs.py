@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -26,9 +25,9 @@ import highdicom as hd
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
-from pynetdicom import _config
 
 from devtools.orthanc import DICOMWEB_PLUGIN, ORTHANC, Orthanc, start_orthanc, stop_orthanc
+from .conftest import running_receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -67,22 +66,15 @@ def routes_file(folder: Path, orthanc: Orthanc, kind: str) -> Path:
 @pytest.fixture
 def peers(tmp_path: Path):
     """A DICOM receiver over ``tmp_path/work`` and an Orthanc that knows it as ``medserve``."""
-    from dimse.config import DimseSettings
-    from dimse.server import DimseServer
 
     _require_peers()
-    saved = (_config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir)
-    receiver = DimseServer(DimseSettings(work_dir=tmp_path / "work", dimse_port=0, dimse_host="127.0.0.1", dimse_series_silence_s=1.0,
-                                         dimse_assembly_poll_s=0.2)).start()
-    orthanc = None
-    try:
+    with running_receiver(tmp_path / "work") as receiver:
         orthanc = start_orthanc(tmp_path / "orthanc", PACS_AE, {"medserve": ("MEDSERVE", "127.0.0.1", receiver.port)}, dicomweb=True)
-        yield receiver, orthanc
-    finally:
-        if orthanc is not None and orthanc.process.poll() is None:
-            stop_orthanc(orthanc)
-        receiver.stop()
-        _config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir = saved
+        try:
+            yield receiver, orthanc
+        finally:
+            if orthanc.process.poll() is None:
+                stop_orthanc(orthanc)
 
 
 def gateway_settings(triton, tmp_path: Path, routes: Path, **overrides):
