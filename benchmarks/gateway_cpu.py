@@ -231,14 +231,17 @@ def profile(gateway: Any, body: bytes, requests: int, destination: Path) -> Path
     if not Path(spy).exists():
         return None
     recorder = subprocess.Popen(
-        [spy, "record", "--pid", str(gateway.pid), "--rate", "500", "--format", "speedscope", "--output", str(destination), "--nonblocking"],
+        [spy, "record", "--pid", str(gateway.pid), "--rate", "500", "--subprocesses", "--format", "speedscope", "--output", str(destination), "--nonblocking"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     time.sleep(1.0)
     asyncio.run(drive("POST", f"{gateway.url}/v1/models/{MODEL}/predict", body, requests, 1, 200))
     recorder.send_signal(2)  # SIGINT: py-spy writes what it recorded
-    recorder.wait(timeout=60)
-    return destination if destination.exists() else None
+    _, errors = recorder.communicate(timeout=60)
+    if not destination.exists():
+        print(f"py-spy recorded nothing: {errors.decode(errors='replace').strip()[-400:]}", file=sys.stderr)
+        return None
+    return destination
 
 
 def main(argv: list[str] | None = None) -> None:
