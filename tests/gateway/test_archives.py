@@ -70,6 +70,41 @@ class TestDicomMembers:
         assert dicom_members(_zip({"inner.zip": _zip({"1.dcm": CT})}), _budget()) == []
 
 
+class TestArchiveOrder:
+    """Members are inflated on several threads; what comes back, what is charged and what is
+    refused is what one reader going through the archive in order would give."""
+
+    def test_members_come_back_in_archive_order(self) -> None:
+        series = {f"series/{k:03d}.dcm": CT[:-k] if k else CT for k in range(40)}
+        members = dicom_members(_zip(series), budget := _budget())
+        assert [(m.name, m.data) for m in members] == list(series.items())
+        assert [m.index for m in members] == list(range(40))
+        assert budget.inflated_bytes == sum(map(len, series.values()))
+
+    def test_the_first_corrupt_member_in_archive_order_is_the_one_refused(self) -> None:
+        archive = bytearray(_zip({f"{k}.dcm": CT for k in range(8)}))
+        for k in (6, 3):
+            data_at = archive.index(f"{k}.dcm".encode()) + 5 + 16
+            archive[data_at : data_at + 64] = b"\xff" * 64
+        with pytest.raises(InvalidUpload, match=r"ZIP member 3 cannot be read"):
+            dicom_members(bytes(archive), _budget())
+
+    def test_a_member_over_the_budget_is_refused_before_a_later_corrupt_one(self) -> None:
+        archive = bytearray(_zip({"0.dcm": CT, "bomb.dcm": _zero_filled_dicom(64 * CHUNK_BYTES), "2.dcm": CT}))
+        data_at = archive.index(b"2.dcm") + 5 + 16
+        archive[data_at : data_at + 64] = b"\xff" * 64
+        with pytest.raises(PayloadTooLarge):
+            dicom_members(bytes(archive), _budget(max_bytes=4 * CHUNK_BYTES))
+
+    def test_members_inflated_ahead_stay_within_the_budget(self) -> None:
+        # 64 members of 1 MiB each against a budget of 10: refused, having kept at most one
+        # chunk past it
+        budget = _budget(max_bytes=10 * CHUNK_BYTES)
+        with pytest.raises(PayloadTooLarge):
+            dicom_members(_zip({f"{k}.dcm": _zero_filled_dicom(CHUNK_BYTES) for k in range(64)}), budget)
+        assert budget.inflated_bytes <= 11 * CHUNK_BYTES + 132
+
+
 class TestBudget:
     def test_one_budget_spans_several_archives(self) -> None:
         budget = _budget(max_bytes=int(2.5 * len(CT)))
