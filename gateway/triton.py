@@ -6,8 +6,12 @@ volumes fit; every call carries a deadline.
 When Triton runs on the same host (a loopback URL), large inputs travel through Triton's
 *system shared memory* instead of the gRPC message: the gateway writes the tensor once into
 a POSIX shared-memory region registered with Triton, and the request only names the region.
-That skips the protobuf copies and the socket transfer of megabytes per 3D volume. Regions
-are pooled by size and reused.
+That skips the protobuf copies and the socket transfer of megabytes per 3D volume. Outputs
+come back the same way: their sizes are known before the call from the model's metadata
+(datatype and shape, the batch axis being the inputs'), so the request names one region for
+all of them, Triton writes the answer there, and the gateway copies it out before the region
+is lent again (a 256³ two-class float32 answer is 134 MB). Regions are pooled by size and
+reused; whatever does not fit (pool full, sizes not known up front) travels over gRPC.
 
 What the regions survive:
 
@@ -43,7 +47,7 @@ from typing import Any, AsyncIterator, Iterable
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
-from tritonclient.utils import InferenceServerException, np_to_triton_dtype
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype, triton_to_np_dtype
 
 from .errors import GatewayError, InferenceFailed, InferenceTimeout, ModelNotFound, ModelNotReady, TritonUnavailable
 
@@ -51,10 +55,15 @@ log = logging.getLogger("medserve.gateway.triton")
 
 #: Inputs at least this large go through shared memory (when it is available).
 SHARED_MEMORY_MIN_BYTES = 256 * 1024
+#: Outputs come back through shared memory when together at least this large: below it the
+#: gRPC message is cheap, and a small answer keeps no region busy.
+SHARED_MEMORY_MIN_OUTPUT_BYTES = 1024 * 1024
 #: Most bytes of shared-memory regions one gateway process keeps registered with Triton.
 SHARED_MEMORY_MAX_BYTES = 256 * 1024 * 1024
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _SHM_DIR = "/dev/shm"
+#: Outputs sharing one region start at multiples of this many bytes.
+_OUTPUT_ALIGNMENT = 64
 #: ``medserve_<pid>_<n>``: the gateway process that owns a region, and its number there.
 _REGION_NAME = re.compile(r"^medserve_(?P<pid>\d+)_\d+$")
 
@@ -195,6 +204,11 @@ class _Region:
     def write(self, array: np.ndarray) -> None:
         np.ndarray(array.shape, array.dtype, buffer=self.buffer)[...] = array
 
+    def read(self, shape: list[int], dtype: np.dtype, offset: int) -> np.ndarray:
+        """A copy of the tensor Triton wrote at ``offset`` bytes: the region is lent again
+        once the answer is read, so no view of it may leave."""
+        return np.ndarray(shape, dtype, buffer=self.buffer, offset=offset).copy()
+
     def destroy(self) -> None:
         self.buffer.close()
         try:
@@ -246,7 +260,7 @@ class SharedMemoryPool:
         try:
             region = _Region(size)
         except OSError as exc:  # no /dev/shm, or it is full
-            log.warning("no shared memory for an input; it goes over gRPC", extra={"reason": str(exc)})
+            log.warning("no shared memory for a tensor; it goes over gRPC", extra={"reason": str(exc)})
             return None
         try:
             await self._client.register_system_shared_memory(region.name, region.key, size, client_timeout=timeout_s)
@@ -256,7 +270,7 @@ class SharedMemoryPool:
                 raise
             region.destroy()
             self.available = False
-            log.warning("Triton cannot map the gateway's shared memory; inputs go over gRPC", extra={"reason": exc.message()})
+            log.warning("Triton cannot map the gateway's shared memory; tensors go over gRPC", extra={"reason": exc.message()})
             return None
         self._all[region.name] = region
         return region
@@ -332,6 +346,35 @@ class SharedMemoryPool:
         task.add_done_callback(self._background.discard)
 
 
+#: An output's place in a region: (offset, byte size).
+OutputLayout = dict[str, tuple[int, int]]
+
+
+def output_layout(metadata: dict[str, Any], outputs: list[str], batch: int) -> OutputLayout | None:
+    """Where each of ``outputs`` goes in one shared-memory region, packed in order (offsets
+    aligned to 64 bytes), from the model's metadata (``get_model_metadata(as_json=True)``: each
+    output's ``datatype`` and ``shape``, -1 first for the batch axis) with ``batch`` items.
+
+    None when a size is not known before Triton answers: another variable axis, a ``BYTES``
+    output, or a name the metadata does not list; those outputs come back over gRPC.
+    """
+    described = {output["name"]: output for output in metadata.get("outputs", [])}
+    layout, offset = {}, 0
+    for name in outputs:
+        output = described.get(name)
+        if output is None or output.get("datatype") in (None, "BYTES"):
+            return None
+        shape = [int(axis) for axis in output.get("shape", [])]
+        if shape[:1] == [-1]:
+            shape[0] = batch
+        if any(axis < 0 for axis in shape):
+            return None
+        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(triton_to_np_dtype(output["datatype"])).itemsize
+        layout[name] = (offset, nbytes)
+        offset += -(-nbytes // _OUTPUT_ALIGNMENT) * _OUTPUT_ALIGNMENT
+    return layout
+
+
 def _is_loopback(url: str) -> bool:
     return url.rpartition(":")[0] in _LOOPBACK_HOSTS
 
@@ -340,6 +383,20 @@ def _lost_regions(exc: Exception) -> bool:
     """Triton answered that it does not know a region the request named: it restarted."""
     cause = exc.__cause__
     return isinstance(cause, InferenceServerException) and "shared memory region" in (cause.message() or "").lower()
+
+
+def _outputs_did_not_fit(exc: Exception) -> bool:
+    """Triton answered that an output is larger than its place in the region (the model was
+    reloaded with larger outputs than its metadata said when it was read)."""
+    cause = exc.__cause__
+    return isinstance(cause, InferenceServerException) and "to hold the results" in (cause.message() or "")
+
+
+def _read_output(result: grpcclient.InferResult, name: str, region: _Region, offset: int) -> np.ndarray:
+    """Output ``name`` of an answer whose outputs Triton wrote into ``region``: its shape and
+    datatype from the answer, its bytes copied out of the region at ``offset``."""
+    output = result.get_output(name)
+    return region.read(list(output.shape), np.dtype(triton_to_np_dtype(output.datatype)), offset)
 
 
 class TritonClient:
@@ -357,6 +414,7 @@ class TritonClient:
         self._client = grpcaio.InferenceServerClient(url=url, channel_args=_CHANNEL_ARGS)
         use_shared_memory = _is_loopback(url) if shared_memory is None else shared_memory
         self._shared_memory = SharedMemoryPool(self._client, probe_timeout_s) if use_shared_memory else None
+        self._metadata: dict[str, dict[str, Any]] = {}  # model -> get_model_metadata, for output sizes
         if self._shared_memory is not None:
             self._shared_memory.remove_orphans_in_background()
 
@@ -397,13 +455,28 @@ class TritonClient:
         returns the named outputs and the model version that answered."""
         deadline = asyncio.get_running_loop().time() + self.timeout_s
         try:
-            return await self._infer(model, inputs, outputs, request_id, self._shared_memory, deadline)
+            return await self._infer(model, inputs, outputs, request_id, self._shared_memory, True, deadline)
         except (InferenceFailed, ModelNotFound) as exc:
-            if self._shared_memory is None or not _lost_regions(exc):
+            if self._shared_memory is None:
                 raise
-            log.warning("Triton lost the gateway's shared-memory regions (it restarted); registering new ones")
-            self._shared_memory.forget_all()
-            return await self._infer(model, inputs, outputs, request_id, None, deadline)
+            if _lost_regions(exc):
+                log.warning("Triton lost the gateway's shared-memory regions (it restarted); registering new ones")
+                self._shared_memory.forget_all()
+                return await self._infer(model, inputs, outputs, request_id, None, False, deadline)
+            if _outputs_did_not_fit(exc):
+                self._metadata.pop(model, None)
+                return await self._infer(model, inputs, outputs, request_id, self._shared_memory, False, deadline)
+            raise
+
+    async def _output_metadata(self, model: str, timeout_s: float) -> dict[str, Any] | None:
+        """The model's metadata (its outputs' datatypes and shapes), read once per model; None
+        when Triton does not give it (the inference that follows says why)."""
+        if model not in self._metadata:
+            try:
+                self._metadata[model] = await self._client.get_model_metadata(model, as_json=True, client_timeout=timeout_s)
+            except InferenceServerException:
+                return None
+        return self._metadata[model]
 
     async def _infer(
         self,
@@ -412,8 +485,12 @@ class TritonClient:
         outputs: list[str],
         request_id: str,
         pool: SharedMemoryPool | None,
+        shared_outputs: bool,
         deadline: float,
     ) -> tuple[dict[str, np.ndarray], str]:
+        """One call. With a ``pool``, large inputs go through shared memory; with
+        ``shared_outputs`` too, the outputs come back in one region when their sizes are
+        known up front (:func:`output_layout`) and together reach ``SHARED_MEMORY_MIN_OUTPUT_BYTES``."""
         loop = asyncio.get_running_loop()
 
         def remaining_s() -> float:
@@ -423,6 +500,7 @@ class TritonClient:
             return left
 
         infer_inputs, lent = [], []
+        layout, output_region = None, None
         try:
             async with translated_errors(model):
                 for name, array in inputs.items():
@@ -438,19 +516,36 @@ class TritonClient:
                         tensor.set_data_from_numpy(array)
                     infer_inputs.append(tensor)
                 requested = [grpcclient.InferRequestedOutput(name) for name in outputs]
+                if pool is not None and shared_outputs and pool.available and inputs:
+                    metadata = await self._output_metadata(model, min(self.probe_timeout_s, remaining_s()))
+                    batch = len(next(iter(inputs.values())))
+                    layout = output_layout(metadata, outputs, batch) if metadata is not None else None
+                if layout is not None:
+                    offset, nbytes = layout[outputs[-1]]
+                    if offset + nbytes >= SHARED_MEMORY_MIN_OUTPUT_BYTES:
+                        output_region = await pool.acquire(offset + nbytes, remaining_s())
+                if output_region is not None:
+                    lent.append(output_region)
+                    for tensor, name in zip(requested, outputs):
+                        tensor.set_shared_memory(output_region.name, layout[name][1], layout[name][0])
                 result = await self._client.infer(
                     model, infer_inputs, outputs=requested, request_id=request_id, client_timeout=remaining_s()
                 )
         except BaseException as exc:
             # Triton is done with the regions once it answered, even with an error; after a
-            # timeout, a lost connection or a cancellation it may still read them.
+            # timeout, a lost connection or a cancellation it may still read or write them.
             answered = isinstance(exc, (InferenceFailed, ModelNotFound, ModelNotReady))
             for region in lent:
                 assert pool is not None
                 pool.release(region) if answered else pool.retire(region)
             raise
-        for region in lent:
-            assert pool is not None
-            pool.release(region)
-        version = result.get_response().model_version
-        return {name: result.as_numpy(name) for name in outputs}, version
+        try:
+            if output_region is None:
+                answer = {name: result.as_numpy(name) for name in outputs}
+            else:
+                answer = {name: _read_output(result, name, output_region, layout[name][0]) for name in outputs}
+        finally:
+            for region in lent:
+                assert pool is not None
+                pool.release(region)
+        return answer, result.get_response().model_version
