@@ -205,3 +205,25 @@ class TestSeries:
         for identifying in ("PHANTOM", str(datasets[0].SeriesInstanceUID), str(datasets[0].StudyInstanceUID)):
             assert identifying not in text
         assert prepared.applied["input_orientation"] == "RIP" and prepared.applied["orientation"] == "RIP"
+
+
+class TestFiniteCheck:
+    """A model input holds finite numbers only; the check must not refuse large finite ones."""
+
+    @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+    def test_nan_or_infinity_anywhere_is_refused(self, bad):
+        from preprocessing.pipeline import _check_finite
+
+        values = np.zeros((3, 4, 5), dtype=np.float32)
+        values[2, 3, 1] = bad
+        with pytest.raises(InvalidDicom, match="NaN or infinite"):
+            _check_finite(values)
+
+    def test_finite_values_whose_float32_sum_overflows_are_accepted(self):
+        from preprocessing.pipeline import _check_finite
+
+        huge = np.full((4, 8), np.finfo(np.float32).max, dtype=np.float32)
+        with np.errstate(over="ignore"):
+            assert not np.isfinite(huge.sum(dtype=np.float32))
+        _check_finite(huge)
+        _check_finite(-huge)
