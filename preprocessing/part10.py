@@ -86,11 +86,12 @@ def _elements(
 
 
 def read_part10(
-    data: bytes, *, stop_before_pixels: bool, stream: BinaryIO | None = None
+    data: bytes, *, stop_before_pixels: bool, stream: BinaryIO | str | None = None
 ) -> tuple[FileDataset, int] | None:
     """``(dcmread(stream, stop_before_pixels=...), offset where reading stopped)`` for files
     this reader covers (see the module docstring), else None. ``stream`` holds ``data``
-    (a new one by default); the dataset keeps it as its ``buffer``, as dcmread does."""
+    (a new one by default), or is the path of the file that begins with ``data``; the
+    dataset keeps it as its ``buffer`` (a path: as its ``filename``), as dcmread does."""
     if len(data) < _PREAMBLE + 4 + 8 or data[_PREAMBLE : _PREAMBLE + 4] != b"DICM":
         return None
     meta = _elements(data, _PREAMBLE + 4, implicit=False, group=_FILE_META_GROUP)
