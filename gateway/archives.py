@@ -19,7 +19,9 @@ count and its compression are all claims. So:
 - nested archives are not expanded (a member that is a ZIP is simply not DICOM), and a member
   whose first 132 bytes are not a Part 10 preamble is skipped after those bytes.
 
-This is CPU-bound work: callers run it in a worker thread, off the event loop.
+This is CPU-bound work: callers run it in a worker thread, off the event loop, and the members
+of one archive inflate on :data:`INFLATE_THREADS` threads more (zlib releases the GIL), each
+charged and each refusal raised in archive order, as one reader going through the archive would.
 """
 
 from __future__ import annotations
