@@ -518,13 +518,15 @@ class TritonClient:
                 requested = [grpcclient.InferRequestedOutput(name) for name in outputs]
                 if pool is not None and shared_outputs and pool.available and inputs:
                     metadata = await self._output_metadata(model, min(self.probe_timeout_s, remaining_s()))
-                    batch = len(next(iter(inputs.values())))
+                    first = next(iter(inputs.values()))
+                    batch = first.shape[0] if first.ndim else 1
                     layout = output_layout(metadata, outputs, batch) if metadata is not None else None
-                if layout is not None:
+                if layout:  # an empty layout: no outputs asked for
                     offset, nbytes = layout[outputs[-1]]
                     if offset + nbytes >= SHARED_MEMORY_MIN_OUTPUT_BYTES:
                         output_region = await pool.acquire(offset + nbytes, remaining_s())
                 if output_region is not None:
+                    assert layout is not None
                     lent.append(output_region)
                     for tensor, name in zip(requested, outputs):
                         tensor.set_shared_memory(output_region.name, layout[name][1], layout[name][0])
@@ -543,6 +545,7 @@ class TritonClient:
             if output_region is None:
                 answer = {name: result.as_numpy(name) for name in outputs}
             else:
+                assert layout is not None
                 answer = {name: _read_output(result, name, output_region, layout[name][0]) for name in outputs}
         finally:
             for region in lent:
