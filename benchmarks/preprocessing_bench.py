@@ -78,6 +78,27 @@ def run_medserve(paths: list[Path]) -> np.ndarray:
     return preprocess_series(paths, spec).array
 
 
+def medserve_stages(paths: list[Path]) -> dict[str, float]:
+    """Seconds of medserve's three stages, one run: ``plan`` (headers read, sorted and
+    checked: Python, one thread), ``load`` (frames read and resampled: threads),
+    ``finish`` (window, layout, finite check: whole-volume passes)."""
+    from preprocessing import PreprocessingSpec, plan_series
+    from preprocessing.pipeline import finish_volume, load_series_volume
+
+    spec = PreprocessingSpec.from_dict(
+        {"modalities": ["CT"], "window": {"preset": "lung"}, "spacing_mm": [TARGET_SPACING_MM] * 3,
+         "layout": "CDHW", "dtype": "float32"}
+    )
+    started = time.perf_counter()
+    plan = plan_series(paths)
+    planned = time.perf_counter()
+    base = load_series_volume(plan, spec)
+    loaded = time.perf_counter()
+    finish_volume(base, spec, keep_values=False)
+    finished = time.perf_counter()
+    return {"plan": planned - started, "load": loaded - planned, "finish": finished - loaded}
+
+
 def run_plain(paths: list[Path], order: int = 1) -> np.ndarray:
     import pydicom
     from scipy import ndimage
@@ -154,7 +175,8 @@ def _reset_peak_rss() -> bool:
 def worker(variant: str, directory: Path, output: Path) -> None:
     """Serve one variant in this process, one command per stdin line, one JSON line back:
     ``warmup`` (run once, save the output for the agreement check), ``time`` (one timed run),
-    ``memory`` (peak RSS above the pre-run RSS), ``tracemalloc`` (traced peak), ``quit``."""
+    ``memory`` (peak RSS above the pre-run RSS), ``tracemalloc`` (traced peak), ``stages``
+    (medserve only: its plan / load / finish seconds, best of 3), ``quit``."""
     paths = sorted(directory.glob("*.dcm"))
     run: Callable[[list[Path]], np.ndarray] = {
         "medserve": run_medserve,
@@ -172,6 +194,10 @@ def worker(variant: str, directory: Path, output: Path) -> None:
             start = time.perf_counter()
             result = run(paths)
             reply = {"wall_s": time.perf_counter() - start}
+        elif command == "stages":
+            runs = [medserve_stages(paths) for _ in range(3)]
+            result = None
+            reply = {"stages_s_best": {stage: min(run[stage] for run in runs) for stage in runs[0]}}
         elif command == "memory":
             baseline_kib = _rss_kib("VmRSS")
             measured = _reset_peak_rss()
@@ -226,6 +252,7 @@ def measure(directory: Path, outputs: dict[str, Path], repeats: int) -> list[dic
                 if variant == "plain_spline" and turn > 0:
                     continue
                 times[variant].append(worker.ask("time")["wall_s"])
+        rows["medserve"].update(workers["medserve"].ask("stages"))
         for variant, worker in workers.items():
             rows[variant].update(worker.ask("memory"))
             rows[variant].update(worker.ask("tracemalloc"))
@@ -353,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     print(_table(rows))
     print(f"\nspeed-up vs plain (zoom order=1): {speedup:.2f}× best-to-best, {speedup_median:.2f}× median-to-median;"
           f" vs plain (zoom order=3): {speedup_spline:.2f}×")
+    stages = ours_row["stages_s_best"]
+    print("medserve stages (best of 3, s): " + ", ".join(f"{stage} {seconds:.3f}" for stage, seconds in stages.items()))
     print(f"medserve peak memory / final volume: {memory_ratio:.2f}×")
     print(f"targets: ≥ {TARGET_SPEEDUP:g}× the plain loop {'met' if speedup >= TARGET_SPEEDUP else 'NOT met'}, "
           f"peak memory ≤ {TARGET_MEMORY_OVER_VOLUME:g}× the volume "
