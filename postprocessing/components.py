@@ -18,12 +18,18 @@ def structure(ndim: int, connectivity: int) -> np.ndarray:
     return ndimage.generate_binary_structure(ndim, min(connectivity, ndim))
 
 
-def _components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
-    """Component ids of ``mask`` (0 outside it) and each id's voxel count (index 0 zeroed)."""
-    ids, _ = ndimage.label(mask, structure(mask.ndim, connectivity))
+def _components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, int]:
+    """Component ids of ``mask`` (0 outside it, int32) and how many components there are."""
+    ids, count = ndimage.label(mask, structure(mask.ndim, connectivity))
+    return ids, int(count)
+
+
+def _sizes(ids: np.ndarray) -> np.ndarray:
+    """Each component id's voxel count (index 0, outside the mask, zeroed). ``np.bincount``
+    widens the ids to 8 bytes a voxel, so it runs only where sizes decide something."""
     sizes = np.bincount(ids.ravel())
     sizes[0] = 0
-    return ids, sizes
+    return sizes
 
 
 def keep_largest_component(labels: np.ndarray, label: int, connectivity: int) -> None:
@@ -31,23 +37,26 @@ def keep_largest_component(labels: np.ndarray, label: int, connectivity: int) ->
     (MONAI ``KeepLargestConnectedComponent(independent=True)``; on a tie of sizes, the first
     component in C order)."""
     mask = labels == label
-    ids, sizes = _components(mask, connectivity)
-    if len(sizes) <= 2:  # none or one component
+    ids, count = _components(mask, connectivity)
+    if count <= 1:  # none or one component: no sizes to compare
         return
-    labels[mask & (ids != int(np.argmax(sizes)))] = 0
+    labels[mask & (ids != int(np.argmax(_sizes(ids))))] = 0
 
 
 def fill_holes(labels: np.ndarray, label: int, connectivity: int) -> None:
     """Every voxel that is not ``label`` and cannot reach the array border through voxels that
     are not ``label`` (``connectivity`` hops at a time) becomes ``label`` — MONAI ``FillHoles``,
-    which floods from the border; here the non-label components touching a face are found at once."""
+    which floods from the border; here the non-label components touching a face are found at
+    once, and when all of them touch one there is no hole and nothing more to do."""
     other = labels != label
-    ids, _ = _components(other, connectivity)
-    reaches_border = np.zeros(int(ids.max()) + 1, dtype=bool)
+    ids, count = _components(other, connectivity)
+    reaches_border = np.zeros(count + 1, dtype=bool)
     for axis in range(ids.ndim):
         for end in (0, -1):
             reaches_border[np.take(ids, end, axis=axis)] = True
     reaches_border[0] = True  # id 0 is the label itself
+    if reaches_border.all():
+        return
     labels[~reaches_border[ids]] = label
 
 
@@ -58,7 +67,8 @@ def remove_small_objects(labels: np.ndarray, label: int, min_size_mm3: float, sp
     voxel_mm3 = float(np.prod(np.array(spacing_mm, dtype=np.float64)))
     min_voxels = math.ceil(min_size_mm3 / voxel_mm3)
     mask = labels == label
-    ids, sizes = _components(mask, connectivity)
+    ids, _ = _components(mask, connectivity)
+    sizes = _sizes(ids)
     small = sizes < min_voxels
     small[0] = False
     if small.any():
