@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from pydicom.charset import default_encoding
 from pydicom.datadict import DicomDictionary
-from pydicom.dataelem import RawDataElement, empty_value_for_VR
+from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
@@ -119,11 +119,44 @@ def read_part10(
 
     file_meta = FileMetaDataset(meta_elements)
     file_meta.set_original_encoding(is_implicit_vr=False, is_little_endian=True, character_encoding=default_encoding)
-    file_meta[next(iter(meta_elements))]  # converted as dcmread converts them: its first element,
-    file_meta.get("TransferSyntaxUID")  # and the transfer syntax
+    for tag in {next(iter(meta_elements)), _TRANSFER_SYNTAX}:  # converted as dcmread converts them:
+        _convert_meta(file_meta, tag)  # its first element and the transfer syntax
     ds = FileDataset(stream if stream is not None else io.BytesIO(data), elements, data[:_PREAMBLE], file_meta, implicit, True)
     ds.set_original_encoding(implicit, True, ds._character_set)  # (0008,0005) converted, as by dcmread
     return ds, end
+
+
+_TRANSFER_SYNTAX = BaseTag(0x00020010)
+#: Converted file meta elements by their raw element (tag, VR, bytes, offset, encoding): every
+#: instance of a series has the same file meta, and pydicom's conversion of an element through
+#: a Dataset costs ~10 µs; a copy of an equal element ~0.3 µs.
+_CONVERTED_META: dict[RawDataElement, DataElement] = {}
+_CONVERTED_META_LIMIT = 256
+
+
+def _convert_meta(file_meta: FileMetaDataset, tag: BaseTag) -> None:
+    """Convert element ``tag`` of ``file_meta`` in place, as ``file_meta[tag]`` does: from a
+    copy of the element converted from an equal raw element before, when its value is
+    immutable (a number, text such as a UID, bytes), so that no two datasets share state."""
+    raw = file_meta._dict.get(tag)
+    if not isinstance(raw, RawDataElement):
+        return
+    cached = _CONVERTED_META.get(raw)
+    if cached is None:
+        converted = file_meta[tag]
+        if isinstance(converted.value, (int, float, str, bytes)):
+            if len(_CONVERTED_META) >= _CONVERTED_META_LIMIT:
+                _CONVERTED_META.clear()
+            _CONVERTED_META[raw] = _copy(converted)  # the dataset's own element may be changed later
+        return
+    file_meta._dict[tag] = _copy(cached)
+
+
+def _copy(element: DataElement) -> DataElement:
+    """A shallow copy (the value is immutable), without ``copy.copy``'s generic protocol."""
+    duplicate = DataElement.__new__(DataElement)
+    duplicate.__dict__.update(element.__dict__)
+    return duplicate
 
 
 #: Tags whose dictionary VR is SQ: how implicit VR headers mark a sequence.

@@ -65,3 +65,17 @@ def test_declines_big_endian_and_undefined_lengths(real_file) -> None:
     assert read_part10(real_file("pydicom", "MR_small_bigendian.dcm").data, stop_before_pixels=True) is None
     jpeg = real_file("pydicom", "JPEG2000.dcm").data  # encapsulated pixel data: undefined length
     assert read_part10(jpeg, stop_before_pixels=False) is None
+
+
+def test_file_meta_of_one_header_is_its_own() -> None:
+    """Instances of a series share their file meta bytes; a change to one parsed header's
+    file meta changes no other header read before or after it."""
+    buffer = io.BytesIO()
+    ct_dataset(np.zeros((8, 8), np.int16), pixel_spacing_mm=(0.7, 0.7)).save_as(buffer, enforce_file_format=True)
+    first, _ = read_part10(buffer.getvalue(), stop_before_pixels=True)
+    second, _ = read_part10(buffer.getvalue(), stop_before_pixels=True)
+    syntax = first.file_meta.TransferSyntaxUID
+    first.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2"
+    third, _ = read_part10(buffer.getvalue(), stop_before_pixels=True)
+    assert second.file_meta.TransferSyntaxUID == third.file_meta.TransferSyntaxUID == syntax != "1.2.840.10008.1.2"
+    assert _same_as_pydicom(buffer.getvalue(), stop_before_pixels=True)
