@@ -9,6 +9,8 @@ import asyncio
 
 import numpy as np
 import pytest
+import tritonclient.grpc.aio as grpcaio
+from tritonclient.utils import InferenceServerException
 
 from gateway import triton as triton_module
 from gateway.triton import TritonClient, output_layout
@@ -100,6 +102,41 @@ def test_outputs_larger_than_the_metadata_said_are_sent_again_over_grpc(triton) 
     # the 1.2 MB labels
     assert len(regions) == 2
     assert clients[0]._metadata[SEGMENTER_3D]["outputs"][0]["shape"] == ["-1", "32", "96", "96"]  # read anew
+
+
+def test_an_output_region_triton_forgot_is_registered_again(triton, monkeypatch) -> None:
+    """A Triton that restarted knows none of the regions: a call whose only region is its
+    outputs' is sent again over gRPC, and the next one registers a new region."""
+    monkeypatch.setattr(triton_module, "SHARED_MEMORY_MIN_OUTPUT_BYTES", 1)
+    feed = {"image": np.random.default_rng(7).random((2, 1, 128, 128), dtype=np.float32)}  # 131 kB: over gRPC
+    outputs = ["probabilities", "activation_map"]
+
+    async def scenario():
+        client, other = TritonClient(triton.grpc_url, 60, 10), grpcaio.InferenceServerClient(triton.grpc_url)
+        try:
+            answers = [(await client.infer(CAM, feed, outputs))[0]]
+            assert client.shared_memory is not None
+            first_regions = client.shared_memory.region_names
+            for attempt in range(50):  # Triton refuses while it still holds a region it just wrote
+                try:
+                    await other.unregister_system_shared_memory(first_regions[0])
+                    break
+                except InferenceServerException:
+                    await asyncio.sleep(0.1)
+            answers.append((await client.infer(CAM, feed, outputs))[0])  # sent again over gRPC
+            answers.append((await client.infer(CAM, feed, outputs))[0])  # a new region
+            status = await other.get_system_shared_memory_status(as_json=True)
+            return answers, first_regions, client.shared_memory.region_names, status
+        finally:
+            await client.close()
+            await other.close()
+
+    answers, first_regions, regions, status = asyncio.run(scenario())
+
+    for answer in answers[1:]:
+        for name in outputs:
+            np.testing.assert_array_equal(answer[name], answers[0][name])
+    assert len(regions) == 1 and regions != first_regions and regions[0] in status.get("regions", {})
 
 
 @pytest.mark.parametrize(
