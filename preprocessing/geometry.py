@@ -12,7 +12,10 @@ columns permuted.
 from __future__ import annotations
 
 import itertools
+import math
+import struct
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -40,6 +43,8 @@ class PlaneGeometry:
         return np.cross(self.row_cosine, self.column_cosine)
 
     def same_orientation(self, other: "PlaneGeometry", tolerance: float) -> bool:
+        if self.row_cosine is other.row_cosine and self.column_cosine is other.column_cosine and tolerance >= 0:
+            return True  # one (0020,0037) value: the arrays are shared (see plane_geometry)
         return bool(
             np.abs(self.row_cosine - other.row_cosine).max() <= tolerance
             and np.abs(self.column_cosine - other.column_cosine).max() <= tolerance
@@ -47,27 +52,47 @@ class PlaneGeometry:
 
 
 def plane_geometry(header: Dataset) -> PlaneGeometry | None:
-    """The plane of a (flattened) frame header, or None without IPP/IOP (e.g. CR, US)."""
+    """The plane of a (flattened) frame header, or None without IPP/IOP (e.g. CR, US).
+
+    The position is checked with Python floats (three values: numpy's per-call cost would
+    dominate); the orientation, the same in every frame of a series, is checked and
+    normalized once per distinct value (:func:`_unit_cosines`), its arrays shared read-only.
+    """
     position = header_value(header, "ImagePositionPatient")
     orientation = header_value(header, "ImageOrientationPatient")
     if not position or not orientation:
         return None
     try:
-        position_mm = np.asarray([float(v) for v in position], dtype=np.float64)
-        cosines = np.asarray([float(v) for v in orientation], dtype=np.float64)
+        position_mm = [float(v) for v in position]
+        cosines = tuple(float(v) for v in orientation)
     except (TypeError, ValueError):
         raise InvalidDicom("(0020,0032) Image Position or (0020,0037) Image Orientation (Patient) is not numeric") from None
-    if position_mm.shape != (3,) or cosines.shape != (6,):
+    if len(position_mm) != 3 or len(cosines) != 6:
         raise InvalidDicom("(0020,0032) needs 3 and (0020,0037) 6 values")
-    if not (np.isfinite(position_mm).all() and np.abs(position_mm).max() <= current_limits().max_extent_mm):
+    limit = current_limits().max_extent_mm
+    if not all(math.isfinite(v) and abs(v) <= limit for v in position_mm):
         raise InvalidDicom("(0020,0032) Image Position (Patient) must be finite and within the limits (mm)")
-    if not np.isfinite(cosines).all():
+    row, column = _unit_cosines(_COSINES.pack(*cosines))  # bytes: 0.0 and -0.0 are two values
+    return PlaneGeometry(position_mm=np.array(position_mm, dtype=np.float64), row_cosine=row, column_cosine=column)
+
+
+_COSINES = struct.Struct("<6d")
+
+
+@lru_cache(maxsize=256)
+def _unit_cosines(packed: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(0020,0037)'s row and column direction cosines (six packed float64) checked and scaled
+    to unit length (read-only: the frames of a series share them)."""
+    values = np.asarray(_COSINES.unpack(packed), dtype=np.float64)
+    if not np.isfinite(values).all():
         raise InvalidDicom("(0020,0037) Image Orientation (Patient) must be finite")
-    row, column = cosines[:3], cosines[3:]
+    row, column = values[:3], values[3:]
     row_norm, column_norm = np.linalg.norm(row), np.linalg.norm(column)
     if not (0.5 <= row_norm <= 1.5 and 0.5 <= column_norm <= 1.5) or abs(np.dot(row, column)) / (row_norm * column_norm) > 0.01:
         raise InvalidDicom("(0020,0037) Image Orientation (Patient) is not two orthogonal unit vectors")
-    return PlaneGeometry(position_mm=position_mm, row_cosine=row / row_norm, column_cosine=column / column_norm)
+    unit_row, unit_column = row / row_norm, column / column_norm
+    unit_row.flags.writeable = unit_column.flags.writeable = False
+    return unit_row, unit_column
 
 
 def pixel_spacing_mm(header: Dataset) -> tuple[float, float] | None:

@@ -80,6 +80,17 @@ class TestPlane:
         plane = plane_geometry(self._header(ImagePositionPatient=[1, 2, 3], ImageOrientationPatient=[0, 1, 0, 0, 0, -1]))
         np.testing.assert_allclose(plane.normal, [-1, 0, 0])
 
+    def test_planes_of_one_orientation_share_its_unit_cosines_read_only(self):
+        oblique = [0.9, 0.1, 0.0, -0.1, 0.9, 0.2]  # not unit length: scaled as numpy scales it
+        first, second = (
+            plane_geometry(self._header(ImagePositionPatient=[0, 0, z], ImageOrientationPatient=oblique)) for z in (1, 2)
+        )
+        np.testing.assert_array_equal(first.row_cosine, np.array(oblique[:3]) / np.linalg.norm(oblique[:3]))
+        np.testing.assert_array_equal(first.column_cosine, np.array(oblique[3:]) / np.linalg.norm(oblique[3:]))
+        assert first.row_cosine is second.row_cosine and not first.row_cosine.flags.writeable
+        assert first.same_orientation(second, 0.0)
+        np.testing.assert_array_equal(second.position_mm, [0.0, 0.0, 2.0])
+
     def test_a_header_without_position_has_no_plane(self):
         assert plane_geometry(self._header(ImageOrientationPatient=[1, 0, 0, 0, 1, 0])) is None
 
