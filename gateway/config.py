@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     triton_grpc_url: str = Field("127.0.0.1:8001", description="host:port of Triton's gRPC endpoint.")
     triton_timeout_s: float = Field(30.0, gt=0, description="Deadline for one inference call to Triton (504 when exceeded).")
     triton_probe_timeout_s: float = Field(2.0, gt=0, description="Deadline for readiness and metadata calls to Triton.")
+    shared_memory_max_mb: int = Field(
+        256, ge=0,
+        description="Most MiB of system shared memory one gateway process keeps registered with a Triton on its host for "
+        "inputs and outputs (a deepbet 256^3 call holds 216 MiB); beyond it, tensors go over gRPC. 0: always gRPC.",
+    )
     model_cache_ttl_s: float = Field(5.0, ge=0, description="How long a model's config is cached before Triton is asked again.")
     max_upload_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Largest request body accepted (413 beyond it).")
     retry_after_s: int = Field(5, ge=1, description="Retry-After seconds sent with 503 answers.")

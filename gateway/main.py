@@ -50,7 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        triton = TritonClient(settings.triton_grpc_url, settings.triton_timeout_s, settings.triton_probe_timeout_s)
+        triton = TritonClient(
+            settings.triton_grpc_url, settings.triton_timeout_s, settings.triton_probe_timeout_s,
+            shared_memory_max_bytes=settings.shared_memory_max_mb * 1024 * 1024,
+        )
         app.state.triton = triton
         app.state.catalog = ModelCatalog(triton, settings.model_cache_ttl_s, settings.drift_window_size, settings.drift_min_samples)
         await anyio.to_thread.run_sync(decoder_pool().start)  # warm decoder processes before the first request

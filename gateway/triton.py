@@ -407,13 +407,16 @@ class TritonClient:
     event loop (the app's lifespan), it starts removing dead gateways' regions right away.
     """
 
-    def __init__(self, url: str, timeout_s: float, probe_timeout_s: float, shared_memory: bool | None = None) -> None:
+    def __init__(
+        self, url: str, timeout_s: float, probe_timeout_s: float, shared_memory: bool | None = None,
+        shared_memory_max_bytes: int = SHARED_MEMORY_MAX_BYTES,
+    ) -> None:
         self.url = url
         self.timeout_s = timeout_s
         self.probe_timeout_s = probe_timeout_s
         self._client = grpcaio.InferenceServerClient(url=url, channel_args=_CHANNEL_ARGS)
-        use_shared_memory = _is_loopback(url) if shared_memory is None else shared_memory
-        self._shared_memory = SharedMemoryPool(self._client, probe_timeout_s) if use_shared_memory else None
+        use_shared_memory = (_is_loopback(url) if shared_memory is None else shared_memory) and shared_memory_max_bytes > 0
+        self._shared_memory = SharedMemoryPool(self._client, probe_timeout_s, shared_memory_max_bytes) if use_shared_memory else None
         self._metadata: dict[str, dict[str, Any]] = {}  # model -> get_model_metadata, for output sizes
         if self._shared_memory is not None:
             self._shared_memory.remove_orphans_in_background()

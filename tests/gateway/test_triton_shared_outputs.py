@@ -157,3 +157,19 @@ def test_an_output_region_triton_forgot_is_registered_again(triton, monkeypatch)
 )
 def test_output_layout(metadata: dict, outputs: list[str], batch: int, layout: dict | None) -> None:
     assert output_layout(metadata, outputs, batch) == layout
+
+
+def test_the_pool_size_is_the_gateways_setting_and_zero_means_grpc_only(triton) -> None:
+    """``MEDSERVE_SHARED_MEMORY_MAX_MB`` reaches the pool; 0 keeps every tensor on gRPC."""
+    async def clients() -> tuple[object, int]:
+        off = TritonClient(triton.grpc_url, 60, 10, shared_memory_max_bytes=0)
+        small = TritonClient(triton.grpc_url, 60, 10, shared_memory_max_bytes=8 * 1024 * 1024)
+        try:
+            assert small.shared_memory is not None
+            return off.shared_memory, small.shared_memory._max_bytes
+        finally:
+            await off.close()
+            await small.close()
+
+    pool, max_bytes = asyncio.run(clients())
+    assert pool is None and max_bytes == 8 * 1024 * 1024
