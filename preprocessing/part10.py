@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import zlib
+from functools import lru_cache
 from struct import Struct
 from typing import BinaryIO
 
@@ -39,6 +40,8 @@ _VRS = {vr.value.encode(): (vr.value, vr in EXPLICIT_VR_LENGTH_32) for vr in VR}
 _EMPTY = {vr: empty_value_for_VR(vr, raw=True) for vr in [None, *(vr.value for vr in VR)]}
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _UNDEFINED = 0xFFFFFFFF
+#: A UID per distinct text: pydicom validates each new one (~2 µs); a series names one syntax.
+_uid = lru_cache(maxsize=64)(UID)
 _FILE_META_GROUP = 0x0002
 
 
@@ -101,7 +104,7 @@ def read_part10(
     syntax_element = meta_elements.get(BaseTag(0x00020010))
     if syntax_element is None or not syntax_element.value:
         return None
-    syntax = UID(syntax_element.value.decode("ascii", "replace").strip("\0 "))
+    syntax = _uid(syntax_element.value.decode("ascii", "replace").strip("\0 "))
     if syntax not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian) and not (
         syntax.is_transfer_syntax and syntax.is_little_endian and not syntax.is_implicit_VR and not syntax.is_deflated
     ):
@@ -275,7 +278,7 @@ def file_meta_syntax(data: bytes) -> tuple[UID, int] | None:
     syntax_element = elements.get(BaseTag(0x00020010))
     if syntax_element is None or not syntax_element.value:
         return None
-    return UID(syntax_element.value.decode("ascii", "replace").strip("\0 ")), position
+    return _uid(syntax_element.value.decode("ascii", "replace").strip("\0 ")), position
 
 
 def check_header(data: bytes) -> None:
