@@ -19,28 +19,21 @@ count and its compression are all claims. So:
 - nested archives are not expanded (a member that is a ZIP is simply not DICOM), and a member
   whose first 132 bytes are not a Part 10 preamble is skipped after those bytes.
 
-This is CPU-bound work: callers run it in a worker thread, off the event loop, and the members
-of one archive inflate on :data:`INFLATE_THREADS` threads more (zlib releases the GIL), each
-charged and each refusal raised in archive order, as one reader going through the archive would.
+This is CPU-bound work: callers run it in a worker thread, off the event loop.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import struct
 import zipfile
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .errors import InvalidUpload, PayloadTooLarge
 
 #: Inflated bytes read from a member at a time: the most a member produces past the budget.
 CHUNK_BYTES = 1 << 20
-#: Threads that inflate one archive's members at once: zlib releases the GIL while it inflates
-#: and checks CRC-32s, so a series of hundreds of members inflates on several cores.
-INFLATE_THREADS = min(4, os.cpu_count() or 1)
 #: Part 10 files start with a 128-byte preamble and the magic ``DICM``.
 PART10_PREFIX_BYTES = 132
 _CENTRAL_DIRECTORY_SIGNATURE = b"PK\x01\x02"
@@ -102,67 +95,20 @@ def dicom_members(archive_bytes: bytes, budget: ExpansionBudget) -> list[Archive
     except _ZIP_ERRORS as exc:
         raise InvalidUpload(f"the body is not a valid ZIP archive ({type(exc).__module__}.{type(exc).__name__})") from exc
     view = memoryview(archive_bytes)
-    files = [(index, entry) for index, entry in enumerate(entries) if not entry.is_dir()]
-    pool = ThreadPoolExecutor(INFLATE_THREADS, thread_name_prefix="inflate")
-    try:
-        return _collect(files, _plan(archive, files, view, budget, pool), view, budget)
-    finally:
-        pool.shutdown(cancel_futures=True)
-
-
-def _plan(archive: zipfile.ZipFile, files: list, view: memoryview, budget: ExpansionBudget, pool: ThreadPoolExecutor) -> list[tuple]:
-    """What to do with each file, in order, up to the first refused one: skip it (``DICOMDIR``,
-    or not Part 10, with the bytes its prefix charges), refuse it, inflate it in ``pool`` now, or
-    inflate it later in order. A member is inflated ahead only while the sizes declared by it and
-    every member ahead of it fit what the budget has left: a member never inflates past its
-    declared size, so work ahead of the budget's checks stays within the budget; the first one
-    that does not fit, and all after it, are inflated in order, charged chunk by chunk."""
-    steps: list[tuple] = []
-    free = budget.max_bytes - budget.inflated_bytes
-    for index, entry in files:
-        if entry.filename.upper().endswith("DICOMDIR"):
-            steps.append(("skip", 0))
-            continue
-        try:
-            prefix = _peek(archive, entry, index)
-        except InvalidUpload as refused:
-            steps.append(("refuse", refused))
-            break
-        if prefix[128:132] != b"DICM":
-            steps.append(("skip", len(prefix)))
-            free -= len(prefix)
-        elif entry.file_size <= free:
-            steps.append(("ahead", pool.submit(_inflate, view, entry, index, _charged_in_order)))
-            free -= entry.file_size
-        else:
-            steps.append(("in order", None))
-            free = -1
-    return steps
-
-
-def _collect(files: list, steps: list[tuple], view: memoryview, budget: ExpansionBudget) -> list[ArchiveMember]:
-    """The DICOM members, each file charged and each refusal raised in archive order, as one
-    reader going through the archive would."""
     members = []
-    for (index, entry), (kind, value) in zip(files, steps):
-        budget.charge_member()
-        if kind == "refuse":
-            raise value
-        if kind == "skip":
-            budget.charge_bytes(value)
+    for index, entry in enumerate(entries):
+        if entry.is_dir():
             continue
-        if kind == "ahead":
-            data = value.result()
-            budget.charge_bytes(len(data))
-        else:
-            data = _inflate(view, entry, index, budget.charge_bytes)
+        budget.charge_member()
+        if entry.filename.upper().endswith("DICOMDIR"):
+            continue
+        prefix = _peek(archive, entry, index)
+        if prefix[128:132] != b"DICM":
+            budget.charge_bytes(len(prefix))
+            continue
+        data = _inflate(view, entry, index, budget.charge_bytes)
         members.append(ArchiveMember(data, index, entry.filename))
     return members
-
-
-def _charged_in_order(inflated_bytes: int) -> None:
-    """A member inflated ahead is charged by :func:`_collect` when its turn comes; what it may
-    produce (its declared size) was set aside from the budget when it was sent."""
 
 
 def _peek(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, index: int) -> bytes:

@@ -71,8 +71,8 @@ class TestDicomMembers:
 
 
 class TestArchiveOrder:
-    """Members are inflated on several threads; what comes back, what is charged and what is
-    refused is what one reader going through the archive in order would give."""
+    """What comes back, what is charged and what is refused is what one reader going through the
+    archive in order gives."""
 
     def test_members_come_back_in_archive_order(self) -> None:
         series = {f"series/{k:03d}.dcm": CT[:-k] if k else CT for k in range(40)}
