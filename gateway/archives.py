@@ -37,11 +37,6 @@ CHUNK_BYTES = 1 << 20
 #: Part 10 files start with a 128-byte preamble and the magic ``DICM``.
 PART10_PREFIX_BYTES = 132
 _CENTRAL_DIRECTORY_SIGNATURE = b"PK\x01\x02"
-#: A local file header: 30 bytes, of which the name's and the extra field's lengths end it.
-_LOCAL_HEADER_BYTES = 30
-_LOCAL_NAME_EXTRA = struct.Struct("<HH")
-#: Compressed bytes fed first, as zipfile does: the Part 10 prefix needs only a few.
-_FIRST_WINDOW_BYTES = 4096
 _READABLE_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
 #: What zipfile and zlib raise on a malformed archive: bad headers (BadZipFile, struct.error),
 #: undecodable names (ValueError), corrupt or truncated data (zlib.error, EOFError), methods it
@@ -94,7 +89,6 @@ def dicom_members(archive_bytes: bytes, budget: ExpansionBudget) -> list[Archive
         entries = archive.infolist()
     except _ZIP_ERRORS as exc:
         raise InvalidUpload(f"the body is not a valid ZIP archive ({type(exc).__module__}.{type(exc).__name__})") from exc
-    view = memoryview(archive_bytes)
     members = []
     for index, entry in enumerate(entries):
         if entry.is_dir():
@@ -102,106 +96,29 @@ def dicom_members(archive_bytes: bytes, budget: ExpansionBudget) -> list[Archive
         budget.charge_member()
         if entry.filename.upper().endswith("DICOMDIR"):
             continue
-        prefix = _peek(archive, entry, index)
-        if prefix[128:132] != b"DICM":
-            budget.charge_bytes(len(prefix))
-            continue
-        data = _inflate(view, entry, index, budget.charge_bytes)
-        members.append(ArchiveMember(data, index, entry.filename))
+        data = _inflate_dicom(archive, entry, index, budget)
+        if data is not None:
+            members.append(ArchiveMember(data, index, entry.filename))
     return members
 
 
-def _peek(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, index: int) -> bytes:
-    """The member's first :data:`PART10_PREFIX_BYTES` bytes, read by :mod:`zipfile`, which also
-    checks the local header against the central directory (a first window of 4 KiB, whose CRC-32
-    is checked when it holds the whole member)."""
+def _inflate_dicom(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, index: int, budget: ExpansionBudget) -> bytes | None:
+    """The member's bytes, or None when its first bytes are not a Part 10 preamble."""
     if entry.flag_bits & 0x1:
         raise InvalidUpload(f"ZIP member {index} is encrypted")
     if entry.compress_type not in _READABLE_METHODS:
         raise InvalidUpload(f"ZIP member {index} uses compression method {entry.compress_type}; only stored and deflate are read")
+    data = bytearray()
     try:
         with archive.open(entry) as member:
-            return member.read(PART10_PREFIX_BYTES)
+            prefix = member.read(PART10_PREFIX_BYTES)
+            budget.charge_bytes(len(prefix))
+            if prefix[128:132] != b"DICM":
+                return None
+            data += prefix
+            while chunk := member.read(CHUNK_BYTES):
+                budget.charge_bytes(len(chunk))
+                data += chunk
     except _ZIP_ERRORS as exc:
-        raise _unreadable(index, exc) from exc
-
-
-def _inflate(view: memoryview, entry: zipfile.ZipInfo, index: int, charge) -> bytes:
-    """The whole member, read from ``view`` without copying its compressed bytes, as
-    :class:`zipfile.ZipExtFile` reads it: at most the declared ``file_size`` bytes, then its CRC-32.
-    ``charge`` is called as the caller's reads charged it — the first :data:`PART10_PREFIX_BYTES`,
-    then each :data:`CHUNK_BYTES` before more is inflated, the rest once the CRC-32 holds — so a
-    member over the budget or corrupt is refused at the same point. The local header is the one
-    :func:`_peek` checked."""
-    try:
-        name_bytes, extra_bytes = _LOCAL_NAME_EXTRA.unpack_from(view, entry.header_offset + 26)
-        start = entry.header_offset + _LOCAL_HEADER_BYTES + name_bytes + extra_bytes
-        data = view[start : start + entry.compress_size]
-        read = _deflated_reader(data, entry.compress_size) if entry.compress_type == zipfile.ZIP_DEFLATED else _stored_reader(data, entry.compress_size)
-        kept, crc, produced, charged, left = [], 0, 0, 0, entry.file_size
-        boundary = PART10_PREFIX_BYTES
-        while left > 0:
-            if produced >= boundary:
-                charge(produced - charged)
-                charged = produced
-                boundary = produced + CHUNK_BYTES
-            piece, done = read(boundary - produced, left)
-            piece = piece[:left]
-            left -= len(piece)
-            produced += len(piece)
-            crc = zlib.crc32(piece, crc)
-            kept.append(piece)
-            if done:
-                break
-        if crc != entry.CRC:
-            raise zipfile.BadZipFile("Bad CRC-32")
-    except _ZIP_ERRORS as exc:
-        raise _unreadable(index, exc) from exc
-    charge(produced - charged)
-    return kept[0] if len(kept) == 1 else b"".join(kept)
-
-
-def _deflated_reader(data: memoryview, compressed_size: int):
-    """``read(at_most, left) -> (inflated bytes, done)``: at most ``at_most`` bytes (a little more
-    when the stream ends), fed 4 KiB first, then :data:`CHUNK_BYTES` of compressed bytes at a time;
-    EOFError when the archive ends before ``compressed_size``."""
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    position = 0
-
-    def read(at_most: int, left: int) -> tuple[bytes, bool]:
-        nonlocal position
-        pending = inflater.unconsumed_tail
-        if not pending:
-            if position >= compressed_size:
-                return b"", True
-            pending = data[position : position + (CHUNK_BYTES if position else _FIRST_WINDOW_BYTES)]
-            if not pending:
-                raise EOFError
-            position += len(pending)
-        piece = inflater.decompress(pending, at_most)
-        done = inflater.eof or (position >= compressed_size and not inflater.unconsumed_tail)
-        return (piece + inflater.flush(), True) if done else (piece, False)
-
-    return read
-
-
-def _stored_reader(data: memoryview, compressed_size: int):
-    """``read(at_most, left) -> (bytes, done)`` of a stored member; EOFError when the archive ends
-    before ``compressed_size``."""
-    position = 0
-
-    def read(at_most: int, left: int) -> tuple[bytes, bool]:
-        nonlocal position
-        if position >= compressed_size:
-            return b"", True
-        piece = bytes(data[position : position + min(at_most, left)])
-        if not piece:
-            raise EOFError
-        position += len(piece)
-        return piece, position >= compressed_size
-
-    return read
-
-
-def _unreadable(index: int, exc: BaseException) -> InvalidUpload:
-    return InvalidUpload(f"ZIP member {index} cannot be read ({type(exc).__module__}.{type(exc).__name__})")
+        raise InvalidUpload(f"ZIP member {index} cannot be read ({type(exc).__module__}.{type(exc).__name__})") from exc
+    return bytes(data)
