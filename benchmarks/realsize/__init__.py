@@ -20,7 +20,8 @@ Variants, each answering the same bytes:
 - ``served`` (and ``served-zip`` for b): gateway + tritonserver, FP32, dynamic batching;
 - ``script``: :mod:`benchmarks.script_baseline` in this process (pydicom, the same
   preprocessing, onnxruntime with the runner's threads, the same postprocessing, JSON), with
-  ``concurrency`` threads;
+  ``concurrency`` threads; ``script-zip`` for b: the same given the ZIP's bytes (its members
+  read with :mod:`zipfile` first), the like-for-like baseline of ``served-zip``;
 - ``eager``: :mod:`benchmarks.baseline`, FastAPI + PyTorch eager, one uvicorn worker; for (c)
   deepbet's OWN pipeline in this process instead (:mod:`devtools.thirdparty.deepbet_reference`),
   labelled so: its steps are deepbet's, not medserve's.

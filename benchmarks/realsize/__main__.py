@@ -22,7 +22,7 @@ def main() -> int:
     parser.add_argument("--seconds-2d", type=float, default=6.0)
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--variants", default="served,served-zip,script,eager")
+    parser.add_argument("--variants", default="served,served-zip,script,script-zip,eager")
     parser.add_argument("--workloads", default="a,b,c", help="which of (a) 2D classifier, (b) 3D series, (c) deepbet on an enhanced MR")
     parser.add_argument("--work-dir", type=Path)
     parser.add_argument("--no-markdown", action="store_true", help="write the JSON result only")

@@ -16,7 +16,8 @@ from benchmarks.serving.load import Payload
 @dataclass(frozen=True)
 class Workload:
     """One workload's requests: what the servers receive (``payloads``) and, for each payload
-    in the same order, the DICOM files the script reads (``files``)."""
+    in the same order, the bodies the script reads (``files``: DICOM files, or the one ZIP
+    of a zipped series)."""
 
     model: str
     payloads: list[Payload]
@@ -63,5 +64,5 @@ def series_workloads(model: str, slices: int = 300, size: int = 512) -> tuple[Wo
     name = f"CT series {slices}×{size}×{size} ({megabytes:.0f} MB)"
     multipart = Workload(model, [Payload(f"{name}, multipart", body, content_type)], [files], f"{name} as multipart/form-data")
     archive = zip_body(files)
-    zipped = Workload(model, [Payload(f"{name}, ZIP", archive, "application/zip")], [files], f"{name} as a ZIP ({len(archive) / 1e6:.0f} MB)")
+    zipped = Workload(model, [Payload(f"{name}, ZIP", archive, "application/zip")], [[archive]], f"{name} as a ZIP ({len(archive) / 1e6:.0f} MB)")
     return multipart, zipped

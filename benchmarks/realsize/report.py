@@ -33,17 +33,22 @@ def render_markdown(report: dict[str, Any]) -> str:
         mine = [c for c in cells if c["workload"] == workload]
         if not mine:
             continue
-        script = {c["concurrency"]: c["load"] for c in mine if c["variant"] == "script"}
+        script = {(c["concurrency"], c["variant"]): c["load"] for c in mine if c["variant"].startswith("script")}
         lines += [
             f"#### {workload}: `{mine[0]['model']}`",
             "",
-            f"Inputs: {'; '.join(descriptions)}.",
+            f"Inputs: {'; '.join(descriptions)}." + (
+                " A ZIP variant's × script is against `script-zip`, the script given the same ZIP."
+                if any(c["variant"] == "script-zip" for c in mine) else ""
+            ),
             "",
             "| variant | conc. | requests | throughput (req/s) | p50 (ms) | p95 (ms) | p50 × script | throughput × script | CPU ms/request | errors |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for cell in sorted(mine, key=lambda c: c["concurrency"]):
-            load, base = cell["load"], script.get(cell["concurrency"])
+            # a ZIP variant against the script given the same ZIP (when measured), others against the script
+            base = script.get((cell["concurrency"], "script-zip")) if cell["variant"].endswith("-zip") else None
+            load, base = cell["load"], base or script.get((cell["concurrency"], "script"))
             p50_ratio = load["p50_ms"] / base["p50_ms"] if base and base["p50_ms"] and load["p50_ms"] else None
             rps_ratio = load["throughput_rps"] / base["throughput_rps"] if base and base["throughput_rps"] else None
             cpu = cell["stages"].get("cpu_ms_per_request", {})
