@@ -172,3 +172,32 @@ class Readiness(BaseModel):
     )
     models_ready: int
     models_total: int
+
+
+class ViewerLabel(BaseModel):
+    """One foreground class of a segmentation and the colour it is drawn in."""
+
+    value: int = Field(description="The class value in the label map (1, 2, ...).")
+    label: str
+    color: str = Field(description="The overlay colour, '#rrggbb'.")
+
+
+class ViewerSlice(BaseModel):
+    """One rendered slice of the source with its overlay."""
+
+    index: int = Field(description="The slice's index in the answer's grid (slice order, 0-based).")
+    png: str = Field(description="Base64 PNG: the windowed slice with the coloured overlay, at most 512 px on its longer side.")
+    foreground_voxels: int = Field(description="Voxels of any foreground class in this slice.")
+
+
+class ViewerPublic(BaseModel):
+    """``format=viewer``: what a page needs to show a segmentation slice by slice."""
+
+    model: str
+    task: Task
+    labels: list[ViewerLabel]
+    slices: list[ViewerSlice]
+    default_slice: int = Field(description="The index of the rendered slice with the most foreground.")
+    measurements: list[MeasurementPublic]
+    shape: list[int] = Field(description="[slices, rows, columns] of the answer's grid (the source's).")
+    stride: int = Field(1, description="Every stride-th slice is rendered (1: all of them).")

@@ -20,7 +20,7 @@ from contract import Task
 
 from ..errors import InvalidUpload, OutputUnavailable
 from ..quality import answer_warnings
-from . import csv, fhir, heatmap, json, nifti, png, rle, sc, seg, sr
+from . import csv, fhir, heatmap, json, nifti, png, rle, sc, seg, sr, viewer
 from .encoder import Answer, OutputEncoder
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ ENCODERS: dict[str, OutputEncoder] = {
         heatmap.encoder,
         csv.encoder,
         fhir.encoder,
+        viewer.encoder,
     )
 }
 
