@@ -32,8 +32,9 @@ install: $(STAMP)
 # Orthanc (the hospital PACS of tests/e2e/test_orthanc_pacs.py) is named by its path: /usr/sbin is not on a
 # normal user's PATH, and `command -v /usr/sbin/Orthanc` answers for an absolute path.
 # Orthanc's DICOMweb plugin is the STOW-RS destination of tests/e2e/test_results_to_pacs.py.
+# chromium is the real browser the page's test (tests/e2e/test_ui.py) drives headless through Playwright.
 ORTHANC_DICOMWEB := /usr/share/orthanc/plugins/libOrthancDicomWeb.so
-SYSTEM_TOOLS := dciodvfy:dicom3tools promtool:prometheus storescu:dcmtk /usr/sbin/Orthanc:orthanc
+SYSTEM_TOOLS := dciodvfy:dicom3tools promtool:prometheus storescu:dcmtk /usr/sbin/Orthanc:orthanc chromium:chromium
 install-system-tools:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \

@@ -33,6 +33,7 @@ from .logs import configure_logging, request_id_var
 from .metrics import ERRORS, REQUEST_LATENCY
 from .security import authenticate
 from .triton import TritonClient
+from .ui import StaticPage
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 log = logging.getLogger("medserve.gateway")
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
 
     app.add_middleware(RequestContext, gateway=app)
+    app.add_middleware(StaticPage)  # the page (gateway/ui): outside the request context, its shell needs no key
     return app
 
 
