@@ -6,7 +6,7 @@ Export writes a card into the ``parameters`` of every Triton config it renders
 
 Triton parameters are strings. Keys of contract 1.x and what their strings hold::
 
-    medserve_contract      text   "1.2", or "2.0" for a card with a cascade or an output postprocessing
+    medserve_contract      text   "1.3", or "2.0" for a card with a cascade or an output postprocessing
                                   (major.minor; "1" is read as 1.0), see contract.version
     task                   text   a :class:`Task` value
     description            text   free text, never parsed
@@ -24,6 +24,8 @@ Triton parameters are strings. Keys of contract 1.x and what their strings hold:
                                   "inputs": {name: {feature: [low, high]}}, ...}; optional
     cascade                JSON   {"localiser": model name, "region": {...}}: this model is the last
                                   stage of a cascade (contract.cascade.CascadeSpec); optional
+    export_report          JSON   the export report, the document export_report.json holds (whose
+                                  sha256 is export_report_digest), for the gateway to show; optional (1.3)
 
 Only the keys marked JSON are parsed as JSON (:data:`JSON_KEYS`); other keys (the runner's
 ``onnx_model_filename``, keys of a later minor) are ignored. The card's ``name`` and
@@ -53,7 +55,7 @@ __all__ = ["CONTRACT_KEY", "JSON_KEYS", "ModelCard", "ModelInput", "ModelOutput"
 #: The parameter that marks a config as written by ``medserve export``, and under which version.
 CONTRACT_KEY = "medserve_contract"
 #: The parameters whose strings are JSON documents; every other value is plain text.
-JSON_KEYS = frozenset({"inputs", "outputs", "preprocessing", "drift_reference", "input_quality", "cascade"})
+JSON_KEYS = frozenset({"inputs", "outputs", "preprocessing", "drift_reference", "input_quality", "cascade", "export_report"})
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,7 @@ class ModelCard:
     variant_of: str | None = None
     input_quality: dict[str, Any] | None = None
     cascade: CascadeSpec | None = None
+    export_report: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", _member(Task, self.task, "task"))
@@ -170,6 +173,8 @@ class ModelCard:
             documents["input_quality"] = self.input_quality
         if self.cascade is not None:
             documents["cascade"] = self.cascade.to_document()
+        if self.export_report is not None:
+            documents["export_report"] = self.export_report
         texts = {
             CONTRACT_KEY: self.contract_version,
             "task": self.task.value,
@@ -211,6 +216,7 @@ class ModelCard:
                 variant_of=texts.get("variant_of"),
                 input_quality=_mapping(docs["input_quality"], "input_quality") if docs.get("input_quality") else None,
                 cascade=CascadeSpec.from_document(docs["cascade"]) if docs.get("cascade") else None,
+                export_report=_mapping(docs["export_report"], "export_report") if docs.get("export_report") else None,
             )
         except (KeyError, TypeError, ValueError, InvalidSpec) as exc:  # json.JSONDecodeError and MalformedCard are ValueErrors
             detail = exc.message if isinstance(exc, InvalidSpec) else str(exc)

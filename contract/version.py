@@ -17,8 +17,9 @@ __all__ = ["CONTRACT_VERSION", "CONTRACT_VERSION_CHANGED_ANSWER", "KNOWN_MAJORS"
 
 #: What ``medserve export`` writes today. 1.1 added the optional ``input_quality`` gate (a
 #: 1.0 reader that ignores it only checks less); 1.2 an output's optional label ``codes`` (a
-#: 1.1 reader that ignores them codes SEG segments and SR findings by its own table).
-CONTRACT_VERSION = "1.2"
+#: 1.1 reader that ignores them codes SEG segments and SR findings by its own table); 1.3 the
+#: optional ``export_report`` document (a 1.2 reader that ignores it only cannot show it).
+CONTRACT_VERSION = "1.3"
 #: What it writes for a card a 1.x reader must not serve: one with a ``cascade`` (served alone,
 #: its last stage would run on the whole series) or an output ``postprocessing`` (ignored, the
 #: answer would be a plain argmax). A new major, so that older gateways refuse the model

@@ -22,6 +22,7 @@ removed, so Triton never serves one the current report does not vouch for.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import tempfile
 import time
@@ -53,7 +54,7 @@ from .verify import OutputDifference, compare_outputs, onnx_outputs
 __all__ = ["ExportOptions", "ExportResult", "export_model", "source_digest"]
 
 #: Bumped whenever what export writes changes, so that stale demo repositories re-export.
-FORMAT_VERSION = "3"
+FORMAT_VERSION = "4"  # 4: the export report in the card
 
 
 @dataclass(frozen=True)
@@ -465,6 +466,7 @@ def _publish(context: _Context, steps: _Steps, report: ExportReport, repository:
         parameters = gateway_parameters(
             spec, precision=variant.precision, output_shapes=context.output_shapes, onnx_file=ONNX_FILE,
             report_digest=report_digest(variant.directory), drift_reference=reference, input_quality=report.input_quality,
+            export_report=json.loads((variant.directory / "export_report.json").read_text()),  # the document as written
         )
         write_configs(variant, spec, context.output_shapes, parameters)
         variant.directory.chmod(0o755)

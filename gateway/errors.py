@@ -5,6 +5,7 @@
     ├── Unauthorized               401   unauthorized             no API key
     ├── Forbidden                  403   forbidden                an unknown API key
     ├── ModelNotFound              404   model_not_found
+    ├── ReportUnavailable          404   report_unavailable       the model was exported without its report in the card
     ├── JobNotFound                404   job_not_found            no job with that id (or it was removed by retention)
     ├── JobNotFinished             409   job_not_finished         the job's result asked for while it is queued or running
     ├── JobFailed               (its code's) <the job's code>  the result of a failed job: the error it failed with
@@ -67,6 +68,13 @@ class Forbidden(GatewayError):
 
 class ModelNotFound(GatewayError):
     status_code, code = 404, "model_not_found"
+
+
+class ReportUnavailable(GatewayError):
+    """The model's card carries no export report (exported before contract 1.3, or not by
+    ``medserve export``'s pipeline)."""
+
+    status_code, code = 404, "report_unavailable"
 
 
 class JobNotFound(GatewayError):

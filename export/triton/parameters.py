@@ -19,11 +19,12 @@ __all__ = ["CONTRACT_VERSION", "gateway_parameters", "model_card"]
 
 def model_card(
     spec: ExportSpec, *, precision: str, output_shapes: list[list[int]], report_digest: str, drift_reference: dict[str, Any] | None,
-    input_quality: dict[str, Any] | None = None,
+    input_quality: dict[str, Any] | None = None, export_report: dict[str, Any] | None = None,
 ) -> ModelCard:
     """The card of ``spec``'s base model; ``output_shapes`` include the batch axis (-1).
     An input without a modality of its own takes its preprocessing's, when that names one.
-    ``input_quality``: the gate :func:`export.quality.derive_gate` derived (None: no gate)."""
+    ``input_quality``: the gate :func:`export.quality.derive_gate` derived (None: no gate);
+    ``export_report``: the document written as ``export_report.json``, for the gateway to show."""
     inputs = []
     for tensor in spec.inputs:
         prep = spec.input_preprocessing(tensor.name)
@@ -43,6 +44,7 @@ def model_card(
         variant_of=spec.name,
         input_quality=input_quality,
         cascade=CascadeSpec(spec.cascade.localiser_spec().name, spec.cascade.region_spec) if spec.cascade is not None else None,
+        export_report=export_report,
     )
 
 
@@ -55,10 +57,11 @@ def gateway_parameters(
     report_digest: str,
     drift_reference: dict[str, Any],
     input_quality: dict[str, Any] | None = None,
+    export_report: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """The parameters of one config: the card's, plus the runner's ONNX file name."""
     card = model_card(
         spec, precision=precision, output_shapes=output_shapes, report_digest=report_digest, drift_reference=drift_reference,
-        input_quality=input_quality,
+        input_quality=input_quality, export_report=export_report,
     )
     return card.to_parameters() | {"onnx_model_filename": onnx_file}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -133,8 +134,27 @@ def test_a_card_whose_answer_a_1x_reader_would_change_is_written_under_major_2()
     from postprocessing.region import RegionSpec
 
     plain = _card()
-    assert plain.to_parameters()["medserve_contract"] == CONTRACT_VERSION == "1.2"
+    assert plain.to_parameters()["medserve_contract"] == CONTRACT_VERSION == "1.3"
     cascade = replace(plain, cascade=CascadeSpec("localiser", RegionSpec(margin_fraction=0.1)))
     parameters = cascade.to_parameters()
     assert parameters["medserve_contract"] == CONTRACT_VERSION_CHANGED_ANSWER == "2.0"
     assert ModelCard.from_triton_config(_config(parameters)) == cascade
+
+
+def test_the_export_report_travels_in_the_card_as_the_document_and_is_optional() -> None:
+    """Contract 1.3: the report export wrote (any JSON document: text with quotes and newlines,
+    numbers, nested lists) comes back equal; a card without one (1.2 and before) reads as None."""
+    report = {"model": "m", "steps": [{"name": "torch2onnx", "status": "OK", "detail": 'opset 17, "quoted"\nnext line', "seconds": 0.25}],
+              "variants": [{"precision": "fp32", "metric": 0.99, "max_difference": [{"output": "p", "max_abs": 1e-7}]}]}
+    card = _card(export_report=report)
+    parameters = card.to_parameters()
+    assert parameters["medserve_contract"] == "1.3"
+    message = text_format.Parse(
+        "".join(f'parameters {{ key: {json.dumps(k)} value {{ string_value: {json.dumps(v)} }} }}\n' for k, v in parameters.items()),
+        model_config_pb2.ModelConfig(),
+    )
+    served = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    read = ModelCard.from_triton_config({"name": "m", "max_batch_size": 8, **served})
+    assert read.export_report == report and read == card
+    assert "export_report" not in _card().to_parameters()
+    assert ModelCard.from_triton_config(_config(_card().to_parameters())).export_report is None

@@ -48,6 +48,7 @@ def test_export_writes_a_verified_model_directory_per_variant(tiny_classifier_sp
         assert json.loads(parameters["inputs"])[0]["preprocessing"] == json.loads(parameters["preprocessing"])
         assert json.loads(parameters["outputs"])[0]["shape"] == [-1, 2]
         assert json.loads(parameters["drift_reference"])["cases"] == 64
+        assert json.loads(parameters["export_report"]) == json.loads((model_dir / "export_report.json").read_text())  # the same document
         assert _config(model_dir, "configs/onnxruntime.pbtxt").parameters["precision"].string_value == precision
     int8_ops = {n.op_type for n in onnx.load(str(result.model_dirs[1] / "1" / "model.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= int8_ops

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 
+from ...errors import ReportUnavailable
 from ...schemas import ErrorBody, ModelList, ModelPublic, ModelSummary, OutputPublic, TensorPublic
 from ..deps import CatalogDep, TritonDep
 
@@ -47,3 +50,18 @@ async def get_model(name: str, request: Request, catalog: CatalogDep, triton: Tr
         max_batch_size=card.max_batch_size,
         export_report_digest=card.export_report_digest,
     )
+
+
+@router.get(
+    "/{name}/report",
+    summary="The model's export report: steps, variants with metrics and latency, gates, environment",
+    description="The document `medserve export` wrote as `export_report.json`, carried in the model card (contract 1.3); "
+    "404 `report_unavailable` for a model exported without it.",
+    responses=_ERRORS,
+)
+async def get_report(name: str, request: Request, catalog: CatalogDep) -> dict[str, Any]:
+    card = await catalog.card(name)
+    request.state.model_name = card.name
+    if card.export_report is None:
+        raise ReportUnavailable(f"model {card.name!r} was exported without its report in the card; export it again to see it")
+    return card.export_report
