@@ -17,6 +17,10 @@ Math (also in the README):
   window holds ``min_samples`` requests.
 - An observation only updates running sums (O(bins) per feature); the scores themselves are
   computed when Prometheus scrapes ``/metrics`` (:class:`DriftPublisher`), not per request.
+- Each monitor keeps a **history** of its scores for the last hour: at most one point per wall-clock
+  minute (:data:`HISTORY_POINTS`), the scores last computed in that minute. Scores are computed when
+  scraped or asked for (``GET /v1/models/{name}/drift``), and by an observation that finds no point
+  of its minute yet, so that traffic alone fills the history at one computation a minute.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import time
 from collections import Counter as TallyCounter
 from collections import deque
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from prometheus_client import REGISTRY, Gauge
@@ -39,6 +43,10 @@ from preprocessing.frames import frame_headers, is_enhanced
 from .metrics import multiprocess_mode
 
 EPSILON = 1e-4
+#: Points a monitor's history keeps: one per minute, the last hour.
+HISTORY_POINTS = 60
+#: The period of one history point, in seconds.
+HISTORY_PERIOD_S = 60.0
 
 
 def _probabilities(counts: np.ndarray) -> np.ndarray:
@@ -168,8 +176,13 @@ class DriftMonitor:
         categorical: Mapping[str, Mapping[str, float]],
         window_size: int = 200,
         min_samples: int = 20,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock``: wall-clock seconds since the epoch, which dates the history's points."""
         self.model = model
+        self._clock = clock
+        #: (seconds since the epoch, scores) per minute with scores, oldest first.
+        self._history: deque[tuple[float, dict[str, dict[str, float]]]] = deque(maxlen=HISTORY_POINTS)
         self.min_samples = min_samples
         self._numeric = {name: _NumericWindow(ref, window_size) for name, ref in numeric.items()}
         self._categorical = {name: _CategoricalWindow(ref, window_size) for name, ref in categorical.items()}
@@ -189,12 +202,31 @@ class DriftMonitor:
             if name in self._categorical:
                 self._categorical[name].add(value)
         self.samples = min(self.samples + 1, self.window_size)
+        if not self._history or self._minute(self._history[-1][0]) != self._minute(self._clock()):
+            self.scores()  # the first observation of a minute gives the history its point
 
     def scores(self) -> dict[str, dict[str, float]]:
-        """PSI (and KS for numeric features) per feature; empty until ``min_samples`` requests."""
+        """PSI (and KS for numeric features) per feature; empty until ``min_samples`` requests.
+        Scores that are computed become the history's point of the current minute."""
         if self.samples < self.min_samples:
             return {}
-        return {name: window.scores() for name, window in (*self._numeric.items(), *self._categorical.items()) if window.window}
+        computed = {name: window.scores() for name, window in (*self._numeric.items(), *self._categorical.items()) if window.window}
+        now = self._clock()
+        if self._history and self._minute(self._history[-1][0]) == self._minute(now):
+            self._history[-1] = (now, computed)
+        else:
+            self._history.append((now, computed))
+        return computed
+
+    def history(self) -> list[tuple[float, dict[str, dict[str, float]]]]:
+        """(seconds since the epoch, scores) of the last hour, at most one point per minute,
+        oldest first; empty until scores were computed (``min_samples`` requests)."""
+        since = self._clock() - HISTORY_POINTS * HISTORY_PERIOD_S
+        return [(at, scores) for at, scores in self._history if at > since]
+
+    @staticmethod
+    def _minute(seconds: float) -> int:
+        return int(seconds // HISTORY_PERIOD_S)
 
 
 class DriftPublisher:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -201,3 +202,23 @@ class ViewerPublic(BaseModel):
     measurements: list[MeasurementPublic]
     shape: list[int] = Field(description="[slices, rows, columns] of the answer's grid (the source's).")
     stride: int = Field(1, description="Every stride-th slice is rendered (1: all of them).")
+
+
+class DriftPointPublic(BaseModel):
+    """A model's drift scores as computed at one time (at most one point per minute)."""
+
+    at: datetime = Field(description="When the scores were computed (UTC).")
+    scores: dict[str, dict[str, float | None]] = Field(description="Per feature: psi, and ks for numeric features (null: not finite).")
+
+
+class DriftPublic(BaseModel):
+    """One gateway worker's drift monitor of a model: its scores now and over the last hour."""
+
+    model: str
+    window_samples: int = Field(description="Requests in the drift window (of the answering worker).")
+    min_samples: int = Field(description="Requests the window needs before scores are computed.")
+    features: dict[str, dict[str, float | None]] = Field(
+        description="Every feature of the model's drift reference: its current psi (and ks for numeric ones); psi null "
+        "until the window holds min_samples requests with that feature. Empty for a model exported without a drift reference."
+    )
+    history: list[DriftPointPublic] = Field(description="The last 60 minutes, at most one point per minute, oldest first; empty when nothing was scored.")

@@ -154,3 +154,50 @@ def test_a_single_value_counts_as_its_histogram(value) -> None:
     expected = histogram(np.ravel(np.asarray(value, dtype=float)), reference.edges)
     assert [w.tolist() for w in window.window] == [expected.tolist()] * 3
     assert window.current.tolist() == (expected * 3).tolist()
+
+
+class _Clock:
+    """Wall-clock seconds that a test moves by hand."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _history_monitor(clock: _Clock) -> DriftMonitor:
+    return DriftMonitor("m", {"x": HistogramReference(np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0]))}, {}, window_size=10, min_samples=2, clock=clock)
+
+
+def test_the_history_holds_one_point_per_minute_the_last_computed_scores_of_it() -> None:
+    clock = _Clock(1_000_000 * 60.0)
+    monitor = _history_monitor(clock)
+    monitor.observe({"x": 0.5}, {})
+    assert monitor.history() == []  # below min_samples: nothing is scored
+    monitor.observe({"x": 0.5}, {})  # the first scores of this minute, computed by the observation
+    [(at, first)] = monitor.history()
+    assert at == clock.now and set(first) == {"x"}
+
+    clock.now += 30
+    monitor.observe({"x": 1.5}, {})
+    assert len(monitor.history()) == 1  # same minute: an observation computes nothing
+    now = monitor.scores()
+    assert monitor.history() == [(clock.now, now)]  # asked for: the minute's point is the newest scores
+
+    clock.now += 45  # the next minute: its first observation makes its point
+    monitor.observe({"x": 1.5}, {})
+    assert [at for at, _ in monitor.history()] == [clock.now - 45, clock.now]
+
+
+def test_the_history_keeps_the_last_hour_oldest_first() -> None:
+    clock = _Clock(1_000_000 * 60.0)
+    monitor = _history_monitor(clock)
+    for minute in range(90):
+        monitor.observe({"x": 0.5}, {})
+        clock.now += 60
+    points = [at for at, _ in monitor.history()]
+    assert len(points) == 59  # the 60 newest minutes, the oldest of them now just over an hour old
+    assert points == sorted(points) and clock.now - points[0] <= 3600
+    clock.now += 3600
+    assert monitor.history() == []

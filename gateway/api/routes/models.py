@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from ...errors import ReportUnavailable
-from ...schemas import ErrorBody, ModelList, ModelPublic, ModelSummary, OutputPublic, TensorPublic
+from ...schemas import DriftPointPublic, DriftPublic, ErrorBody, ModelList, ModelPublic, ModelSummary, OutputPublic, TensorPublic
 from ..deps import CatalogDep, TritonDep
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -65,3 +67,31 @@ async def get_report(name: str, request: Request, catalog: CatalogDep) -> dict[s
     if card.export_report is None:
         raise ReportUnavailable(f"model {card.name!r} was exported without its report in the card; export it again to see it")
     return card.export_report
+
+
+def _finite(scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float | None]]:
+    return {feature: {stat: value if math.isfinite(value) else None for stat, value in stats.items()} for feature, stats in scores.items()}
+
+
+@router.get(
+    "/{name}/drift",
+    response_model=DriftPublic,
+    summary="Drift scores of the model's recent inputs and predictions: now and per minute over the last hour",
+    description="The answering gateway worker's own drift monitor (with several workers, each sees its share of the traffic; "
+    "`/metrics` publishes the most recent of any worker).",
+    responses=_ERRORS,
+)
+async def get_drift(name: str, request: Request, catalog: CatalogDep) -> DriftPublic:
+    card = await catalog.card(name)
+    request.state.model_name = card.name
+    monitor = catalog.monitor(card)
+    if monitor is None:  # exported without a drift reference: nothing is watched
+        return DriftPublic(model=card.name, window_samples=0, min_samples=catalog.drift_min_samples, features={}, history=[])
+    scores = _finite(monitor.scores())
+    return DriftPublic(
+        model=card.name,
+        window_samples=monitor.samples,
+        min_samples=monitor.min_samples,
+        features={feature: scores.get(feature, {"psi": None}) for feature in monitor.features},
+        history=[DriftPointPublic(at=datetime.fromtimestamp(at, timezone.utc), scores=_finite(point)) for at, point in monitor.history()],
+    )
