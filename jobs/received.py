@@ -17,6 +17,7 @@ reopen it). Times are timezone-aware UTC datetimes.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -260,6 +261,24 @@ class ReceivedStore:
         with Session(self.engine) as session:
             row = session.get(ReceivedSeries, series_uid)
             return SeriesRecord.of(row) if row is not None else None
+
+    def calling_aes(self, series_uids: Iterable[str] = (), study_uids: Iterable[str] = ()) -> tuple[dict[str, str], dict[str, str]]:
+        """Who sent what, for the jobs' public view: the calling AE title of each of ``series_uids``
+        (the one its first instance came with), and of each of ``study_uids`` its series' titles
+        (one, or several sorted and joined by ", " when its series came from different senders).
+        A UID that was not received here (or whose rows are gone) is absent. Two queries."""
+        series_ids, study_ids = sorted(set(series_uids)), sorted(set(study_uids))
+        by_series: dict[str, str] = {}
+        by_study: dict[str, set[str]] = {}
+        with Session(self.engine) as session:
+            if series_ids:
+                query = select(ReceivedSeries.series_uid, ReceivedSeries.calling_ae).where(ReceivedSeries.series_uid.in_(series_ids))
+                by_series = {uid: ae for uid, ae in session.execute(query)}
+            if study_ids:
+                query = select(ReceivedSeries.study_uid, ReceivedSeries.calling_ae).where(ReceivedSeries.study_uid.in_(study_ids))
+                for uid, ae in session.execute(query):
+                    by_study.setdefault(uid, set()).add(ae)
+        return by_series, {uid: ", ".join(sorted(aes)) for uid, aes in by_study.items()}
 
     def instances_of(self, series_uid: str) -> list[Path]:
         """The spool files of a series' recorded instances, in the order they were received."""

@@ -56,6 +56,7 @@ def test_a_series_pushed_by_storescu_is_routed_run_and_answered_as_predict_would
     series_uid = pydicom.dcmread(next(folder.iterdir()), stop_before_pixels=True).SeriesInstanceUID
     [job] = _wait_for_jobs(client, series_uid, {"done", "failed"})
     assert (job["state"], job["model"], job["source"]) == ("done", SEG_3D, "dimse"), job
+    assert job["calling_ae"] == "PACS"  # storescu's -aet: who sent the series
     result = client.get(f"/v1/jobs/{job['id']}/result")
     assert result.status_code == 200, result.text
     files = [("files", (path.name, path.read_bytes(), "application/dicom")) for path in sorted(folder.iterdir())]

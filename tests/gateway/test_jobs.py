@@ -66,6 +66,7 @@ def test_a_job_answers_202_with_its_location_and_is_queued(served: TestClient, r
     body = response.json()
     assert response.headers["Location"] == f"/v1/jobs/{body['id']}"
     assert (body["state"], body["model"], body["source"], body["format"], body["attempts"]) == ("queued", CLASSIFIER, "rest", "json", 0)
+    assert body["calling_ae"] is None  # only a job of a series received over DIMSE has a sender AE
     assert body["study_uid"] and body["series_uid"]  # read from the upload, for the filters
     job = store.get(body["id"])
     assert sorted(path.name for path in Path(job.input_dir).iterdir()) == ["0000.dcm", "parts.json"]

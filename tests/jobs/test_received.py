@@ -101,3 +101,18 @@ def test_timers_survive_a_restart(database_url: str, tmp_path: Path) -> None:
     restarted = ReceivedStore(make_engine(url))
     assert [s.series_uid for s in restarted.due_series(seconds(10), silence_s=10, max_age_s=3600)] == ["1.2.3"]
     assert restarted.instances_of("1.2.3") == [tmp_path / "spool/1.2.3/1.2.3.1.dcm"]
+
+
+def test_the_calling_ae_of_series_and_of_studies_is_looked_up_for_the_jobs_view(store: ReceivedStore, tmp_path: Path) -> None:
+    """A series' sender is the AE its first instance came with; a study's, its series' senders
+    (several sorted and joined); what was not received here is absent."""
+    record(store, tmp_path, "1.2.3.1", series="1.2.3")
+    record(store, tmp_path, "1.2.3.2", series="1.2.3")
+    store.record_instance(
+        sop_instance_uid="1.2.4.1", series_uid="1.2.4", study_uid="1.2", path=tmp_path / "x.dcm", size_bytes=10,
+        calling_ae="MODALITY1", called_ae="MEDSERVE", transfer_syntax="1.2.840.10008.1.2.1", received_at=seconds(1),
+    )
+    by_series, by_study = store.calling_aes(["1.2.3", "1.2.4", "9.9"], ["1.2", "9.8"])
+    assert by_series == {"1.2.3": "PACS", "1.2.4": "MODALITY1"}
+    assert by_study == {"1.2": "MODALITY1, PACS"}
+    assert store.calling_aes() == ({}, {})

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from jobs import Job, JobStore
 from jobs.delivery import Delivery, DeliveryStore
+from jobs.received import ReceivedStore
 from preprocessing import PreprocessingError, open_instance
 from preprocessing.attributes import header_text
 
@@ -109,11 +110,17 @@ class JobPublic(BaseModel):
         description="Its deliveries in one word (failed_export when one is dead-lettered); null when its route sends nothing."
     )
     deliveries: list[DeliveryPublic] = Field(description="Where its DICOM outputs go (the send entries of its route).")
+    calling_ae: str | None = Field(
+        None,
+        description="The DICOM calling AE title that sent a dimse job's series (a study job's series: several joined by ', '); "
+        "null for rest and stow jobs, or once the received series' record is gone.",
+    )
 
     @classmethod
-    def of(cls, job: Job, deliveries: list[Delivery] = ()) -> JobPublic:
+    def of(cls, job: Job, deliveries: list[Delivery] = (), calling_ae: str | None = None) -> JobPublic:
         deliveries = list(deliveries)
         return cls(
+            calling_ae=calling_ae if job.source == "dimse" else None,
             export_state=export_state(deliveries), deliveries=[DeliveryPublic.of(d) for d in deliveries],
             id=job.id, model=job.model, source=job.source, state=job.state, format=job.output_format,
             created_at=job.created_at, updated_at=job.updated_at, started_at=job.started_at, finished_at=job.finished_at,
@@ -215,10 +222,24 @@ def _deliveries(request: Request) -> DeliveryStore:
     return DeliveryStore(_store(request).engine)
 
 
+def _calling_aes(request: Request, jobs: list[Job]) -> dict[str, str]:
+    """The calling AE title of each dimse job's received series (a study job: its study's), by job id."""
+    dimse = [job for job in jobs if job.source == "dimse"]
+    if not dimse:
+        return {}
+    by_series, by_study = ReceivedStore(_store(request).engine).calling_aes(
+        [job.series_uid for job in dimse if job.series_uid], [job.study_uid for job in dimse if job.study_uid and not job.series_uid]
+    )
+    found = {job.id: by_series.get(job.series_uid) if job.series_uid else by_study.get(job.study_uid or "") for job in dimse}
+    return {job_id: ae for job_id, ae in found.items() if ae is not None}
+
+
 async def _public(request: Request, jobs: list[Job]) -> list[JobPublic]:
-    """The jobs as the API shows them, each with its deliveries (one query for all)."""
+    """The jobs as the API shows them, each with its deliveries and a dimse job with its sender
+    (one query for all deliveries, at most two for the senders)."""
     deliveries = await anyio.to_thread.run_sync(_deliveries(request).for_jobs, [job.id for job in jobs])
-    return [JobPublic.of(job, deliveries[job.id]) for job in jobs]
+    senders = await anyio.to_thread.run_sync(_calling_aes, request, jobs)
+    return [JobPublic.of(job, deliveries[job.id], senders.get(job.id)) for job in jobs]
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobPublic, summary="A job's state, stage times, error and deliveries", responses=_errors(401, 403, 404, 422))
