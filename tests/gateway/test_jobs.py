@@ -174,3 +174,19 @@ def test_a_job_answers_the_structured_report_predict_answers(served: TestClient,
     assert from_job.SOPInstanceUID == from_predict.SOPInstanceUID  # the same result, the same report
     tracking = lambda sr: [g.tracking_uid for g in sr.content.get_volumetric_roi_measurement_groups()]  # noqa: E731
     assert tracking(from_job) == tracking(from_predict)
+
+
+def test_a_viewer_job_stores_the_viewer_answer_predict_gives(served: TestClient, worker: JobWorker, real_ct_files) -> None:
+    """format=viewer as a job's format (the page's result viewer of a finished job): a 2D
+    segmenter's one slice, byte-equal to predict's answer."""
+    data = real_ct_files["CT_small"].read_bytes()
+    job_id = submit(served, SEGMENTER, data, "?format=viewer").json()["id"]
+    while (done := worker.run_once()) is not None and done.id != job_id:
+        pass
+    result = served.get(f"/v1/jobs/{job_id}/result")
+    synchronous = served.post(f"/v1/models/{SEGMENTER}/predict?format=viewer", content=data, headers=DICOM)
+    assert synchronous.status_code == 200 and result.status_code == 200, result.text
+    assert result.headers["content-type"] == "application/json"
+    assert result.content == synchronous.content
+    body = result.json()
+    assert body["shape"] == [1, 128, 128] and [s["index"] for s in body["slices"]] == [0] and body["default_slice"] == 0
