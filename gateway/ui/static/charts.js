@@ -21,21 +21,21 @@ function frame(width, height, title) {
 
 /** Bars of `items` [{label, value}] (null values drawn as "n/a"); `unit` after each number. */
 export function barChart(title, items, { unit = "", max } = {}) {
-  const row = 26, labelWidth = 170, width = 480, barMax = width - labelWidth - 90;
+  const row = 30, labelWidth = 160, width = 440, barMax = width - labelWidth - 95;
   const height = Math.max(1, items.length) * row + 12;
   const svg = frame(width, height, title);
   const top = max ?? Math.max(1e-12, ...items.map((i) => (typeof i.value === "number" ? Math.abs(i.value) : 0)));
   items.forEach((item, k) => {
     const y = 6 + k * row;
-    const label = item.label.length > 26 ? `${item.label.slice(0, 25)}…` : item.label;
-    svg.append(s("text", { x: labelWidth - 6, y: y + 17, "text-anchor": "end", "font-size": 12, fill: "#1b1f24" }, label));
+    const label = item.label.length > 20 ? `${item.label.slice(0, 19)}…` : item.label;
+    svg.append(s("text", { x: labelWidth - 6, y: y + 20, "text-anchor": "end", "font-size": 14, fill: "#1b1f24" }, label));
     if (typeof item.value === "number") {
       const w = Math.max(1, (Math.abs(item.value) / top) * barMax);
       const color = PALETTE[k % PALETTE.length];
       svg.append(s("rect", { x: labelWidth, y: y + 4, width: w, height: row - 8, fill: color, "data-value": item.value }));
-      svg.append(s("text", { x: labelWidth + w + 5, y: y + 17, "font-size": 12, fill: "#1b1f24" }, `${fmt(item.value)}${unit}`));
+      svg.append(s("text", { x: labelWidth + w + 5, y: y + 20, "font-size": 14, fill: "#1b1f24" }, `${fmt(item.value)}${unit}`));
     } else {
-      svg.append(s("text", { x: labelWidth + 5, y: y + 17, "font-size": 12, fill: "#4a5561" }, "n/a"));
+      svg.append(s("text", { x: labelWidth + 5, y: y + 20, "font-size": 14, fill: "#4a5561" }, "n/a"));
     }
   });
   return svg;

@@ -91,7 +91,7 @@ export async function tryView(main) {
       const { body, headers } = bodyOf(files);
       const answer = await api(predictUrl(select.value, segmentation ? "viewer" : "json"), { method: "POST", body, headers });
       result.replaceChildren(h("h2", { text: `Answer of ${select.value}` }),
-        segmentation ? [sliceViewer(answer), downloads(select.value, files)] : probabilities(answer));
+        ...(segmentation ? [sliceViewer(answer), downloads(select.value, files)] : [probabilities(answer)]));
       result.setAttribute("data-state", "done");
     } catch (error) {
       result.replaceChildren(errorBox(error, "The model could not answer."));
