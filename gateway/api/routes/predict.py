@@ -10,7 +10,7 @@ from ...dispatch import run_model
 from ...outputs.negotiation import requested_format
 from ...outputs.openapi import FORMAT_NAMES, binary_answers, predict_description
 from ...stages import StageClock
-from ...schemas import ClassificationPublic, ErrorBody, SegmentationPublic
+from ...schemas import ClassificationPublic, ErrorBody, SegmentationPublic, ViewerPublic
 from ...uploads import DICOM, UploadLimits, receive
 from ..deps import AdmissionDep, CatalogDep, SettingsDep, TritonDep
 
@@ -36,7 +36,7 @@ _ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 406, 413,
 
 @router.post(
     "/{name}/predict",
-    response_model=ClassificationPublic | SegmentationPublic,
+    response_model=ClassificationPublic | SegmentationPublic | ViewerPublic,
     summary="Run a model on DICOM",
     description=predict_description(),
     openapi_extra={"requestBody": _REQUEST_BODY},
@@ -56,7 +56,7 @@ async def predict(
         json_schema_extra={"enum": FORMAT_NAMES},
     ),
     slice_index: int | None = Query(None, alias="slice", ge=0, description="Slice shown by format=png (default: most foreground), or instance shown by format=heatmap (default: the first)"),
-) -> ClassificationPublic | SegmentationPublic | Response:
+) -> ClassificationPublic | SegmentationPublic | ViewerPublic | Response:
     card = await catalog.card(name)
     request.state.model_name = card.name
     output_format = requested_format(request)
