@@ -300,6 +300,7 @@ def run(
         say(f"dimse receiver ready (pid {receiver.pid}, spool {work_dir / 'node' / 'spool'})")
         print(
             "\nmedserve is ready.\n"
+            f"  page:     {gateway.url}/ui/   (models and their export reports, try a DICOM file, jobs)\n"
             f"  models:   curl -s {gateway.url}/v1/models\n"
             + "".join(line + "\n" for line in example_lines(models, gateway.url, demo, server.poll_seconds))
             + f"  DICOM:    echoscu -aec {dimse_ae} {host} {dimse_port}\n"
