@@ -128,6 +128,29 @@ def test_a_models_page_shows_its_export_report_with_charts_and_its_drift(live_ga
     assert values == pytest.approx([v["latency_ms_p50_batch1"] for v in written])
 
 
+def test_once_traffic_was_seen_the_drift_of_the_last_hour_is_a_line_chart(live_gateway, open_page, real_ct_files) -> None:
+    """Enough predictions for the drift window to publish scores, then one line per feature
+    with a PSI in the hour's history (the gateway's own monitor: one worker here)."""
+    from playwright.sync_api import expect
+
+    url = live_gateway["url"]
+    drift = httpx.get(f"{url}/v1/models/{CLASSIFIER}/drift")
+    assert drift.status_code == 200, drift.text
+    body = real_ct_files["CT_small"].read_bytes()
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for _ in range(drift.json()["min_samples"]):
+            assert client.post(f"/v1/models/{CLASSIFIER}/predict", content=body, headers={"Content-Type": "application/dicom"}).status_code == 200
+    history = httpx.get(f"{url}/v1/models/{CLASSIFIER}/drift").json()["history"]
+    with_psi = {name for point in history for name, score in point["scores"].items() if isinstance(score.get("psi"), (int, float))}
+    assert with_psi
+    page = open_page(f"{url}/ui/#/models/{CLASSIFIER}")
+    ready(page)
+    chart = page.locator("#drift figure", has=page.locator("figcaption", has_text="PSI per feature"))
+    expect(chart.locator("svg[role='img']")).to_be_visible()
+    expect(chart.locator("svg path")).to_have_count(len(with_psi))
+    chart.screenshot(path=SCREENSHOTS / "drift.png")
+
+
 def test_a_real_ct_file_gets_its_probabilities_as_bars(live_gateway, open_page, real_ct_files) -> None:
     from playwright.sync_api import expect
 
@@ -227,14 +250,8 @@ def test_a_finished_job_is_listed_with_its_stage_times_and_its_result_shown(live
     from playwright.sync_api import expect
 
     url = live_gateway["url"]
-    submitted = httpx.post(f"{url}/v1/models/{CLASSIFIER}/jobs", content=real_ct_files["CTImageStorage"].read_bytes(),
-                           headers={"Content-Type": "application/dicom"})
-    assert submitted.status_code == 202, submitted.text
-    job_id = submitted.headers["location"].rsplit("/", 1)[-1]
-    deadline = time.monotonic() + WAIT_MS / 1000
-    while (job := httpx.get(f"{url}/v1/jobs/{job_id}").json())["state"] not in ("done", "failed") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert job["state"] == "done", job
+    job = finished_job(url, CLASSIFIER, real_ct_files["CTImageStorage"])
+    job_id = job["id"]
     page = open_page(f"{url}/ui/#/jobs")
     ready(page)
     row = page.locator("#job-list tr", has=page.get_by_role("link", name=job_id[:12]))
@@ -248,6 +265,31 @@ def test_a_finished_job_is_listed_with_its_stage_times_and_its_result_shown(live
     expect(page.locator("#job-result")).to_have_attribute("data-loaded", "true")
     result = httpx.get(f"{url}{job['result_url']}").json()
     expect(page.locator("#top-label")).to_have_text(result["top_label"])
+
+
+def test_a_segmentation_job_in_the_viewer_format_is_shown_in_the_slice_viewer(live_gateway, open_page, real_ct_files) -> None:
+    from playwright.sync_api import expect
+
+    url = live_gateway["url"]
+    job = finished_job(url, "ct_nodule_segmenter", real_ct_files["CT_small"], format="viewer")
+    page = open_page(f"{url}/ui/#/jobs/{job['id']}")
+    ready(page)
+    expect(page.locator("#job-result")).to_have_attribute("data-loaded", "true")
+    expect(page.locator("#job-result #slice-image")).to_have_attribute("src", re.compile("^data:image/png;base64,"))
+    expect(page.locator("#job-result")).to_contain_text("Measurements")
+
+
+def finished_job(url: str, model: str, source: Path, **params: str) -> dict:
+    """A REST job of ``source`` on ``model``, once it is done (its JobPublic)."""
+    submitted = httpx.post(f"{url}/v1/models/{model}/jobs", params=params, content=source.read_bytes(),
+                           headers={"Content-Type": "application/dicom"})
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.headers["location"].rsplit("/", 1)[-1]
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while (job := httpx.get(f"{url}/v1/jobs/{job_id}").json())["state"] not in ("done", "failed") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert job["state"] == "done", job
+    return job
 
 
 def test_with_api_keys_the_page_asks_for_the_key_once_and_then_works(start_gateway, open_page) -> None:

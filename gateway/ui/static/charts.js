@@ -4,7 +4,8 @@ import { fmt } from "./dom.js";
 
 const NS = "http://www.w3.org/2000/svg";
 // Colours with at least 4.5:1 contrast on white (WCAG AA for the text drawn in them).
-export const PALETTE = ["#0b5cad", "#b34d00", "#146c2e", "#7b1fa2", "#b3261e", "#00695c", "#4a5561", "#8a4b00"];
+export const PALETTE = ["#0b5cad", "#b34d00", "#146c2e", "#7b1fa2", "#b3261e", "#00695c", "#4a5561", "#8a4b00",
+  "#283593", "#ad1457", "#33691e", "#5d4037"];
 
 function s(tag, attrs = {}, text) {
   const el = document.createElementNS(NS, tag);
@@ -45,13 +46,14 @@ export function barChart(title, items, { unit = "", max } = {}) {
  * Lines of `series` [{name, points: [{t: Date, y: number|null}]}] over time; a null y breaks a
  * line. `bands` [{y, label}]: dashed reference lines (e.g. the PSI alert level).
  */
-export function lineChart(title, series, { bands = [] } = {}) {
+export function lineChart(title, series, { bands = [], spanMs = 3600000 } = {}) {
   const legendRows = Math.ceil(Math.max(1, series.length) / 3);
   const width = 560, left = 48, right = 12, top = 12, bottom = 30 + legendRows * 14, height = 190 + bottom;
   const svg = frame(width, height, title);
   const all = series.flatMap((x) => x.points).filter((p) => typeof p.y === "number");
   const times = series.flatMap((x) => x.points).map((p) => p.t.getTime());
-  const t0 = Math.min(...times), t1 = Math.max(...times, t0 + 60000);
+  // The time axis is `spanMs` up to the latest point (or now): an hour reads as an hour.
+  const t1 = Math.max(...times, Date.now()), t0 = Math.min(...times, t1 - spanMs);
   const yMax = Math.max(...all.map((p) => p.y), ...bands.map((b) => b.y), 1e-9) * 1.1;
   const X = (t) => left + ((t - t0) / (t1 - t0)) * (width - left - right);
   const Y = (y) => top + (1 - y / yMax) * (height - top - bottom);
@@ -64,6 +66,9 @@ export function lineChart(title, series, { bands = [] } = {}) {
     const d = new Date(t);
     svg.append(s("text", { x: X(t), y: Y(0) + 14, "text-anchor": t === t0 ? "start" : "end", "font-size": 11, fill: "#1b1f24" },
       d.toISOString().slice(11, 16) + " UTC"));
+  }
+  for (let m = 15; m < (t1 - t0) / 60000; m += 15) {  // a tick every 15 minutes back from the end
+    svg.append(s("line", { x1: X(t1 - m * 60000), y1: Y(0), x2: X(t1 - m * 60000), y2: Y(0) + 4, stroke: "#4a5561" }));
   }
   for (const band of bands) {
     svg.append(s("line", { x1: left, y1: Y(band.y), x2: width - right, y2: Y(band.y), stroke: "#b3261e", "stroke-dasharray": "4 3" }));
