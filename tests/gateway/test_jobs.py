@@ -158,17 +158,22 @@ def test_a_worker_thread_runs_the_queue(served: TestClient, worker: JobWorker, r
     assert served.get(f"/v1/jobs/{job_id}/result").json()["model"] == CLASSIFIER
 
 
+def _as_job_and_predicted(served: TestClient, worker: JobWorker, data: bytes, output_format: str):
+    """The segmenter's answer to ``data`` in ``output_format`` twice: as a job's stored result
+    (the job run to its end) and as predict's answer."""
+    job_id = submit(served, SEGMENTER, data, f"?format={output_format}").json()["id"]
+    while (done := worker.run_once()) is not None and done.id != job_id:
+        pass
+    result = served.get(f"/v1/jobs/{job_id}/result")
+    return result, served.post(f"/v1/models/{SEGMENTER}/predict?format={output_format}", content=data, headers=DICOM)
+
+
 def test_a_job_answers_the_structured_report_predict_answers(served: TestClient, worker: JobWorker, real_ct_files) -> None:
     import io
 
     import highdicom as hd
 
-    data = real_ct_files["CT_small"].read_bytes()
-    job_id = submit(served, SEGMENTER, data, "?format=sr").json()["id"]
-    while (done := worker.run_once()) is not None and done.id != job_id:
-        pass
-    result = served.get(f"/v1/jobs/{job_id}/result")
-    synchronous = served.post(f"/v1/models/{SEGMENTER}/predict?format=sr", content=data, headers=DICOM)
+    result, synchronous = _as_job_and_predicted(served, worker, real_ct_files["CT_small"].read_bytes(), "sr")
     assert result.status_code == synchronous.status_code == 200 and result.headers["content-type"] == "application/dicom"
     from_job, from_predict = hd.sr.srread(io.BytesIO(result.content)), hd.sr.srread(io.BytesIO(synchronous.content))
     assert from_job.SOPInstanceUID == from_predict.SOPInstanceUID  # the same result, the same report
@@ -179,12 +184,7 @@ def test_a_job_answers_the_structured_report_predict_answers(served: TestClient,
 def test_a_viewer_job_stores_the_viewer_answer_predict_gives(served: TestClient, worker: JobWorker, real_ct_files) -> None:
     """format=viewer as a job's format (the page's result viewer of a finished job): a 2D
     segmenter's one slice, byte-equal to predict's answer."""
-    data = real_ct_files["CT_small"].read_bytes()
-    job_id = submit(served, SEGMENTER, data, "?format=viewer").json()["id"]
-    while (done := worker.run_once()) is not None and done.id != job_id:
-        pass
-    result = served.get(f"/v1/jobs/{job_id}/result")
-    synchronous = served.post(f"/v1/models/{SEGMENTER}/predict?format=viewer", content=data, headers=DICOM)
+    result, synchronous = _as_job_and_predicted(served, worker, real_ct_files["CT_small"].read_bytes(), "viewer")
     assert synchronous.status_code == 200 and result.status_code == 200, result.text
     assert result.headers["content-type"] == "application/json"
     assert result.content == synchronous.content
