@@ -20,6 +20,8 @@ from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..metrics import ERRORS
+
 #: Where the page's files are (package data of ``gateway.ui``).
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: The URL prefix of the page.
@@ -40,7 +42,7 @@ class StaticPage:
     """``/`` and ``/ui`` → 307 ``/ui/``; ``/ui/<file>`` from :data:`STATIC_DIR` with the security
     headers; every other path goes on to ``app`` unchanged. A missing file is a 404 and a method
     other than GET/HEAD a 405, both as the API's JSON error body (``not_found``,
-    ``method_not_allowed``)."""
+    ``method_not_allowed``) and counted in ``medserve_errors_total``."""
 
     def __init__(self, app: ASGIApp, directory: Path = STATIC_DIR) -> None:
         self.app = app
@@ -65,10 +67,12 @@ class StaticPage:
         try:
             response = await self.files.get_response(self.files.get_path(inner), inner)
         except HTTPException as exc:
-            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-            body = {"code": code, "message": f"{exc.detail}: {scope['path']}" if exc.status_code == 404 else str(exc.detail),
-                    "request_id": uuid.uuid4().hex}
-            await _send(with_headers, exc.status_code, json.dumps(body).encode(), [(b"content-type", b"application/json")])
+            # 405 for a write; anything else StaticFiles refuses (missing, outside static/, unreadable) is a 404
+            status, code = (405, "method_not_allowed") if exc.status_code == 405 else (404, "not_found")
+            ERRORS.labels(code).inc()  # counted as the API's error answers are
+            message = "only GET and HEAD are served here" if status == 405 else "no such file of the page"
+            body = {"code": code, "message": message, "request_id": uuid.uuid4().hex}
+            await _send(with_headers, status, json.dumps(body).encode(), [(b"content-type", b"application/json")])
             return
         await response(inner, receive, with_headers)
 

@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from starlette.responses import JSONResponse
 from starlette.testclient import TestClient
 
@@ -54,7 +55,13 @@ def test_modules_are_served_as_javascript(client) -> None:
     assert "content-security-policy" in response.headers
 
 
+def _errors(code: str) -> float:
+    return REGISTRY.get_sample_value("medserve_errors_total", {"code": code}) or 0.0
+
+
 def test_a_missing_file_or_a_write_is_a_json_error_with_a_stable_code(client) -> None:
+    """Counted in medserve_errors_total like the API's errors; the path is not echoed."""
+    not_found, not_allowed = _errors("not_found"), _errors("method_not_allowed")
     missing = client.get("/ui/nothing-here.js")
     assert missing.status_code == 404
     assert missing.json()["code"] == "not_found" and missing.json()["request_id"]
@@ -63,6 +70,8 @@ def test_a_missing_file_or_a_write_is_a_json_error_with_a_stable_code(client) ->
     write = client.post("/ui/index.html", content=b"x")
     assert write.status_code == 405
     assert write.json()["code"] == "method_not_allowed"
+    assert "nothing-here" not in missing.text
+    assert _errors("not_found") - not_found >= 1 and _errors("method_not_allowed") - not_allowed == 1
 
 
 def test_every_other_path_goes_on_to_the_api(client) -> None:
