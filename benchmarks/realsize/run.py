@@ -20,7 +20,7 @@ from benchmarks.serving.load import closed_loop
 from benchmarks.serving.machine import cpu_counters, cpu_per_request, machine_description
 from benchmarks.serving.options import MARKDOWN, RESULTS_DIR
 from benchmarks.serving.repositories import bench_repository, export_digest
-from benchmarks.serving.servers import BaselineProcess, gateway_process
+from benchmarks.serving.servers import BaselineProcess, gateway_process, stop_servers
 from benchmarks.serving.stages import snapshot, stage_breakdown
 from devtools.tritonserver import TritonPorts, TritonServer
 from devtools.zoo.realsize import CLASSIFIER_2D, SEGMENTER_3D, ensure_realsize_repository
@@ -98,12 +98,7 @@ class _Servers:
         self.gateway.wait_serving(timeout_s=120)
 
     def stop(self) -> None:
-        for server in [self.gateway, *self.baselines.values()]:
-            if server is not None:
-                try:
-                    server.stop()
-                except Exception as exc:  # keep stopping the others
-                    self.options.log(f"stopping {server.url}: {exc}")
+        stop_servers([self.gateway, *self.baselines.values()], self.options.log)
         if self.triton is not None:
             self.triton.stop()
 
@@ -229,7 +224,6 @@ def script_agreement(gateway_url: str, script: ScriptModel, bodies: list[bytes])
     """The script's cascade mask against the served one (``?format=rle``) on the same bytes:
     voxels that differ, Dice, and each side's volume in mL (behaviour, not timing)."""
     import httpx
-    import numpy as np
 
     from benchmarks.script_baseline import cascade_labels
     from gateway.outputs import rle

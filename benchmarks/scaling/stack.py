@@ -17,7 +17,7 @@ from devtools.tritonserver import TritonPorts, TritonServer
 
 from benchmarks.serving.options import BenchOptions
 from benchmarks.serving.repositories import bench_repository
-from benchmarks.serving.servers import gateway_process
+from benchmarks.serving.servers import gateway_process, stop_servers
 from benchmarks.serving.variants import CLASSIFIER
 from export.spec import Precision
 from export.variants import model_name
@@ -88,11 +88,6 @@ class ScalingStack:
         return {"gateway": [g.pid for g in self.gateways[configuration] if g.pid is not None], "triton": [self.triton.pid]}
 
     def stop(self) -> None:
-        for group in self.gateways.values():
-            for gateway in group:
-                try:
-                    gateway.stop()
-                except Exception as exc:  # keep stopping the others
-                    self.options.log(f"stopping {gateway.url}: {exc}")
+        stop_servers((g for group in self.gateways.values() for g in group), self.options.log)
         if self.triton is not None:
             self.triton.stop()

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from devtools.processes import GatewayProcess, ServerProcess, free_port
 
@@ -47,3 +49,15 @@ def gateway_process(triton_grpc_url: str, work: Path, workers: int, env: dict[st
     """A gateway of this checkout on ``triton_grpc_url`` with ``workers`` uvicorn workers and
     the extra settings ``env`` (``MEDSERVE_X``: value), logging under ``work``."""
     return GatewayProcess(triton_grpc_url, work, settings={"workers": str(workers)}, env=uncapped_env(**env))
+
+
+def stop_servers(servers: Iterable[Any], log: Callable[[str], None]) -> None:
+    """Stop every server (None entries skipped), logging a failure and going on with the others:
+    one that will not stop must not leave the rest running."""
+    for server in servers:
+        if server is None:
+            continue
+        try:
+            server.stop()
+        except Exception as exc:  # keep stopping the others
+            log(f"stopping {server.url}: {exc}")

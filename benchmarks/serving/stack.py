@@ -16,7 +16,7 @@ from devtools.tritonserver import TritonPorts, TritonServer
 
 from .options import BenchOptions
 from .repositories import bench_repository
-from .servers import BaselineProcess, gateway_process
+from .servers import BaselineProcess, gateway_process, stop_servers
 from .stages import http_get
 from .variants import served_name
 
@@ -93,10 +93,6 @@ class Stack:
         return server.pid
 
     def stop(self) -> None:
-        for server in [*(g for group in self.gateways.values() for g in group), *self.baselines.values()]:
-            try:
-                server.stop()
-            except Exception as exc:  # keep stopping the others
-                self.options.log(f"stopping {server.url}: {exc}")
+        stop_servers([*(g for group in self.gateways.values() for g in group), *self.baselines.values()], self.options.log)
         for triton in self.tritons.values():
             triton.stop()
