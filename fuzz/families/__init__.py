@@ -8,7 +8,8 @@ the first part of a case id. Grouped by what they attack:
     pixels.py     encapsulated fragments (JPEG, JPEG 2000, JPEG-LS, RLE), native pixel data
                   size, enhanced multi-frame functional groups, series made of many instances
     uploads.py    multipart boundaries and parts, ZIP bombs and corrupt archives
-    http.py       header count/size, odd Content-Type/Accept, query strings, every route
+    http.py       header count/size, odd Content-Type/Accept, query strings, every route,
+                  the page's static files and the model read routes with hostile paths
 """
 
 from __future__ import annotations

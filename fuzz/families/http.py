@@ -138,3 +138,27 @@ def route_shapes(rng, corpus):
         return Request("POST", STOW, body, ((b"Content-Type", content_type),), f"{name} STOW")
     model, output = rng.choice(MODELS), rng.choice(FORMATS)
     return Request("POST", predict_target(model, output), data, ((b"Content-Type", DICOM),), name)
+
+
+#: Path pieces a hostile client puts under the page's prefix: traversal (plain, encoded,
+#: doubled), NUL and other control bytes, bytes that are not UTF-8, absolute paths, a long name.
+_PAGE_PATHS = (
+    "../__init__.py", "..%2f__init__.py", "%2e%2e/%2e%2e/main.py", "....//....//etc/passwd", "%00", "index.html%00.js",
+    "%ff%fe%fd", "//etc/passwd", "/proc/self/environ", "app.js/..", "app.js/../../config.py", "%5c..%5cmain.py",
+    "a" * 4000, "index.html?%00=%ff", "style.css;x", "%252e%252e/main.py", "~root", ".", "..", "con", "app.js%20",
+)
+#: Model names the read-only model routes are asked for: real ones, unknown ones, hostile ones.
+_MODEL_NAMES = (*MODELS, "nope", "..%2f..", "%00", "a" * 2000, "%ff", "ct_nodule_classifier%2fconfig.pbtxt", "%20")
+
+
+@family
+def page_and_model_reads(rng, corpus):
+    """The page's static files and the read-only model routes it calls (export report, drift)
+    with hostile paths and names, and writes where only reads are served."""
+    if rng.random() < 0.5:
+        target = "/ui/" + rng.choice(_PAGE_PATHS)
+    else:
+        target = f"/v1/models/{rng.choice(_MODEL_NAMES)}/{rng.choice(('report', 'drift'))}"
+    method = rng.choice(("GET", "GET", "GET", "POST", "PUT", "DELETE"))
+    body = b"" if method == "GET" else bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 64)))
+    return Request(method, target, body, (), "page/model read")

@@ -13,6 +13,7 @@ what the gateway sends without being able to run anything it did not ship.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -65,14 +66,21 @@ class StaticPage:
 
         inner = {**scope, "root_path": scope.get("root_path", "") + PREFIX}
         try:
-            response = await self.files.get_response(self.files.get_path(inner), inner)
+            relative = self.files.get_path(inner)
+            if os.path.normpath(relative) == "." and scope["path"] != PREFIX + "/":
+                # "/ui/.", "/ui/app.js/..": the folder by another name; StaticFiles would redirect
+                # to it, only "/ui/" is the page
+                raise HTTPException(404)
+            response = await self.files.get_response(relative, inner)
         except HTTPException as exc:
             # 405 for a write; anything else StaticFiles refuses (missing, outside static/, unreadable) is a 404
             status, code = (405, "method_not_allowed") if exc.status_code == 405 else (404, "not_found")
             ERRORS.labels(code).inc()  # counted as the API's error answers are
             message = "only GET and HEAD are served here" if status == 405 else "no such file of the page"
-            body = {"code": code, "message": message, "request_id": uuid.uuid4().hex}
-            await _send(with_headers, status, json.dumps(body).encode(), [(b"content-type", b"application/json")])
+            request_id = uuid.uuid4().hex
+            body = {"code": code, "message": message, "request_id": request_id}
+            await _send(with_headers, status, json.dumps(body).encode(),
+                        [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())])
             return
         await response(inner, receive, with_headers)
 

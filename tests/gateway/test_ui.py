@@ -4,6 +4,7 @@ Content-Security-Policy forbids it, so inline code would simply not run)."""
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import re
 import tomllib
@@ -55,6 +56,24 @@ def test_modules_are_served_as_javascript(client) -> None:
     assert "content-security-policy" in response.headers
 
 
+def _status_of_raw_get(path: str) -> int:
+    """The status StaticPage answers for ``path`` exactly as a client sent it (HTTP clients
+    resolve dot segments before sending; a hostile one need not)."""
+    started: list[int] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            started.append(message["status"])
+
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+             "headers": [], "scheme": "http", "server": ("test", 80), "client": ("test", 1), "http_version": "1.1"}
+    asyncio.run(StaticPage(api)(scope, receive, send))
+    return started[0]
+
+
 def _errors(code: str) -> float:
     return REGISTRY.get_sample_value("medserve_errors_total", {"code": code}) or 0.0
 
@@ -65,12 +84,15 @@ def test_a_missing_file_or_a_write_is_a_json_error_with_a_stable_code(client) ->
     missing = client.get("/ui/nothing-here.js")
     assert missing.status_code == 404
     assert missing.json()["code"] == "not_found" and missing.json()["request_id"]
+    assert missing.headers["x-request-id"] == missing.json()["request_id"]
     escape = client.get("/ui/../gateway/main.py")
     assert escape.status_code in (404, 200) and "create_app" not in escape.text
     write = client.post("/ui/index.html", content=b"x")
     assert write.status_code == 405
     assert write.json()["code"] == "method_not_allowed"
     assert "nothing-here" not in missing.text
+    for the_folder_by_another_name in ("/ui/.", "/ui/app.js/..", "/ui/./"):  # as sent: no client normalises them
+        assert _status_of_raw_get(the_folder_by_another_name) == 404
     assert _errors("not_found") - not_found >= 1 and _errors("method_not_allowed") - not_allowed == 1
 
 
