@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from preprocessing.normalize import clip_percentile_values
 from preprocessing.pipeline import PreparedInput, SeriesVolume, finish_volume
@@ -113,41 +112,10 @@ def labels_on_source(
     on_base: np.ndarray, base: SeriesVolume, postprocessing: PostprocessingSpec | None
 ) -> np.ndarray:
     """Labels on the loaded volume's grid → the series as sent (nearest neighbour through the
-    two affines), refined there when the post-processing's grid is ``source``.
-
-    The refinement runs on the box of every label, grown by as much as the spec's dilations
-    can grow it (:func:`findings_box`): its steps never change a voxel outside it (the
-    component steps keep to each label's box, a dilation to the label's box plus its reach,
-    and erosion only clears), and see the same neighbourhoods there as on the whole grid, so
-    the answer is the whole grid's voxel for voxel — without the passes over the 11.5 M
-    voxels of a head MR that a brain fills a third of.
-    """
+    two affines), refined there when the post-processing's grid is ``source`` (on the box the
+    steps can change, :func:`postprocessing.morphology.refine`)."""
     source = base.source
     labels = labels_to_grid(on_base, base.affine_lps, source.affine_lps, source.shape)
-    if postprocessing is None or postprocessing.grid != "source" or not postprocessing.label_steps:
-        return labels
-    box = findings_box(labels, postprocessing, source.spacing_mm)
-    if box is None:  # no label: no step changes anything
-        return labels
-    if labels is on_base:  # the grids were the same: never change the caller's array
-        labels = labels.copy()
-    labels[box] = refine(labels[box], postprocessing, source.spacing_mm)
+    if postprocessing is not None and postprocessing.grid == "source":
+        labels = refine(labels, postprocessing, source.spacing_mm)
     return labels
-
-
-def findings_box(labels: np.ndarray, postprocessing: PostprocessingSpec, spacing_mm: tuple[float, ...]) -> Box | None:
-    """The bounding box of every non-zero label, grown per axis by the sum of the spec's
-    dilation reaches (⌊mm / spacing⌋ voxels each, as :mod:`postprocessing.morphology` reaches)
-    and clamped to the array; None when there is no label."""
-    found = [box for box in ndimage.find_objects(labels) if box is not None]
-    if not found:
-        return None
-    grow = [0] * labels.ndim
-    for step in postprocessing.label_steps:
-        if step.op == "dilate":
-            assert step.mm is not None
-            grow = [g + int(step.mm // float(s)) for g, s in zip(grow, spacing_mm)]
-    return tuple(
-        slice(max(min(box[axis].start for box in found) - grow[axis], 0), min(max(box[axis].stop for box in found) + grow[axis], n))
-        for axis, n in enumerate(labels.shape)
-    )

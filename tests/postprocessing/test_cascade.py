@@ -114,3 +114,20 @@ def test_refinement_on_the_findings_box_equals_the_whole_source_grid(seed: int, 
 
     np.testing.assert_array_equal(labels_on_source(on_base, base, spec), expected)
     np.testing.assert_array_equal(on_base, before)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_refine_on_the_box_the_steps_can_change_equals_the_steps_on_the_whole_map(seed: int) -> None:
+    """refine runs the steps on the labels' box grown by the dilations' reach: the same map as
+    each step run on the whole of it, voxel for voxel."""
+    from postprocessing.morphology import _run
+
+    rng = np.random.default_rng(100 + seed)
+    labels = _random_labels(rng, (24, 30, 34))
+    spec = _random_refinement(rng)
+    spacing = (1.2, 0.9, 0.9)
+    whole = labels.copy()
+    for step in spec.label_steps:
+        _run(step, whole, spacing)
+
+    np.testing.assert_array_equal(refine(labels, spec, spacing), whole)
